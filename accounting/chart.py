@@ -1,0 +1,134 @@
+"""The chart of accounts: every account's code, commodity, type and flags, derived from its role.
+
+Per-user and per-creator accounts are opened on first use; fixed platform accounts by migration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from accounting.errors import InvalidUserId
+from accounting.money import COIN, DIAMOND, fiat
+
+
+class AccountType(StrEnum):
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+
+_DEBIT_NORMAL = {AccountType.ASSET, AccountType.EXPENSE}
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """What an account is. Amounts are debit-positive; ``normal_sign`` turns them into the
+    account's natural reading (a liability's credit balance reads as a positive number)."""
+
+    code: str
+    commodity: str
+    type: AccountType
+    contra: bool = False
+    no_overdraft: bool = False
+
+    @property
+    def normal_sign(self) -> int:
+        debit_normal = self.type in _DEBIT_NORMAL
+        if self.contra:
+            debit_normal = not debit_normal
+        return 1 if debit_normal else -1
+
+
+_USER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+PROVIDERS = ("card", "paypal", "mobile_wallet", "apple", "google")
+
+
+def check_user_id(user_id: str, *, field: str = "userId") -> str:
+    if not _USER_ID.fullmatch(user_id):
+        raise InvalidUserId(
+            "A user id is 1-64 letters, digits, '_', '.' or '-'", field=field, user_id=user_id
+        )
+    return user_id
+
+
+def user_coins(user_id: str) -> AccountSpec:
+    check_user_id(user_id)
+    return AccountSpec(f"user:{user_id}:coins", COIN.code, AccountType.LIABILITY, no_overdraft=True)
+
+
+def user_coins_value(user_id: str, functional_currency: str) -> AccountSpec:
+    check_user_id(user_id)
+    return AccountSpec(
+        f"user:{user_id}:coins_value",
+        fiat(functional_currency).code,
+        AccountType.LIABILITY,
+        no_overdraft=True,
+    )
+
+
+def coins_issued() -> AccountSpec:
+    return AccountSpec("platform:coins:issued", COIN.code, AccountType.EQUITY, contra=True)
+
+
+def coins_spent() -> AccountSpec:
+    return AccountSpec("platform:coins:spent", COIN.code, AccountType.EQUITY, contra=True)
+
+
+def diamonds_issued() -> AccountSpec:
+    return AccountSpec("platform:diamonds:issued", DIAMOND.code, AccountType.EQUITY, contra=True)
+
+
+def diamonds_redeemed() -> AccountSpec:
+    return AccountSpec(
+        "platform:diamonds:redeemed", DIAMOND.code, AccountType.EQUITY, contra=True
+    )
+
+
+def provider_clearing(provider: str, currency: str) -> AccountSpec:
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}")
+    return AccountSpec(
+        f"platform:clearing:{provider}:{currency}", fiat(currency).code, AccountType.ASSET
+    )
+
+
+def bank(currency: str) -> AccountSpec:
+    return AccountSpec(f"platform:bank:{currency}", fiat(currency).code, AccountType.ASSET)
+
+
+def fee_expense(provider: str, currency: str) -> AccountSpec:
+    """Processor fees for card, PayPal and wallets; app-store commission for Apple and Google."""
+    kind = "app_store_fees" if provider in ("apple", "google") else "processor_fees"
+    return AccountSpec(
+        f"platform:expense:{kind}:{currency}", fiat(currency).code, AccountType.EXPENSE
+    )
+
+
+def fx_trading(currency: str) -> AccountSpec:
+    return AccountSpec(f"platform:fx:{currency}", fiat(currency).code, AccountType.EQUITY)
+
+
+def revenue(stream: str, functional_currency: str) -> AccountSpec:
+    return AccountSpec(
+        f"platform:revenue:{stream}", fiat(functional_currency).code, AccountType.REVENUE
+    )
+
+
+def fixed_platform_accounts(functional_currency: str, currencies: tuple[str, ...]) -> list[AccountSpec]:
+    """The platform accounts a migration opens for the configured currencies."""
+    specs = [coins_issued(), coins_spent(), diamonds_issued(), diamonds_redeemed()]
+    for stream in ("gifts", "features", "breakage"):
+        specs.append(revenue(stream, functional_currency))
+    for currency in currencies:
+        specs.append(bank(currency))
+        specs.append(fx_trading(currency))
+        for provider in PROVIDERS:
+            specs.append(provider_clearing(provider, currency))
+        specs.append(fee_expense("card", currency))
+        specs.append(fee_expense("apple", currency))
+    return specs

@@ -1,0 +1,284 @@
+"""Writing journal entries to PostgreSQL: open accounts, lock them in a fixed order, check,
+insert the entry and its postings. The caller owns the transaction and commits it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounting.chart import AccountSpec, AccountType
+from accounting.entries import Entry, EntryKind, Posting, reversal_postings
+from accounting.errors import (
+    AlreadyReversed,
+    CommodityMismatch,
+    EntryNotFound,
+    IdempotencyKeyReused,
+    InsufficientCoins,
+    Overdraft,
+)
+from accounting.money import COIN
+from accounting.tables import AccountRow, JournalEntryRow, PostingRow
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    id: int
+    spec: AccountSpec
+    balance: int
+    """Debit-positive balance at the moment the lock was taken."""
+
+    @property
+    def normal_balance(self) -> int:
+        return self.balance * self.spec.normal_sign
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEntry:
+    id: int
+    event_key: str
+    posted_at: datetime
+    replayed: bool
+    """True when the event had been posted before and nothing new was written."""
+
+
+def fingerprint(entry: Entry) -> str:
+    canonical = {
+        "kind": str(entry.kind),
+        "postings": sorted([p.account.code, p.amount] for p in entry.postings),
+        "reverses": entry.reverses_entry_id,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def spec_of(row: AccountRow) -> AccountSpec:
+    return AccountSpec(
+        code=row.code,
+        commodity=row.commodity,
+        type=AccountType(row.type),
+        contra=row.contra,
+        no_overdraft=row.no_overdraft,
+    )
+
+
+async def open_accounts(session: AsyncSession, specs: Iterable[AccountSpec]) -> None:
+    """Open the accounts that do not exist yet. Existing ones must match their spec."""
+    wanted = {spec.code: spec for spec in specs}
+    if not wanted:
+        return
+    await session.execute(
+        pg_insert(AccountRow)
+        .values(
+            [
+                {
+                    "code": spec.code,
+                    "commodity": spec.commodity,
+                    "type": str(spec.type),
+                    "contra": spec.contra,
+                    "no_overdraft": spec.no_overdraft,
+                    "normal_sign": spec.normal_sign,
+                }
+                for spec in sorted(wanted.values(), key=lambda s: s.code)
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["code"])
+    )
+
+
+async def lock_accounts(
+    session: AsyncSession, specs: Iterable[AccountSpec]
+) -> dict[str, LockedAccount]:
+    """Open (where needed) and lock the accounts, always in ascending id order."""
+    wanted = {spec.code: spec for spec in specs}
+    statement = (
+        select(AccountRow)
+        .where(AccountRow.code.in_(list(wanted)))
+        .order_by(AccountRow.id)
+        .with_for_update()
+    )
+    rows = (await session.scalars(statement)).all()
+    if len(rows) < len(wanted):
+        found = {row.code for row in rows}
+        await open_accounts(session, (s for c, s in wanted.items() if c not in found))
+        rows = (await session.scalars(statement.execution_options(populate_existing=True))).all()
+    locked: dict[str, LockedAccount] = {}
+    for row in rows:
+        actual = spec_of(row)
+        if actual != wanted[row.code]:
+            raise CommodityMismatch(
+                f"Account {row.code} is {actual}, not {wanted[row.code]}", account=row.code
+            )
+        locked[row.code] = LockedAccount(row.id, actual, row.balance)
+    return locked
+
+
+def check_overdraft(entry: Entry, accounts: dict[str, LockedAccount]) -> None:
+    """Invariant 4 in Python: no no-overdraft account goes below zero."""
+    deltas: dict[str, int] = {}
+    for posting in entry.postings:
+        deltas[posting.account.code] = deltas.get(posting.account.code, 0) + posting.amount
+    for code, delta in deltas.items():
+        account = accounts[code]
+        if not account.spec.no_overdraft:
+            continue
+        after = (account.balance + delta) * account.spec.normal_sign
+        if after < 0:
+            error = InsufficientCoins if account.spec.commodity == COIN.code else Overdraft
+            raise error(
+                f"{code} holds {account.normal_balance}, needs {account.normal_balance - after}",
+                account=code,
+                held=account.normal_balance,
+                needed=account.normal_balance - after,
+            )
+
+
+async def find_entry(session: AsyncSession, event_key: str) -> JournalEntryRow | None:
+    row: JournalEntryRow | None = await session.scalar(
+        select(JournalEntryRow).where(JournalEntryRow.event_key == event_key)
+    )
+    return row
+
+
+def _replay(existing: JournalEntryRow, entry: Entry, print_: str) -> PostedEntry:
+    if existing.fingerprint != print_:
+        raise IdempotencyKeyReused(
+            f"Event {entry.event_key} was already posted with different postings",
+            event_key=entry.event_key,
+            entry_id=existing.id,
+        )
+    return PostedEntry(existing.id, existing.event_key, existing.posted_at, replayed=True)
+
+
+async def post_entry(session: AsyncSession, entry: Entry) -> PostedEntry:
+    """Write ``entry`` (already checked when it was built) inside the caller's transaction.
+
+    The same event key with the same postings returns the first entry and writes nothing; with
+    different postings it is refused. Accounts are locked in ascending id order, so concurrent
+    entries over the same accounts serialise instead of deadlocking.
+    """
+    print_ = fingerprint(entry)
+    existing = await find_entry(session, entry.event_key)
+    if existing is not None:
+        return _replay(existing, entry, print_)
+
+    accounts = await lock_accounts(session, (p.account for p in entry.postings))
+    check_overdraft(entry, accounts)
+
+    inserted = (
+        await session.execute(
+            pg_insert(JournalEntryRow)
+            .values(
+                kind=str(entry.kind),
+                event_key=entry.event_key,
+                fingerprint=print_,
+                posted_at=func.clock_timestamp(),
+                actor=entry.actor,
+                rates=dict(entry.rates),
+                refs=dict(entry.refs),
+                memo=entry.memo,
+                reverses_entry_id=entry.reverses_entry_id,
+            )
+            .on_conflict_do_nothing(index_elements=["event_key"])
+            .returning(JournalEntryRow.id, JournalEntryRow.posted_at)
+        )
+    ).first()
+    if inserted is None:  # a concurrent request posted the same event first
+        existing = await find_entry(session, entry.event_key)
+        assert existing is not None
+        return _replay(existing, entry, print_)
+
+    entry_id, posted_at = inserted
+    await session.execute(
+        insert(PostingRow),
+        [
+            {
+                "entry_id": entry_id,
+                "posted_at": posted_at,
+                "account_id": accounts[p.account.code].id,
+                "commodity": p.commodity,
+                "amount": p.amount,
+                "account_seq": 0,
+                "balance_after": 0,
+            }
+            for p in entry.postings
+        ],
+    )
+    return PostedEntry(entry_id, entry.event_key, posted_at, replayed=False)
+
+
+async def entry_postings(session: AsyncSession, entry_id: int) -> list[Posting]:
+    rows = (
+        await session.execute(
+            select(AccountRow, PostingRow.amount)
+            .join(PostingRow, PostingRow.account_id == AccountRow.id)
+            .where(PostingRow.entry_id == entry_id)
+            .order_by(PostingRow.id)
+        )
+    ).all()
+    return [Posting(spec_of(account), amount) for account, amount in rows]
+
+
+async def reverse_entry(
+    session: AsyncSession, entry_id: int, *, actor: str, reason: str
+) -> PostedEntry:
+    """Post the exact negation of entry ``entry_id``. An entry is reversed at most once."""
+    original = await session.get(JournalEntryRow, entry_id)
+    if original is None:
+        raise EntryNotFound(f"No journal entry {entry_id}", field="entryId", entry_id=entry_id)
+    already = await session.scalar(
+        select(JournalEntryRow.id).where(JournalEntryRow.reverses_entry_id == entry_id)
+    )
+    if already is not None:
+        raise AlreadyReversed(
+            f"Entry {entry_id} was already reversed by entry {already}",
+            field="entryId",
+            entry_id=entry_id,
+            reversal_id=already,
+        )
+    postings = await entry_postings(session, entry_id)
+    reversal = Entry(
+        kind=EntryKind.REVERSAL,
+        event_key=f"reversal:{entry_id}",
+        postings=reversal_postings(postings),
+        actor=actor,
+        rates=original.rates,
+        refs={**original.refs, "reverses": entry_id},
+        memo=reason,
+        reverses_entry_id=entry_id,
+    )
+    return await post_entry(session, reversal)
+
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+"""Serialization failure and deadlock: the transaction did nothing and may simply run again."""
+MAX_TRANSACTION_ATTEMPTS = 4
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    original = getattr(error.orig, "__cause__", None) or error.orig
+    return getattr(original, "sqlstate", None) or getattr(error.orig, "sqlstate", None)
+
+
+async def in_transaction(
+    sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Run ``work`` in one transaction and commit it; run it again after a deadlock or a
+    serialization failure (bounded), since those roll back everything the attempt did."""
+    for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+        try:
+            async with sessions() as session, session.begin():
+                return await work(session)
+        except DBAPIError as error:
+            if _sqlstate(error) not in RETRYABLE_SQLSTATES or attempt == MAX_TRANSACTION_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,273 @@
+"""Buying coins: quote, record the purchase, charge the provider, and post the entry exactly
+once, when the provider's answer says the money was taken (now, or later on a lookup)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounting import catalog, fx, idempotency
+from accounting.chart import PROVIDERS, check_user_id
+from accounting.errors import (
+    IdempotencyKeyReused,
+    InvalidAmount,
+    ProviderNotAvailable,
+    PurchaseNotFound,
+)
+from accounting.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
+from accounting.ledger import in_transaction, post_entry
+from accounting.money import fiat
+from accounting.payments import ChargeOutcome, ChargeResult, PaymentGateway
+from accounting.posting_rules import PurchaseFacts, purchase_entry, purchase_value_micros
+from accounting.tables import PurchaseRow
+
+log = logging.getLogger(__name__)
+
+MAX_CUSTOM_COINS = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseRequest:
+    user_id: str
+    idempotency_key: str
+    currency: str
+    channel: str
+    provider: str
+    payment_token: str
+    package_code: str | None = None
+    custom_coins: int | None = None
+
+    def fingerprint(self) -> str:
+        return idempotency.request_hash(
+            "purchase_coins",
+            {
+                "currency": self.currency,
+                "channel": self.channel,
+                "provider": self.provider,
+                "payment_token": self.payment_token,
+                "package_code": self.package_code,
+                "custom_coins": self.custom_coins,
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseResult:
+    purchase: PurchaseRow
+    replayed: bool
+    """True when the idempotency key had been seen: nothing new was charged or posted."""
+
+
+class PurchaseService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: PaymentGateway,
+        *,
+        functional_currency: str = "USD",
+        fees: dict[str, FeeSchedule] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._gateway = gateway
+        self.functional_currency = fiat(functional_currency).code
+        self._fees = fees or fee_schedules()
+
+    def _check(self, request: PurchaseRequest) -> None:
+        check_user_id(request.user_id)
+        idempotency.check_key(request.idempotency_key)
+        fiat(request.currency)
+        if request.channel not in CHANNEL_PROVIDERS:
+            raise ProviderNotAvailable(
+                f"Unknown channel {request.channel!r}", field="channel", channel=request.channel
+            )
+        if request.provider not in PROVIDERS:
+            raise ProviderNotAvailable(
+                f"Unknown payment provider {request.provider!r}", field="provider"
+            )
+        if request.provider not in CHANNEL_PROVIDERS[request.channel]:
+            raise ProviderNotAvailable(
+                f"{request.provider} is not available on {request.channel}",
+                field="provider",
+                allowed=CHANNEL_PROVIDERS[request.channel],
+            )
+        if (request.package_code is None) == (request.custom_coins is None):
+            raise InvalidAmount(
+                "Give either a package code or a custom number of coins", field="packageCode"
+            )
+        if request.custom_coins is not None and not 0 < request.custom_coins <= MAX_CUSTOM_COINS:
+            raise InvalidAmount("Custom coins out of range", field="customCoins")
+        if not 1 <= len(request.payment_token) <= 200:
+            raise InvalidAmount("A payment token is 1-200 characters", field="paymentToken")
+
+    async def purchase_coins(self, request: PurchaseRequest) -> PurchaseResult:
+        """Buy coins. The purchase comes back completed (coins granted), failed (declined: nothing
+        posted) or pending (no answer from the provider: settled later, exactly once)."""
+        self._check(request)
+        fingerprint = request.fingerprint()
+
+        async def record(session: AsyncSession) -> tuple[PurchaseRow, bool]:
+            existing = await self._by_key(session, request.user_id, request.idempotency_key)
+            if existing is not None:
+                return existing, True
+            if request.package_code is not None:
+                offer = await catalog.package_offer(
+                    session, request.package_code, request.currency, request.channel
+                )
+            else:
+                assert request.custom_coins is not None
+                offer = await catalog.custom_offer(
+                    session, request.custom_coins, request.currency, request.channel
+                )
+            inserted = await session.scalar(
+                pg_insert(PurchaseRow)
+                .values(
+                    user_id=request.user_id,
+                    idempotency_key=request.idempotency_key,
+                    request_hash=fingerprint,
+                    package_code=offer.package_code,
+                    coins=offer.coins,
+                    bonus_coins=offer.bonus_coins,
+                    channel=request.channel,
+                    provider=request.provider,
+                    currency=request.currency,
+                    price_minor=offer.price_minor,
+                )
+                .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+                .returning(PurchaseRow.id)
+            )
+            if inserted is None:  # a concurrent request with the same key won the race
+                raced = await self._by_key(session, request.user_id, request.idempotency_key)
+                assert raced is not None
+                return raced, True
+            row = await session.get(PurchaseRow, inserted)
+            assert row is not None
+            if request.currency != self.functional_currency:
+                await fx.rate_at(session, request.currency, self.functional_currency, row.created_at)
+            return row, False
+
+        purchase, replayed = await in_transaction(self._sessions, record)
+        if replayed:
+            if purchase.request_hash != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This idempotency key was used for a different purchase",
+                    field="idempotencyKey",
+                    purchase_id=purchase.id,
+                )
+            if purchase.status == "pending":
+                purchase = await self.settle(purchase.id)
+            return PurchaseResult(purchase, replayed=True)
+
+        result = await self._gateway.charge(
+            provider=purchase.provider,
+            merchant_reference=merchant_reference(purchase.id),
+            payment_token=request.payment_token,
+            amount_minor=purchase.price_minor,
+            currency=purchase.currency,
+        )
+        purchase = await self._resolve(purchase.id, result)
+        return PurchaseResult(purchase, replayed=False)
+
+    async def settle(self, purchase_id: int) -> PurchaseRow:
+        """Ask the provider what became of a pending purchase and resolve it (at most once)."""
+        async with self._sessions() as session:
+            purchase = await session.get(PurchaseRow, purchase_id)
+        if purchase is None:
+            raise PurchaseNotFound(f"No purchase {purchase_id}", field="purchaseId")
+        if purchase.status != "pending":
+            return purchase
+        result = await self._gateway.lookup(
+            provider=purchase.provider, merchant_reference=merchant_reference(purchase.id)
+        )
+        return await self._resolve(purchase_id, result)
+
+    async def settle_pending(self, *, limit: int = 1000) -> dict[str, int]:
+        """Settle every pending purchase the provider has an answer for; count the outcomes."""
+        async with self._sessions() as session:
+            ids = (
+                await session.scalars(
+                    select(PurchaseRow.id)
+                    .where(PurchaseRow.status == "pending")
+                    .order_by(PurchaseRow.id)
+                    .limit(limit)
+                )
+            ).all()
+        counts = {"completed": 0, "failed": 0, "pending": 0}
+        for purchase_id in ids:
+            settled = await self.settle(purchase_id)
+            counts[settled.status] += 1
+        return counts
+
+    async def _resolve(self, purchase_id: int, result: ChargeResult) -> PurchaseRow:
+        async def resolve(session: AsyncSession) -> PurchaseRow:
+            purchase = await session.get(PurchaseRow, purchase_id, with_for_update=True)
+            assert purchase is not None
+            if purchase.status != "pending":
+                return purchase  # settled already, by a racing retry or a provider event
+            if result.outcome is ChargeOutcome.SUCCEEDED:
+                facts = await self._facts(session, purchase, result.reference or "")
+                posted = await post_entry(
+                    session, purchase_entry(facts, actor=f"user:{purchase.user_id}")
+                )
+                purchase.status = "completed"
+                purchase.entry_id = posted.id
+                purchase.provider_reference = result.reference
+                purchase.settled_at = posted.posted_at
+            elif result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.NOT_FOUND):
+                settled_at = await session.scalar(select(func.now()))
+                purchase.status = "failed"
+                purchase.failure_code = result.decline_code or "not_charged"
+                purchase.failure_message = result.message or "The payment did not go through"
+                purchase.provider_reference = result.reference
+                purchase.settled_at = settled_at
+            await session.flush()
+            return purchase
+
+        purchase = await in_transaction(self._sessions, resolve)
+        log.info("purchase %s is %s", purchase.id, purchase.status)
+        return purchase
+
+    async def _facts(
+        self, session: AsyncSession, purchase: PurchaseRow, reference: str
+    ) -> PurchaseFacts:
+        rate: Decimal | None = None
+        if purchase.currency != self.functional_currency:
+            rate = await fx.rate_at(
+                session, purchase.currency, self.functional_currency, purchase.created_at
+            )
+        return PurchaseFacts(
+            purchase_id=purchase.id,
+            user_id=purchase.user_id,
+            coins=purchase.coins,
+            bonus_coins=purchase.bonus_coins,
+            provider=purchase.provider,
+            currency=purchase.currency,
+            price_minor=purchase.price_minor,
+            fee_minor=self._fees[purchase.provider].fee_minor(
+                purchase.price_minor, purchase.currency
+            ),
+            functional_currency=self.functional_currency,
+            fx_rate=rate,
+            provider_reference=reference,
+            package_code=purchase.package_code,
+        )
+
+    async def value_micros(self, session: AsyncSession, purchase: PurchaseRow) -> int:
+        return purchase_value_micros(await self._facts(session, purchase, ""))
+
+    @staticmethod
+    async def _by_key(session: AsyncSession, user_id: str, key: str) -> PurchaseRow | None:
+        row: PurchaseRow | None = await session.scalar(
+            select(PurchaseRow).where(
+                PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key
+            )
+        )
+        return row
+
+
+def merchant_reference(purchase_id: int) -> str:
+    return f"purchase:{purchase_id}"

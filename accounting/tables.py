@@ -1,0 +1,262 @@
+"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
+``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CommodityRow(Base):
+    __tablename__ = "commodity"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    scale: Mapped[int] = mapped_column(SmallInteger)
+    minor_unit_digits: Mapped[int | None] = mapped_column(SmallInteger)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('virtual', 'fiat')", name="kind"),
+        CheckConstraint("scale BETWEEN 0 AND 6", name="scale"),
+        CheckConstraint(
+            "(kind = 'fiat') = (minor_unit_digits IS NOT NULL)"
+            " AND coalesce(minor_unit_digits, 0) <= scale",
+            name="minor_unit",
+        ),
+    )
+
+
+class AccountRow(Base):
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(Text, unique=True)
+    commodity: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    type: Mapped[str] = mapped_column(Text)
+    contra: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    no_overdraft: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    normal_sign: Mapped[int] = mapped_column(SmallInteger)
+    balance: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Debit-positive sum of the account's postings, maintained by the posting trigger only."""
+    posting_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("id", "commodity"),
+        CheckConstraint(
+            "type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="type"
+        ),
+        CheckConstraint(
+            "normal_sign = CASE WHEN (type IN ('asset', 'expense')) <> contra THEN 1 ELSE -1 END",
+            name="normal_sign",
+        ),
+        CheckConstraint("NOT no_overdraft OR balance * normal_sign >= 0", name="no_overdraft"),
+        CheckConstraint("posting_count >= 0", name="posting_count"),
+    )
+
+
+class JournalEntryRow(Base):
+    __tablename__ = "journal_entry"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(Text)
+    event_key: Mapped[str] = mapped_column(Text, unique=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    created_txid: Mapped[int] = mapped_column(BigInteger)
+    """The transaction that wrote the entry: postings join an entry only inside it."""
+    """SHA-256 of the entry's postings, to tell a replay of the same event from a different one."""
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(Text)
+    rates: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    refs: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    memo: Mapped[str] = mapped_column(Text, server_default="")
+    reverses_entry_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("journal_entry.id"), unique=True
+    )
+
+    __table_args__ = (
+        UniqueConstraint("id", "posted_at"),
+        CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="reversal"),
+        CheckConstraint("length(event_key) BETWEEN 1 AND 200", name="event_key"),
+    )
+
+
+class PostingRow(Base):
+    __tablename__ = "posting"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    commodity: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    account_seq: Mapped[int] = mapped_column(BigInteger)
+    """1, 2, 3... per account, in the order the postings were applied to it."""
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["entry_id", "posted_at"], ["journal_entry.id", "journal_entry.posted_at"]
+        ),
+        ForeignKeyConstraint(["account_id", "commodity"], ["account.id", "account.commodity"]),
+        CheckConstraint("amount <> 0", name="amount_nonzero"),
+        UniqueConstraint("account_id", "account_seq"),
+        Index("ix_posting_entry_id", "entry_id"),
+        Index("ix_posting_account_history", "account_id", "posted_at", "account_seq"),
+    )
+
+
+class CoinPackageRow(Base):
+    __tablename__ = "coin_package"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(Text, unique=True)
+    coins: Mapped[int] = mapped_column(BigInteger)
+    bonus_coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+
+    __table_args__ = (
+        CheckConstraint("coins > 0 AND bonus_coins >= 0", name="coins"),
+    )
+
+
+class PackagePriceRow(Base):
+    __tablename__ = "package_price"
+
+    package_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("coin_package.id"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(Text, primary_key=True)
+    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"), primary_key=True)
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("channel IN ('web', 'ios', 'android')", name="channel"),
+        CheckConstraint("price_minor > 0", name="price"),
+    )
+
+
+class CustomCoinPriceRow(Base):
+    """Price per coin for a custom amount bought on the web, and the bounds of that amount."""
+
+    __tablename__ = "custom_coin_price"
+
+    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"), primary_key=True)
+    coin_price_micros: Mapped[int] = mapped_column(BigInteger)
+    min_coins: Mapped[int] = mapped_column(BigInteger)
+    max_coins: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint(
+            "coin_price_micros > 0 AND min_coins > 0 AND max_coins >= min_coins", name="bounds"
+        ),
+    )
+
+
+class FxRateRow(Base):
+    """Units of ``quote`` for one unit of ``base``, in force from ``valid_from``."""
+
+    __tablename__ = "fx_rate"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    base: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    quote: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    rate: Mapped[Decimal] = mapped_column(Numeric(24, 12))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("base", "quote", "valid_from"),
+        CheckConstraint("rate > 0", name="rate_positive"),
+        CheckConstraint("base <> quote", name="distinct"),
+    )
+
+
+class PurchaseRow(Base):
+    __tablename__ = "purchase"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    request_hash: Mapped[str] = mapped_column(Text)
+    package_code: Mapped[str | None] = mapped_column(Text)
+    coins: Mapped[int] = mapped_column(BigInteger)
+    bonus_coins: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    failure_code: Mapped[str | None] = mapped_column(Text)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    provider_reference: Mapped[str | None] = mapped_column(Text)
+    entry_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("journal_entry.id"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+        CheckConstraint("(status = 'completed') = (entry_id IS NOT NULL)", name="completed_entry"),
+        CheckConstraint("coins > 0 AND bonus_coins >= 0 AND price_minor > 0", name="amounts"),
+        CheckConstraint("channel IN ('web', 'ios', 'android')", name="channel"),
+        Index("ix_purchase_user_history", "user_id", "id"),
+        Index("ix_purchase_pending", "id", postgresql_where="status = 'pending'"),
+    )
+
+
+class SandboxPaymentRow(Base):
+    """The sandbox payment provider's own records: what it charged, under whose reference."""
+
+    __tablename__ = "sandbox_payment"
+
+    reference: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text)
+    merchant_reference: Mapped[str] = mapped_column(Text)
+    payment_token: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text)
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("provider", "merchant_reference"),
+        CheckConstraint("status IN ('succeeded', 'declined')", name="status"),
+    )

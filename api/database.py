@@ -1,0 +1,91 @@
+"""Where the database is, how to reach it, and how to bring its schema up to date."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+import migrations
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def async_url(url: str | URL) -> URL:
+    """The SQLAlchemy asyncpg form of any PostgreSQL URL."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def libpq_url(url: str | URL) -> str:
+    """The plain ``postgresql://`` form, for asyncpg and the PostgreSQL command-line tools."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"application_name": "coinbooks"}},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ensure_database(server_url: str | URL, name: str) -> URL:
+    """Create database ``name`` on the server if it does not exist; return its URL."""
+    server = make_url(server_url) if isinstance(server_url, str) else server_url
+    conn = await asyncpg.connect(libpq_url(server))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            log.info("created database %s", name)
+    finally:
+        await conn.close()
+    return server.set(database=name)
+
+
+def alembic_config(url: str | URL) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes["database_url"] = async_url(url)
+    return config
+
+
+def migrate(url: str | URL, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``. Runs its own event loop: call it outside one."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | URL, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def database_url_for(settings: Settings) -> Iterator[URL]:
+    """The database the service uses: ``DATABASE_URL`` as given, or the embedded server's.
+
+    The embedded server runs for as long as the context is open; its data stays in
+    ``settings.data_dir`` across restarts.
+    """
+    if settings.database_url:
+        yield make_url(settings.database_url)
+        return
+    from api.local_postgres import LocalPostgres
+
+    with LocalPostgres(settings.data_dir / "pgdata") as server:
+        yield server.url().set(database=settings.database_name)

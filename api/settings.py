@@ -1,0 +1,71 @@
+"""Settings from the environment (``COINBOOKS_*``, plus ``DATABASE_URL``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"  # noqa: S105
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COINBOOKS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "COINBOOKS_DATABASE_URL")
+    )
+    """Any PostgreSQL; when unset, an embedded PostgreSQL is started under ``data_dir``."""
+    data_dir: Path = Path(".coinbooks")
+    database_name: str = "coinbooks"
+    """The database created on the embedded server."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "coinbooks"
+    jwt_audience: str = "coinbooks"
+    token_ttl_minutes: int = Field(default=60 * 24, ge=1)
+
+    functional_currency: str = "USD"
+    app_store_commission_percent: int = Field(default=30, ge=0, le=100)
+    """30 for the standard app-store rate, 15 for the small-business programmes."""
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+
+    max_query_depth: int = Field(default=10, ge=1)
+    max_query_tokens: int = Field(default=2000, ge=10)
+    max_query_aliases: int = Field(default=15, ge=1)
+    graphql_cache_size: int = Field(default=1024, ge=1)
+
+    @model_validator(mode="after")
+    def _production_is_explicit(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+                raise ValueError("production needs COINBOOKS_JWT_SECRET set to a secret key")
+            if self.database_url is None:
+                raise ValueError("production needs DATABASE_URL")
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
