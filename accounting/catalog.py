@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.errors import CustomAmountOutOfRange, PackageNotFound, PriceNotAvailable
-from accounting.money import fiat, minor_to_micros
+from accounting.money import fiat, minor_to_micros, round_fraction
 from accounting.tables import CoinPackageRow, CustomCoinPriceRow, PackagePriceRow
 
 CHANNELS = ("web", "ios", "android")
@@ -38,6 +38,10 @@ class Offer:
     def cost_per_coin(self) -> Fraction:
         """Exact price of one coin in micro-units (bonus coins included)."""
         return Fraction(self.price_micros, self.total_coins)
+
+    @property
+    def cost_per_coin_micros(self) -> int:
+        return round_fraction(self.cost_per_coin)
 
 
 async def list_offers(session: AsyncSession, currency: str, channel: str) -> list[Offer]:

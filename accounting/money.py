@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from fractions import Fraction
 
 from accounting.errors import InvalidAmount, UnknownCommodity
 
@@ -135,3 +136,8 @@ def round_micros_to_minor(micros: int, currency: str) -> int:
 def mul_rate(micros: int, rate: Decimal) -> int:
     """``micros × rate`` rounded half-even to a whole micro-unit."""
     return int((Decimal(micros) * rate).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def round_fraction(value: Fraction) -> int:
+    """An exact fraction of micro-units rounded half-even to a whole micro-unit."""
+    return round(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,7 +78,8 @@ def downgrade(url: str | URL, revision: str) -> None:
 
 @contextmanager
 def database_url_for(settings: Settings) -> Iterator[URL]:
-    """The database the service uses: ``DATABASE_URL`` as given, or the embedded server's.
+    """The database the service uses: ``DATABASE_URL`` as given, or a database on the embedded
+    server (created on first use). Call it outside an event loop.
 
     The embedded server runs for as long as the context is open; its data stays in
     ``settings.data_dir`` across restarts.
@@ -88,4 +90,4 @@ def database_url_for(settings: Settings) -> Iterator[URL]:
     from api.local_postgres import LocalPostgres
 
     with LocalPostgres(settings.data_dir / "pgdata") as server:
-        yield server.url().set(database=settings.database_name)
+        yield asyncio.run(ensure_database(server.url(), settings.database_name))

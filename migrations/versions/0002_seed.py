@@ -37,13 +37,13 @@ PACKAGES: dict[str, tuple[int, int]] = {
 
 # (currency, package): (web, app-store) price in minor units; app stores charge more.
 PRICES: dict[tuple[str, str], tuple[int, int]] = {
-    ("USD", "coins_70"): (99, 109),
+    ("USD", "coins_70"): (109, 119),
     ("USD", "coins_350"): (499, 549),
-    ("USD", "coins_700"): (999, 1_099),
-    ("USD", "coins_1400"): (1_999, 2_199),
-    ("USD", "coins_3500"): (4_999, 5_499),
-    ("USD", "coins_7000"): (9_999, 10_999),
-    ("USD", "coins_17500"): (24_999, 27_499),
+    ("USD", "coins_700"): (989, 1_099),
+    ("USD", "coins_1400"): (1_949, 2_199),
+    ("USD", "coins_3500"): (4_799, 5_399),
+    ("USD", "coins_7000"): (9_499, 10_699),
+    ("USD", "coins_17500"): (23_499, 26_499),
     ("EUR", "coins_100"): (99, 109),
     ("EUR", "coins_500"): (499, 549),
     ("EUR", "coins_1000"): (999, 1_099),

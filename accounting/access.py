@@ -1,0 +1,50 @@
+"""Who may do what (DESIGN.md, "Who may do what"). The process authenticates callers; these
+rules decide what an authenticated caller may read or move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    CREATOR = "creator"
+    SUPPORT = "support"
+    FINANCE = "finance"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    roles: frozenset[Role]
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user_id}"
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+SPENDERS = (Role.VIEWER, Role.CREATOR)
+"""Roles that hold a wallet of their own and may buy coins for it."""
+
+READERS_OF_ANY_WALLET = (Role.SUPPORT, Role.FINANCE)
+
+
+def may_read_wallet(principal: Principal, user_id: str) -> bool:
+    """Your own wallet (with a spending role), or anybody's with support or finance."""
+    if principal.has(*READERS_OF_ANY_WALLET):
+        return True
+    return principal.user_id == user_id and principal.has(*SPENDERS)
+
+
+def may_buy_coins(principal: Principal) -> bool:
+    return principal.has(*SPENDERS)
+
+
+def may_read_books(principal: Principal) -> bool:
+    """Trial balance, integrity report, any account: finance only."""
+    return principal.has(Role.FINANCE)

@@ -1,0 +1,164 @@
+"""The ASGI application: GraphQL at /graphql, a health check at /health."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from accounting.fees import fee_schedules
+from accounting.payments.sandbox import SandboxGateway
+from accounting.purchases import PurchaseService
+from api.auth import InvalidToken, principal_from_header
+from api.database import create_engine, session_factory
+from api.settings import Settings, get_settings
+from schema import Limits, build_schema
+from schema.context import Context, Services
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (the caller's X-Request-ID, or a new one), echoed back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(REQUEST_ID_HEADER.encode(), b"").decode()
+        request_id = given[:64] if given.isprintable() and given else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class RequestSizeLimit:
+    """Refuses request bodies larger than ``MAX_REQUEST_BYTES`` before reading them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+            if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+                response = JSONResponse(
+                    {"errors": [{"message": "Request body too large",
+                                 "extensions": {"code": "REQUEST_TOO_LARGE"}}]},
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class CoinbooksGraphQL(GraphQL[Context, None]):
+    def __init__(self, services: Services, settings: Settings) -> None:
+        super().__init__(
+            build_schema(
+                production=not settings.development,
+                limits=Limits(
+                    max_depth=settings.max_query_depth,
+                    max_tokens=settings.max_query_tokens,
+                    max_aliases=settings.max_query_aliases,
+                    cache_size=settings.graphql_cache_size,
+                ),
+            ),
+            graphql_ide="graphiql" if settings.development else None,
+            allow_queries_via_get=False,
+        )
+        self.services = services
+        self.settings = settings
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        request_id = str(request.scope.get("state", {}).get("request_id", uuid.uuid4().hex))
+        try:
+            principal = principal_from_header(self.settings, request.headers.get("authorization"))
+            auth_error = None
+        except InvalidToken as error:
+            principal, auth_error = None, error.reason
+        return Context(
+            services=self.services,
+            request_id=request_id,
+            principal=principal,
+            auth_error=auth_error,
+        )
+
+
+def create_app(settings: Settings, database_url: str | URL) -> Starlette:
+    engine = create_engine(
+        database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    sessions = session_factory(engine)
+    services = Services(
+        sessions=sessions,
+        purchases=PurchaseService(
+            sessions,
+            SandboxGateway(sessions),
+            functional_currency=settings.functional_currency,
+            fees=fee_schedules(settings.app_store_commission_percent),
+        ),
+        functional_currency=settings.functional_currency,
+    )
+    graphql = CoinbooksGraphQL(services, settings)
+
+    async def health(request: Request) -> JSONResponse:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
+            Route("/health", health),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestSizeLimit)
+    app.add_middleware(RequestIdMiddleware)
+    app.state.services = services
+    app.state.engine = engine
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for uvicorn: settings and ``DATABASE_URL`` from the environment."""
+    settings = get_settings()
+    url: Any = settings.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        raise RuntimeError("DATABASE_URL is not set; start the service with `coinbooks serve`")
+    return create_app(settings, make_url(url))

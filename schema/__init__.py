@@ -1,0 +1,94 @@
+"""The GraphQL surface. Resolvers translate and delegate to ``accounting``; no business rules."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from accounting.errors import LedgerError
+from schema.errors import ClientError
+from schema.finance import FinanceQueries
+from schema.packages import PackageQueries
+from schema.purchases import PurchaseMutations, PurchaseQueries
+from schema.wallet import WalletQueries
+
+log = logging.getLogger("coinbooks.graphql")
+
+SDL_PATH = Path(__file__).parent / "schema.graphql"
+
+Query = merge_types("Query", (PackageQueries, WalletQueries, PurchaseQueries, FinanceQueries))
+Mutation = merge_types("Mutation", (PurchaseMutations,))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_depth: int = 10
+    max_tokens: int = 2000
+    max_aliases: int = 15
+    cache_size: int = 1024
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    """Mask errors the caller did not cause: anything raised that is not a client error."""
+    original = error.original_error
+    return original is not None and not isinstance(original, ClientError | LedgerError)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Replaces unexpected errors with a message carrying the request id, and logs the error
+    with its stack trace under that id, so support can find it."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_is_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "unknown")
+        log.error(
+            "unexpected error in request %s at %s",
+            request_id,
+            error.path,
+            exc_info=error.original_error,
+        )
+        return GraphQLError(
+            message=f"Unexpected error. Request id: {request_id}",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_ERROR", "requestId": request_id},
+        )
+
+
+def build_schema(*, production: bool = False, limits: Limits | None = None) -> strawberry.Schema:
+    limits = limits or Limits()
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        MaxTokensLimiter(max_token_count=limits.max_tokens),
+        ParserCache(maxsize=limits.cache_size),
+        ValidationCache(maxsize=limits.cache_size),
+        QueryDepthLimiter(max_depth=limits.max_depth),
+        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        MaskUnexpectedErrors(),
+    ]
+    if production:
+        extensions.append(DisableIntrospection())
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+def sdl() -> str:
+    return build_schema().as_str() + "\n"

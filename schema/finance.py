@@ -1,0 +1,138 @@
+"""For finance: the trial balance, the integrity report and any account's balance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from accounting import balances, integrity, reports
+from accounting.access import may_read_books
+from schema.context import Info
+from schema.errors import NOT_FOUND, ClientError, forbidden, require_principal
+from schema.scalars import BigInt
+
+
+@strawberry.type(description="One account's balance in the trial balance, in smallest units.")
+class TrialBalanceLine:
+    account_code: str
+    commodity: str
+    type: str
+    debit: BigInt
+    credit: BigInt
+
+
+@strawberry.type(description="Debit and credit totals of one commodity: equal when balanced.")
+class CommodityTotals:
+    commodity: str
+    debit: BigInt
+    credit: BigInt
+    balanced: bool
+
+
+@strawberry.type(description="Amounts are in each commodity's smallest unit: coins, diamonds, "
+                 "or micro-units of a currency (1 USD = 1000000).")
+class TrialBalance:
+    as_of: datetime
+    balanced: bool
+    totals: list[CommodityTotals]
+    lines: list[TrialBalanceLine]
+
+
+@strawberry.type
+class IntegrityViolation:
+    invariant: int = strawberry.field(description="The invariant's number in DESIGN.md.")
+    check: str
+    detail: str
+
+
+@strawberry.type(description="Every invariant re-derived from the raw postings.")
+class IntegrityReport:
+    checked_at: datetime
+    ok: bool
+    entries: BigInt
+    postings: BigInt
+    accounts: BigInt
+    checks: list[str]
+    violations: list[IntegrityViolation]
+
+
+@strawberry.type
+class AccountBalance:
+    code: str
+    commodity: str
+    balance: BigInt = strawberry.field(
+        description="In the account's natural reading (a liability's credit balance is positive)."
+    )
+    posting_count: BigInt
+
+
+def require_finance(info: Info) -> None:
+    if not may_read_books(require_principal(info)):
+        raise forbidden("read the books without the finance role")
+
+
+@strawberry.type
+class FinanceQueries:
+    @strawberry.field(description="Debits equal credits per commodity, at any instant.")
+    async def trial_balance(self, info: Info, as_of: datetime | None = None) -> TrialBalance:
+        require_finance(info)
+        async with info.context.services.sessions() as session:
+            found = await reports.trial_balance(session, as_of)
+        return TrialBalance(
+            as_of=found.as_of,
+            balanced=found.balanced,
+            totals=[
+                CommodityTotals(
+                    commodity=t.commodity,
+                    debit=BigInt(t.debit),
+                    credit=BigInt(t.credit),
+                    balanced=t.balanced,
+                )
+                for t in found.totals
+            ],
+            lines=[
+                TrialBalanceLine(
+                    account_code=line.code,
+                    commodity=line.commodity,
+                    type=line.type,
+                    debit=BigInt(line.debit),
+                    credit=BigInt(line.credit),
+                )
+                for line in found.lines
+            ],
+        )
+
+    @strawberry.field(description="Re-checks every invariant from the raw postings.")
+    async def integrity_report(self, info: Info) -> IntegrityReport:
+        require_finance(info)
+        async with info.context.services.sessions() as session:
+            found = await integrity.check_integrity(session)
+        return IntegrityReport(
+            checked_at=found.checked_at,
+            ok=found.ok,
+            entries=BigInt(found.entries),
+            postings=BigInt(found.postings),
+            accounts=BigInt(found.accounts),
+            checks=found.checks,
+            violations=[
+                IntegrityViolation(invariant=v.invariant, check=v.check, detail=v.detail)
+                for v in found.violations
+            ],
+        )
+
+    @strawberry.field(description="Any account's balance by code, now or as of an instant.")
+    async def account_balance(
+        self, info: Info, code: str, as_of: datetime | None = None
+    ) -> AccountBalance:
+        require_finance(info)
+        async with info.context.services.sessions() as session:
+            found = await balances.account_balance(session, code, as_of)
+        if found is None:
+            raise ClientError(NOT_FOUND, f"No account {code}")
+        return AccountBalance(
+            code=found.code,
+            commodity=found.commodity,
+            balance=BigInt(found.balance),
+            posting_count=BigInt(found.posting_count),
+        )

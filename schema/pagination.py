@@ -1,0 +1,63 @@
+"""Relay connections over keyset cursors: a page costs the same however deep it is."""
+
+from __future__ import annotations
+
+import base64
+from typing import Generic, TypeVar
+
+import strawberry
+
+from accounting.history import MAX_PAGE
+from schema.errors import BAD_USER_INPUT, ClientError
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+
+def check_first(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise ClientError(BAD_USER_INPUT, f"'first' is 1 to {MAX_PAGE}")
+    return first
+
+
+def encode_cursor(kind: str, position: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        found_kind, _, position = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if found_kind != kind:
+            raise ValueError(found_kind)
+        return int(position)
+    except ValueError:
+        raise ClientError(BAD_USER_INPUT, "'after' is not a cursor from this list") from None
+
+
+def connection(kind: str, items: list[tuple[int, T]], has_next: bool) -> Connection[T]:
+    edges = [Edge(cursor=encode_cursor(kind, position), node=node) for position, node in items]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
+        ),
+    )

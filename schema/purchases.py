@@ -1,0 +1,218 @@
+"""Buying coins: the purchaseCoins mutation, and purchases to look back on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from accounting import balances, errors, history
+from accounting.access import may_buy_coins, may_read_wallet
+from accounting.money import minor_to_micros
+from accounting.purchases import PurchaseRequest
+from accounting.tables import PurchaseRow
+from schema.context import Info
+from schema.enums import Channel, PaymentProvider, PurchaseStatus
+from schema.errors import NOT_FOUND, ClientError, forbidden, require_principal
+from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.scalars import BigInt, Money
+from schema.wallet import Wallet, readable_user, wallet_of
+
+
+@strawberry.type(description="A purchase of coins, whatever became of it.")
+class Purchase:
+    id: strawberry.ID
+    user_id: str
+    status: PurchaseStatus
+    package_code: str | None = strawberry.field(description="Null for a custom amount.")
+    coins: BigInt
+    bonus_coins: BigInt
+    channel: Channel
+    provider: PaymentProvider
+    price: Money
+    failure_code: str | None = strawberry.field(
+        description="Why a failed purchase failed, as the provider said (card_declined, ...)."
+    )
+    failure_message: str | None
+    provider_reference: str | None
+    entry_id: strawberry.ID | None = strawberry.field(
+        description="The journal entry that granted the coins, once completed."
+    )
+    created_at: datetime
+    settled_at: datetime | None
+
+
+def purchase_of(row: PurchaseRow) -> Purchase:
+    return Purchase(
+        id=strawberry.ID(str(row.id)),
+        user_id=row.user_id,
+        status=PurchaseStatus(row.status),
+        package_code=row.package_code,
+        coins=BigInt(row.coins),
+        bonus_coins=BigInt(row.bonus_coins),
+        channel=Channel(row.channel),
+        provider=PaymentProvider(row.provider),
+        price=Money.of(minor_to_micros(row.price_minor, row.currency), row.currency),
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        provider_reference=row.provider_reference,
+        entry_id=strawberry.ID(str(row.entry_id)) if row.entry_id is not None else None,
+        created_at=row.created_at,
+        settled_at=row.settled_at,
+    )
+
+
+@strawberry.enum
+class PurchaseCoinsErrorCode(Enum):
+    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    PACKAGE_NOT_FOUND = "PACKAGE_NOT_FOUND"
+    PRICE_NOT_AVAILABLE = "PRICE_NOT_AVAILABLE"
+    CUSTOM_AMOUNT_OUT_OF_RANGE = "CUSTOM_AMOUNT_OUT_OF_RANGE"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
+    FX_RATE_MISSING = "FX_RATE_MISSING"
+    PROVIDER_NOT_AVAILABLE = "PROVIDER_NOT_AVAILABLE"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+
+
+_CODES: dict[type[errors.LedgerError], PurchaseCoinsErrorCode] = {
+    errors.InvalidIdempotencyKey: PurchaseCoinsErrorCode.INVALID_IDEMPOTENCY_KEY,
+    errors.IdempotencyKeyReused: PurchaseCoinsErrorCode.IDEMPOTENCY_KEY_REUSED,
+    errors.PackageNotFound: PurchaseCoinsErrorCode.PACKAGE_NOT_FOUND,
+    errors.PriceNotAvailable: PurchaseCoinsErrorCode.PRICE_NOT_AVAILABLE,
+    errors.CustomAmountOutOfRange: PurchaseCoinsErrorCode.CUSTOM_AMOUNT_OUT_OF_RANGE,
+    errors.InvalidAmount: PurchaseCoinsErrorCode.INVALID_AMOUNT,
+    errors.UnknownCommodity: PurchaseCoinsErrorCode.UNKNOWN_CURRENCY,
+    errors.FxRateMissing: PurchaseCoinsErrorCode.FX_RATE_MISSING,
+    errors.ProviderNotAvailable: PurchaseCoinsErrorCode.PROVIDER_NOT_AVAILABLE,
+}
+
+
+@strawberry.type
+class PurchaseCoinsError:
+    code: PurchaseCoinsErrorCode
+    message: str
+    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+
+
+def error_of(error: errors.LedgerError) -> PurchaseCoinsError:
+    for kind in type(error).__mro__:
+        if kind in _CODES:
+            return PurchaseCoinsError(code=_CODES[kind], message=error.message, field=error.field)
+    raise error
+
+
+@strawberry.type
+class PurchaseCoinsPayload:
+    purchase: Purchase | None = strawberry.field(
+        description="COMPLETED: coins granted. FAILED: nothing charged or granted (see errors). "
+        "PENDING: the provider has not answered yet; the purchase settles exactly once, and "
+        "retrying with the same idempotency key shows its latest state."
+    )
+    wallet: Wallet | None
+    replayed: bool = strawberry.field(
+        description="True when this idempotency key was seen before: nothing new happened."
+    )
+    errors: list[PurchaseCoinsError]
+
+
+@strawberry.input
+class PurchaseCoinsInput:
+    idempotency_key: str = strawberry.field(
+        description="8-128 printable characters, unique per purchase (a UUID). Retrying with "
+        "the same key never charges twice."
+    )
+    currency: str
+    channel: Channel
+    provider: PaymentProvider
+    payment_token: str = strawberry.field(
+        description="From the provider's client SDK. Sandbox: tok_success, tok_declined, "
+        "tok_timeout, ..."
+    )
+    package_code: str | None = None
+    custom_coins: BigInt | None = strawberry.field(
+        default=None, description="A custom number of coins instead of a package (web only)."
+    )
+
+
+@strawberry.type
+class PurchaseMutations:
+    @strawberry.mutation(description="Buy coins with a package or a custom amount.")
+    async def purchase_coins(self, info: Info, input: PurchaseCoinsInput) -> PurchaseCoinsPayload:
+        principal = require_principal(info)
+        if not may_buy_coins(principal):
+            raise forbidden("buy coins without the viewer or creator role")
+        services = info.context.services
+        request = PurchaseRequest(
+            user_id=principal.user_id,
+            idempotency_key=input.idempotency_key,
+            currency=input.currency.upper(),
+            channel=input.channel.value,
+            provider=input.provider.value,
+            payment_token=input.payment_token,
+            package_code=input.package_code,
+            custom_coins=input.custom_coins,
+        )
+        try:
+            result = await services.purchases.purchase_coins(request)
+        except errors.LedgerError as error:
+            return PurchaseCoinsPayload(
+                purchase=None, wallet=None, replayed=False, errors=[error_of(error)]
+            )
+        async with services.sessions() as session:
+            wallet = await balances.wallet(
+                session, principal.user_id, services.functional_currency
+            )
+        row = result.purchase
+        failures = []
+        if row.status == "failed":
+            failures.append(
+                PurchaseCoinsError(
+                    code=PurchaseCoinsErrorCode.PAYMENT_DECLINED,
+                    message=row.failure_message or "The payment was declined",
+                    field="paymentToken",
+                )
+            )
+        return PurchaseCoinsPayload(
+            purchase=purchase_of(row),
+            wallet=wallet_of(wallet),
+            replayed=result.replayed,
+            errors=failures,
+        )
+
+
+@strawberry.type
+class PurchaseQueries:
+    @strawberry.field(description="Purchases, newest first (yours when userId is omitted).")
+    async def purchases(
+        self,
+        info: Info,
+        user_id: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Purchase]:
+        _, wanted = readable_user(info, user_id)
+        check_first(first)
+        before = decode_cursor("purchase", after)
+        async with info.context.services.sessions() as session:
+            page = await history.purchases(session, wanted, first=first, before_id=before)
+        return connection("purchase", [(r.id, purchase_of(r)) for r in page.items], page.has_next)
+
+    @strawberry.field(description="One purchase: your own, or anyone's for support and finance.")
+    async def purchase(self, info: Info, id: strawberry.ID) -> Purchase:
+        principal = require_principal(info)
+        try:
+            purchase_id = int(id)
+        except ValueError:
+            raise ClientError(NOT_FOUND, f"No purchase {id}") from None
+        async with info.context.services.sessions() as session:
+            row = await session.get(PurchaseRow, purchase_id)
+        if row is None:
+            raise ClientError(NOT_FOUND, f"No purchase {id}")
+        if not may_read_wallet(principal, row.user_id):
+            raise forbidden("see another user's purchase")
+        return purchase_of(row)
+
+

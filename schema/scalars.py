@@ -1,0 +1,47 @@
+"""Scalars and value types shared by every area of the schema."""
+
+from __future__ import annotations
+
+from typing import NewType
+
+import strawberry
+
+from accounting.money import format_micros
+
+MAX_BIG_INT = 2**63 - 1
+
+
+def _parse_big_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("BigInt is an integer, not a boolean")
+    if isinstance(value, int):
+        parsed = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        parsed = int(value.strip())
+    else:
+        raise ValueError(f"BigInt expects an integer or a string of digits, got {value!r}")
+    if abs(parsed) > MAX_BIG_INT:
+        raise ValueError("BigInt is out of range")
+    return parsed
+
+
+BigInt = strawberry.scalar(
+    NewType("BigInt", int),
+    name="BigInt",
+    description=(
+        "A whole number of coins, diamonds or smallest currency units, sent as a string of "
+        "digits so that no client loses precision (GraphQL Int stops at 2^31 - 1)."
+    ),
+    serialize=str,
+    parse_value=_parse_big_int,
+)
+
+
+@strawberry.type(description="An amount of money: a decimal string in whole currency units.")
+class Money:
+    amount: str = strawberry.field(description='Decimal string, e.g. "4.99" or "0.014257".')
+    currency: str = strawberry.field(description="ISO 4217 code.")
+
+    @classmethod
+    def of(cls, micros: int, currency: str) -> Money:
+        return cls(amount=format_micros(micros, currency), currency=currency)
