@@ -117,7 +117,7 @@ CHECKS: list[tuple[int, str, str]] = [
          WHERE e.kind = 'purchase'
            AND NOT EXISTS (SELECT 1 FROM purchase pu
                             WHERE pu.entry_id = e.id AND pu.status = 'completed')"""),
-    (6, "purchase_granted_what_was_bought", """
+    (6, "purchase_granted_what_was_bought", r"""
         SELECT format('purchase %s bought %s coins, its entry granted %s',
                       pu.id, pu.coins + pu.bonus_coins, -sum(p.amount))
           FROM purchase pu

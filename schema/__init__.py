@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -18,6 +20,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from accounting.errors import LedgerError
@@ -25,6 +28,7 @@ from schema.errors import ClientError
 from schema.finance import FinanceQueries
 from schema.packages import PackageQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
+from schema.scalars import BIG_INT_SCALAR, BigInt
 from schema.wallet import WalletQueries
 
 log = logging.getLogger("coinbooks.graphql")
@@ -76,18 +80,32 @@ class MaskUnexpectedErrors(MaskErrors):
 
 
 def build_schema(*, production: bool = False, limits: Limits | None = None) -> strawberry.Schema:
+    """The schema with its guards: token, depth and alias limits, parser and validation caches,
+    masked unexpected errors, and no introspection in production.
+
+    Extensions are given as factories (a fresh instance per request). The validation rules are
+    built once, so the validation cache, keyed by them, hits across requests.
+    """
     limits = limits or Limits()
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        MaxTokensLimiter(max_token_count=limits.max_tokens),
-        ParserCache(maxsize=limits.cache_size),
-        ValidationCache(maxsize=limits.cache_size),
-        QueryDepthLimiter(max_depth=limits.max_depth),
-        MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        MaskUnexpectedErrors(),
+    rules = (
+        QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
+    )
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: ParserCache(maxsize=limits.cache_size),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=limits.cache_size),
+        MaskUnexpectedErrors,
     ]
     if production:
-        extensions.append(DisableIntrospection())
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map={BigInt: BIG_INT_SCALAR}),
+    )
 
 
 def sdl() -> str:

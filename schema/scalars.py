@@ -25,8 +25,9 @@ def _parse_big_int(value: object) -> int:
     return parsed
 
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
+BigInt = NewType("BigInt", int)
+
+BIG_INT_SCALAR = strawberry.scalar(
     name="BigInt",
     description=(
         "A whole number of coins, diamonds or smallest currency units, sent as a string of "

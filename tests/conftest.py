@@ -1,0 +1,184 @@
+"""Shared fixtures. Every database test runs against a real PostgreSQL: the embedded server
+(started once for the session in a temporary directory) or the one ``DATABASE_URL`` names.
+Each test gets a database of its own, cloned from a migrated template, and dropped after."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from accounting.access import Role
+from accounting.payments.sandbox import SandboxGateway
+from accounting.purchases import PurchaseService
+from api.app import create_app
+from api.auth import issue_token
+from api.database import create_engine, libpq_url, migrate, session_factory
+from api.local_postgres import LocalPostgres
+from api.settings import Settings
+
+T = TypeVar("T")
+
+
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion on a private loop in a thread (safe inside any test)."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(make()))  # type: ignore[arg-type]
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+async def _admin(url: URL, sql: str) -> None:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[URL]:
+    """A PostgreSQL server and a database on it that tests may connect to for admin work."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        yield make_url(given)
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="coinbooks-test-") as tmp,
+        LocalPostgres(Path(tmp) / "pgdata", temporary=True) as server,
+    ):
+        yield server.url()
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: URL) -> Iterator[URL]:
+    """A migrated database that each test's database is cloned from."""
+    base = server_url.database or "coinbooks"
+    name = f"{base}_tmpl_{os.getpid()}"
+    run_sync(lambda: _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_sync(lambda: _admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = server_url.set(database=name)
+    migrate(url)
+    yield url
+    run_sync(lambda: _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def new_database(server_url: URL, template: URL) -> URL:
+    base = server_url.database or "coinbooks"
+    name = f"{base}_t{os.getpid()}_{next(_names)}"
+    run_sync(lambda: _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"'))
+    return server_url.set(database=name)
+
+
+def drop_database(server_url: URL, url: URL) -> None:
+    run_sync(lambda: _admin(server_url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def db_url(server_url: URL, template_url: URL) -> Iterator[URL]:
+    """A fresh, migrated database of this test's own."""
+    url = new_database(server_url, template_url)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture
+async def engine(db_url: URL) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(db_url, pool_size=20, max_overflow=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def purchases(sessions: async_sessionmaker[AsyncSession]) -> PurchaseService:
+    return PurchaseService(sessions, SandboxGateway(sessions), functional_currency="USD")
+
+
+@pytest.fixture
+def settings(db_url: URL) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=db_url.render_as_string(hide_password=False),
+        environment="development",  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, db_url: URL) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client speaking to the real ASGI app."""
+    app = create_app(settings, db_url)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://coinbooks.test") as http:
+        yield http
+    await app.state.engine.dispose()
+
+
+@pytest.fixture
+def token(settings: Settings) -> Callable[..., str]:
+    """``token("ana", "viewer")``: a bearer token for that user and roles."""
+
+    def make(user: str, *roles: str) -> str:
+        return issue_token(settings, user, [Role(r) for r in roles or ("viewer",)])
+
+    return make
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, token: Callable[..., str]) -> None:
+        self.http = http
+        self.token = token
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
+        roles: tuple[str, ...] = ("viewer",),
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        sent = dict(headers or {})
+        if user is not None:
+            sent["Authorization"] = f"Bearer {self.token(user, *roles)}"
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient, token: Callable[..., str]) -> GraphQLClient:
+    """``await gql(query, variables, user="ana", roles=("viewer",))`` → the JSON reply."""
+    return GraphQLClient(client, token)
