@@ -84,9 +84,7 @@ def diamonds_issued() -> AccountSpec:
 
 
 def diamonds_redeemed() -> AccountSpec:
-    return AccountSpec(
-        "platform:diamonds:redeemed", DIAMOND.code, AccountType.EQUITY, contra=True
-    )
+    return AccountSpec("platform:diamonds:redeemed", DIAMOND.code, AccountType.EQUITY, contra=True)
 
 
 def provider_clearing(provider: str, currency: str) -> AccountSpec:
@@ -119,7 +117,9 @@ def revenue(stream: str, functional_currency: str) -> AccountSpec:
     )
 
 
-def fixed_platform_accounts(functional_currency: str, currencies: tuple[str, ...]) -> list[AccountSpec]:
+def fixed_platform_accounts(
+    functional_currency: str, currencies: tuple[str, ...]
+) -> list[AccountSpec]:
     """The platform accounts a migration opens for the configured currencies."""
     specs = [coins_issued(), coins_spent(), diamonds_issued(), diamonds_redeemed()]
     for stream in ("gifts", "features", "breakage"):

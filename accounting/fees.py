@@ -25,10 +25,28 @@ class FeeSchedule:
         return min(price_minor, int(variable) + self.fixed_minor.get(currency, 0))
 
 
-_CARD_FIXED = {"USD": 30, "EUR": 25, "GBP": 20, "JPY": 40, "BRL": 39, "MXN": 300, "CAD": 30,
-               "AUD": 30, "KRW": 400}
-_PAYPAL_FIXED = {"USD": 49, "EUR": 39, "GBP": 39, "JPY": 40, "BRL": 60, "MXN": 400, "CAD": 59,
-                 "AUD": 59, "KRW": 500}
+_CARD_FIXED = {
+    "USD": 30,
+    "EUR": 25,
+    "GBP": 20,
+    "JPY": 40,
+    "BRL": 39,
+    "MXN": 300,
+    "CAD": 30,
+    "AUD": 30,
+    "KRW": 400,
+}
+_PAYPAL_FIXED = {
+    "USD": 49,
+    "EUR": 39,
+    "GBP": 39,
+    "JPY": 40,
+    "BRL": 60,
+    "MXN": 400,
+    "CAD": 59,
+    "AUD": 59,
+    "KRW": 500,
+}
 
 
 def fee_schedules(app_store_commission_percent: int = 30) -> dict[str, FeeSchedule]:

@@ -35,7 +35,7 @@ class Commodity:
     def micros_per_minor_unit(self) -> int:
         if self.minor_unit_digits is None:
             raise UnknownCommodity(f"{self.code} has no minor unit", commodity=self.code)
-        return 10 ** (self.scale - self.minor_unit_digits)
+        return int(10 ** (self.scale - self.minor_unit_digits))
 
 
 COIN = Commodity("COIN", CommodityKind.VIRTUAL, 0, None)
@@ -105,6 +105,8 @@ def parse_decimal_amount(text: str, currency: str, *, field: str = "amount") -> 
         raise InvalidAmount(f"{text!r} is not a decimal amount", field=field) from None
     if not value.is_finite():
         raise InvalidAmount(f"{text!r} is not a finite amount", field=field)
+    if value.adjusted() > 12:
+        raise InvalidAmount(f"{text!r} is too large", field=field)
     scaled = value.scaleb(MICROS_SCALE)
     if scaled != scaled.to_integral_value():
         raise InvalidAmount(f"{text!r} has more than 6 decimal places", field=field)

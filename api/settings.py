@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"  # noqa: S105
+DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"
 
 
 class Environment(StrEnum):

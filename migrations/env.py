@@ -31,14 +31,20 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url().set(drivername="postgresql+asyncpg"), poolclass=pool.NullPool)
+    engine = create_async_engine(
+        _url().set(drivername="postgresql+asyncpg"), poolclass=pool.NullPool
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
 
 
 if context.is_offline_mode():
-    context.configure(url=_url().render_as_string(hide_password=False), target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=_url().render_as_string(hide_password=False),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

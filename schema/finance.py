@@ -30,8 +30,10 @@ class CommodityTotals:
     balanced: bool
 
 
-@strawberry.type(description="Amounts are in each commodity's smallest unit: coins, diamonds, "
-                 "or micro-units of a currency (1 USD = 1000000).")
+@strawberry.type(
+    description="Amounts are in each commodity's smallest unit: coins, diamonds, "
+    "or micro-units of a currency (1 USD = 1000000)."
+)
 class TrialBalance:
     as_of: datetime
     balanced: bool

@@ -9,6 +9,7 @@ import strawberry
 
 from accounting.history import MAX_PAGE
 from schema.errors import BAD_USER_INPUT, ClientError
+from schema.scalars import MAX_BIG_INT
 
 T = TypeVar("T")
 
@@ -48,7 +49,10 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         found_kind, _, position = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
         if found_kind != kind:
             raise ValueError(found_kind)
-        return int(position)
+        parsed = int(position)
+        if not 0 <= parsed <= MAX_BIG_INT:  # beyond a bigint, PostgreSQL would refuse it
+            raise ValueError(position)
+        return parsed
     except ValueError:
         raise ClientError(BAD_USER_INPUT, "'after' is not a cursor from this list") from None
 
@@ -57,7 +61,5 @@ def connection(kind: str, items: list[tuple[int, T]], has_next: bool) -> Connect
     edges = [Edge(cursor=encode_cursor(kind, position), node=node) for position, node in items]
     return Connection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
-        ),
+        page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
     )

@@ -16,7 +16,7 @@ from schema.context import Info
 from schema.enums import Channel, PaymentProvider, PurchaseStatus
 from schema.errors import NOT_FOUND, ClientError, forbidden, require_principal
 from schema.pagination import Connection, check_first, connection, decode_cursor
-from schema.scalars import BigInt, Money
+from schema.scalars import MAX_BIG_INT, BigInt, Money
 from schema.wallet import Wallet, readable_user, wallet_of
 
 
@@ -162,9 +162,7 @@ class PurchaseMutations:
                 purchase=None, wallet=None, replayed=False, errors=[error_of(error)]
             )
         async with services.sessions() as session:
-            wallet = await balances.wallet(
-                session, principal.user_id, services.functional_currency
-            )
+            wallet = await balances.wallet(session, principal.user_id, services.functional_currency)
         row = result.purchase
         failures = []
         if row.status == "failed":
@@ -207,6 +205,8 @@ class PurchaseQueries:
             purchase_id = int(id)
         except ValueError:
             raise ClientError(NOT_FOUND, f"No purchase {id}") from None
+        if not 1 <= purchase_id <= MAX_BIG_INT:  # no such id fits a bigint column
+            raise ClientError(NOT_FOUND, f"No purchase {id}")
         async with info.context.services.sessions() as session:
             row = await session.get(PurchaseRow, purchase_id)
         if row is None:
@@ -214,5 +214,3 @@ class PurchaseQueries:
         if not may_read_wallet(principal, row.user_id):
             raise forbidden("see another user's purchase")
         return purchase_of(row)
-
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NewType
 
 import strawberry
+from graphql import GraphQLError
 
 from accounting.money import format_micros
 
@@ -12,16 +13,18 @@ MAX_BIG_INT = 2**63 - 1
 
 
 def _parse_big_int(value: object) -> int:
+    """Raises ``GraphQLError`` (not ``ValueError``), as strawberry's own scalars do: an input the
+    caller got wrong is a validation error for them to read, not an unexpected one to mask."""
     if isinstance(value, bool):
-        raise ValueError("BigInt is an integer, not a boolean")
+        raise GraphQLError("BigInt is an integer, not a boolean")
     if isinstance(value, int):
         parsed = value
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         parsed = int(value.strip())
     else:
-        raise ValueError(f"BigInt expects an integer or a string of digits, got {value!r}")
+        raise GraphQLError(f"BigInt expects an integer or a string of digits, got {value!r}")
     if abs(parsed) > MAX_BIG_INT:
-        raise ValueError("BigInt is out of range")
+        raise GraphQLError("BigInt is out of range")
     return parsed
 
 

@@ -57,15 +57,20 @@ def readable_user(info: Info, user_id: str | None) -> tuple[Principal, str]:
     except LedgerError as error:
         raise ClientError(BAD_USER_INPUT, error.message) from None
     if not may_read_wallet(principal, wanted):
-        raise forbidden("read another user's wallet" if wanted != principal.user_id
-                        else "hold a wallet without the viewer or creator role")
+        raise forbidden(
+            "read another user's wallet"
+            if wanted != principal.user_id
+            else "hold a wallet without the viewer or creator role"
+        )
     return principal, wanted
 
 
 @strawberry.type
 class WalletQueries:
-    @strawberry.field(description="A wallet: yours when userId is omitted; anyone's for support "
-                      "and finance. With asOf, its balance at that instant.")
+    @strawberry.field(
+        description="A wallet: yours when userId is omitted; anyone's for support "
+        "and finance. With asOf, its balance at that instant."
+    )
     async def wallet(
         self, info: Info, user_id: str | None = None, as_of: datetime | None = None
     ) -> Wallet:
@@ -76,8 +81,9 @@ class WalletQueries:
             )
         return wallet_of(found)
 
-    @strawberry.field(description="A wallet's movements, newest first (yours when userId is "
-                      "omitted).")
+    @strawberry.field(
+        description="A wallet's movements, newest first (yours when userId is omitted)."
+    )
     async def transactions(
         self,
         info: Info,

@@ -3,8 +3,9 @@ from accounting.purchases import PurchaseRequest
 
 async def test_purchase_over_service(purchases):
     result = await purchases.purchase_coins(
-        PurchaseRequest("ana", "key-00000001", "USD", "web", "card", "tok_success",
-                        package_code="coins_350")
+        PurchaseRequest(
+            "ana", "key-00000001", "USD", "web", "card", "tok_success", package_code="coins_350"
+        )
     )
     assert result.purchase.status == "completed"
 

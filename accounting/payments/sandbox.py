@@ -48,9 +48,8 @@ class SandboxGateway:
     ) -> ChargeResult:
         if payment_token == "tok_timeout_lost":
             return ChargeResult(ChargeOutcome.UNKNOWN, message="The provider did not answer")
-        if payment_token == "tok_success" or payment_token.startswith("tok_success_"):
-            status, decline = "succeeded", None
-        elif payment_token == "tok_timeout":
+        charged = payment_token.startswith("tok_success_")
+        if charged or payment_token in ("tok_success", "tok_timeout"):
             status, decline = "succeeded", None
         elif payment_token == "tok_timeout_declined":
             status, decline = "declined", "card_declined"

@@ -140,8 +140,7 @@ def upgrade() -> None:
     )
     bind.execute(
         sa.text(
-            "INSERT INTO fx_rate (base, quote, rate, valid_from)"
-            " VALUES (:base, :quote, :rate, :at)"
+            "INSERT INTO fx_rate (base, quote, rate, valid_from) VALUES (:base, :quote, :rate, :at)"
         ),
         [
             {"base": cur, "quote": FUNCTIONAL_CURRENCY, "rate": Decimal(rate), "at": FX_VALID_FROM}

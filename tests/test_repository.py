@@ -1,0 +1,81 @@
+"""Promises the repository keeps about itself: migrations match the models and go down and up
+again, the committed SDL matches the schema, and the layers import only downwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from accounting.tables import Base
+from api.database import downgrade, libpq_url, migrate
+from schema import SDL_PATH, sdl
+from tests.conftest import run_sync
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_autogenerate_finds_no_difference_between_models_and_migrations(
+    engine: AsyncEngine,
+) -> None:
+    def diff(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    assert differences == []
+
+
+async def _tables_and_counts(url: URL) -> dict[str, int]:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'alembic_version'"
+        )
+        return {
+            t["tablename"]: await conn.fetchval(f'SELECT count(*) FROM "{t["tablename"]}"')
+            for t in tables
+        }
+    finally:
+        await conn.close()
+
+
+def test_latest_migration_downgrades_and_upgrades_again(db_url: URL) -> None:
+    at_head = run_sync(lambda: _tables_and_counts(db_url))
+    assert at_head["coin_package"] > 0 and at_head["account"] > 0
+
+    downgrade(db_url, "-1")
+    below = run_sync(lambda: _tables_and_counts(db_url))
+    assert below["coin_package"] == 0 and below["fx_rate"] == 0 and below["account"] == 0
+
+    migrate(db_url)
+    assert run_sync(lambda: _tables_and_counts(db_url)) == at_head
+
+    downgrade(db_url, "base")
+    assert run_sync(lambda: _tables_and_counts(db_url)) == {}
+    migrate(db_url)
+    assert run_sync(lambda: _tables_and_counts(db_url)) == at_head
+
+
+def test_committed_sdl_matches_the_schema() -> None:
+    assert SDL_PATH.read_text() == sdl(), "run `coinbooks export-schema` and commit the result"
+
+
+def test_layers_import_only_downwards() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
