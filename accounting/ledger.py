@@ -170,7 +170,15 @@ async def post_entry(session: AsyncSession, entry: Entry) -> PostedEntry:
         return _replay(existing, entry, print_)
 
     accounts = await lock_accounts(session, (p.account for p in entry.postings))
-    check_overdraft(entry, accounts)
+    try:
+        check_overdraft(entry, accounts)
+    except Overdraft:
+        # A racing request with the same event may have posted it while we waited for the
+        # locks: then this is a replay (the first result), not an overdraft.
+        existing = await find_entry(session, entry.event_key)
+        if existing is not None:
+            return _replay(existing, entry, print_)
+        raise
 
     inserted = (
         await session.execute(
@@ -265,8 +273,8 @@ MAX_TRANSACTION_ATTEMPTS = 4
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
-    original = getattr(error.orig, "__cause__", None) or error.orig
-    return getattr(original, "sqlstate", None) or getattr(error.orig, "sqlstate", None)
+    state: str | None = getattr(error.orig, "sqlstate", None)
+    return state
 
 
 async def in_transaction(

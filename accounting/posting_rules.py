@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 from accounting import chart
 from accounting.entries import Entry, EntryKind, Posting
@@ -87,3 +88,19 @@ def purchase_entry(facts: PurchaseFacts, actor: str) -> Entry:
         },
         memo=f"{total_coins} coins bought through {facts.provider}",
     )
+
+
+def release_value(value_micros: int, coins_held: int, coins_spent: int) -> int:
+    """The deferred value released when ``coins_spent`` of ``coins_held`` coins are spent: the
+    wallet's weighted average, rounded half-even, and all that is left for the last coin.
+
+    Exact by construction: spending a wallet down to zero coins releases exactly its value, in
+    any order and any sizes of spending, because each step releases a share of what remains.
+    """
+    if not 0 < coins_spent <= coins_held:
+        raise ValueError(f"cannot spend {coins_spent} of {coins_held} coins")
+    if value_micros < 0:
+        raise ValueError("a wallet's value is never negative")
+    if coins_spent == coins_held:
+        return value_micros
+    return min(value_micros, round(Fraction(value_micros * coins_spent, coins_held)))

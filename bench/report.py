@@ -1,0 +1,243 @@
+"""The figures as a rich table and as JSON (bench/results/latest.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.books import BooksCheck
+from bench.load import LoadResult
+from bench.over_http import ServiceMemory
+from bench.pgbench import SCALE, Baseline
+
+MIB = 1024 * 1024
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(slots=True)
+class Figure:
+    key: str
+    label: str
+    phase: str
+    """baseline, core or http."""
+    clients: int
+    users: int
+    load: LoadResult | None
+    books: BooksCheck | None
+    baseline_tps: float
+    """pgbench TPC-B tps at the same number of clients, this run."""
+    memory: ServiceMemory | None = None
+    transactions: int | None = None
+    """PostgreSQL transactions in the phase's database during the load (ledger phases)."""
+    pgbench: Baseline | None = None
+
+    @classmethod
+    def of_pgbench(cls, result: Baseline) -> Figure:
+        return cls(
+            key=f"pgbench_c{result.clients}",
+            label=f"pgbench TPC-B -s {SCALE} (baseline)",
+            phase="baseline",
+            clients=result.clients,
+            users=0,
+            load=None,
+            books=None,
+            baseline_tps=result.tps,
+            pgbench=result,
+        )
+
+    @property
+    def per_second(self) -> float:
+        if self.pgbench is not None:
+            return self.pgbench.tps
+        assert self.load is not None
+        return self.load.per_second
+
+    @property
+    def ratio(self) -> float | None:
+        return self.per_second / self.baseline_tps if self.baseline_tps > 0 else None
+
+    @property
+    def transactions_per_purchase(self) -> float | None:
+        if self.transactions is None or self.load is None or not self.load.acknowledged:
+            return None
+        return self.transactions / self.load.acknowledged
+
+    def failures(self) -> list[str]:
+        found: list[str] = []
+        if self.books is not None and not self.books.ok:
+            found += [f"{self.key}: {problem}" for problem in self.books.problems()]
+        if self.load is not None and self.load.errors:
+            found.append(f"{self.key}: {self.load.errors} requests failed")
+        if self.pgbench is not None and self.pgbench.failed:
+            found.append(f"{self.key}: {self.pgbench.failed} pgbench transactions failed")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "key": self.key,
+            "label": self.label,
+            "phase": self.phase,
+            "clients": self.clients,
+            "users": self.users or None,
+            "per_second": round(self.per_second, 2),
+            "unit": "tps" if self.pgbench else "purchases/s",
+            "baseline_tps": round(self.baseline_tps, 2),
+            "ratio_to_pgbench": _round(self.ratio, 4),
+        }
+        if self.pgbench is not None:
+            found |= {
+                "runs_tps": [round(run.tps, 2) for run in self.pgbench.runs],
+                "drift": round(self.pgbench.drift, 4),
+                "latency_avg_ms": _round(self.pgbench.latency_avg_ms),
+                "failed": self.pgbench.failed,
+                "seconds": self.pgbench.runs[0].seconds,
+            }
+        if self.load is not None:
+            found |= {
+                "completed_in_window": self.load.completed,
+                "window_seconds": self.load.window_seconds,
+                "latency_p50_ms": _round(self.load.p50_ms),
+                "latency_p99_ms": _round(self.load.p99_ms),
+                "latency_mean_ms": _round(self.load.mean_ms),
+                "acknowledged_total": self.load.acknowledged,
+                "errors": self.load.errors,
+                "error_examples": self.load.error_examples,
+                "db_transactions": self.transactions,
+                "db_transactions_per_purchase": _round(self.transactions_per_purchase, 2),
+            }
+        if self.books is not None:
+            found["books"] = {
+                "ok": self.books.ok,
+                "acknowledged": self.books.acknowledged,
+                "purchase_entries": self.books.purchase_entries,
+                "entries_checked": self.books.entries_checked,
+                "problems": self.books.problems(),
+            }
+        if self.memory is not None:
+            found["service_rss_idle_mib"] = round(self.memory.idle_rss / MIB, 1)
+            found["service_rss_peak_mib"] = round(self.memory.peak_rss / MIB, 1)
+        return found
+
+
+@dataclass(slots=True)
+class Report:
+    started_at: datetime
+    elapsed_seconds: float
+    seconds: int
+    warmup: float
+    quick: bool
+    machine: dict[str, Any]
+    figures: list[Figure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures()
+
+    def failures(self) -> list[str]:
+        return [failure for figure in self.figures for failure in figure.failures()]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "elapsed_seconds": round(self.elapsed_seconds, 1),
+            "seconds_per_phase": self.seconds,
+            "warmup_seconds": self.warmup,
+            "quick": self.quick,
+            "ok": self.ok,
+            "failures": self.failures(),
+            "machine": self.machine,
+            "figures": [figure.to_json() for figure in self.figures],
+        }
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def figures_table(self) -> Table:
+        table = Table(
+            title=f"Coinbooks benchmark, {self.started_at:%Y-%m-%d %H:%M} UTC "
+            f"({self.seconds} s per phase{', quick' if self.quick else ''})",
+        )
+        table.add_column("figure")
+        table.add_column("clients", justify="right")
+        table.add_column("per second", justify="right")
+        table.add_column("ratio to pgbench", justify="right")
+        table.add_column("p50 ms", justify="right")
+        table.add_column("p99 ms", justify="right")
+        table.add_column("books", justify="center")
+        table.add_column("notes")
+        for figure in self.figures:
+            ratio = "-" if figure.ratio is None else f"{figure.ratio:.3f}"
+            if figure.pgbench is not None:
+                table.add_row(
+                    figure.label,
+                    str(figure.clients),
+                    f"{figure.per_second:,.0f} tps",
+                    ratio,
+                    "-",
+                    "-",
+                    "-",
+                    "mean of "
+                    + " and ".join(f"{run.tps:,.0f}" for run in figure.pgbench.runs)
+                    + f" (before, after: drift {figure.pgbench.drift:.0%}); "
+                    f"latency avg {_ms(figure.pgbench.latency_avg_ms)} ms",
+                )
+                continue
+            assert figure.load is not None and figure.books is not None
+            notes = []
+            if figure.transactions_per_purchase is not None:
+                notes.append(f"{figure.transactions_per_purchase:.1f} db xacts/purchase")
+            if figure.load.errors:
+                notes.append(f"[red]{figure.load.errors} errors[/red]")
+            if figure.memory is not None:
+                notes.append(
+                    f"service RSS peak {figure.memory.peak_rss / MIB:,.0f} MiB "
+                    f"(idle {figure.memory.idle_rss / MIB:,.0f})"
+                )
+            table.add_row(
+                figure.label,
+                str(figure.clients),
+                f"{figure.per_second:,.1f}",
+                ratio,
+                _ms(figure.load.p50_ms),
+                _ms(figure.load.p99_ms),
+                "[green]OK[/green]" if figure.books.ok else "[bold red]FAIL[/bold red]",
+                ", ".join(notes),
+            )
+        return table
+
+    def machine_table(self) -> Table:
+        m = self.machine
+        table = Table("machine", "", title="Measured on", show_header=False)
+        table.add_row(
+            "CPU",
+            f"{m['cpu_model']}, {m['logical_cores']} logical cores "
+            f"({m['physical_cores']} physical)",
+        )
+        table.add_row("memory", f"{m['memory_bytes'] / 1024**3:,.1f} GiB")
+        table.add_row("PostgreSQL", f"{m['postgres']} ({m['database']})")
+        settings = m.get("postgres_settings") or {}
+        table.add_row("server settings", ", ".join(f"{k}={v}" for k, v in settings.items()))
+        table.add_row("Python", str(m["python"]))
+        table.add_row("OS", str(m["os"]))
+        load = m.get("load_average_at_start")
+        if load:
+            table.add_row("load average at start", " ".join(f"{x:.2f}" for x in load))
+        table.add_row("run took", f"{self.elapsed_seconds:,.0f} s")
+        return table
+
+    def print(self, console: Console) -> None:
+        console.print(self.figures_table())
+        console.print(self.machine_table())

@@ -1,0 +1,208 @@
+"""docs/graphql.md cannot drift from the API: every example in it is run here, in order, in one
+fresh database, over HTTP through the real ASGI app, and must give the documented reply.
+
+An example in the guide is a marker line naming the caller, then three fenced blocks:
+
+    <!-- as: ana viewer -->          (user, then roles; "<!-- as: anonymous -->" sends no token)
+    ```graphql                        the operation
+    ```json                           its variables ({} when none)
+    ```json                           the reply
+
+Normalisation, applied to both the documented and the real reply before comparing: values that
+the server's clock or the payment provider choose are replaced by a placeholder, provided they
+have the expected form. That is the fields ``createdAt``, ``settledAt``, ``postedAt``,
+``checkedAt`` and ``asOf`` (an ISO 8601 instant with an offset) and ``providerReference`` (a
+sandbox reference ``sbx_<provider>_<hex>``). Nulls stay null, and everything else (ids, cursors,
+amounts, messages, error locations) is compared exactly: ids come from sequences, which a fresh
+database and a fixed order make deterministic.
+
+To refresh the replies after a deliberate API change, run
+``COINBOOKS_WRITE_DOCS=1 .venv/bin/pytest -q tests/test_docs_examples.py``: it rewrites each
+reply block from the real reply (and skips). Review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import OperationDefinitionNode, OperationType, build_schema, parse
+
+from schema import sdl
+from tests.conftest import GraphQLClient
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "graphql.md"
+
+EXAMPLE = re.compile(
+    r"^<!-- as: (?P<who>[^>]+?) -->\n"
+    r"```graphql\n(?P<query>.*?)\n```\n"
+    r"```json\n(?P<variables>.*?)\n```\n"
+    r"```json\n(?P<reply>.*?)\n```$",
+    re.MULTILINE | re.DOTALL,
+)
+HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
+
+CLOCK_FIELDS = frozenset({"createdAt", "settledAt", "postedAt", "checkedAt", "asOf"})
+PROVIDER_REFERENCE = re.compile(r"^sbx_[a-z_]+_[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class Example:
+    number: int
+    heading: str
+    line: int
+    user: str | None
+    roles: tuple[str, ...]
+    query: str
+    variables: dict[str, Any]
+    reply_text: str
+    reply_span: tuple[int, int]
+
+    def __str__(self) -> str:
+        who = f"{self.user} {' '.join(self.roles)}" if self.user else "anonymous"
+        return f"example {self.number} ({self.heading!r}, line {self.line}, as {who})"
+
+
+def examples(text: str) -> list[Example]:
+    found = []
+    for number, match in enumerate(EXAMPLE.finditer(text), start=1):
+        who = match["who"].split()
+        headings = [h for h in HEADING.finditer(text) if h.start() < match.start()]
+        found.append(
+            Example(
+                number=number,
+                heading=headings[-1][1] if headings else "",
+                line=text.count("\n", 0, match.start()) + 1,
+                user=None if who == ["anonymous"] else who[0],
+                roles=tuple(who[1:]),
+                query=match["query"],
+                variables=json.loads(match["variables"]),
+                reply_text=match["reply"],
+                reply_span=match.span("reply"),
+            )
+        )
+    return found
+
+
+def is_instant(value: str) -> bool:
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def normalised(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: normalised(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalised(v) for v in value]
+    if key in CLOCK_FIELDS and isinstance(value, str) and is_instant(value):
+        return "<instant>"
+    if key == "providerReference" and isinstance(value, str) and PROVIDER_REFERENCE.match(value):
+        return "<provider reference>"
+    return value
+
+
+def root_fields(query: str) -> set[tuple[str, str]]:
+    """(operation type, field) of every root field an operation selects."""
+    found = set()
+    for definition in parse(query).definitions:
+        assert isinstance(definition, OperationDefinitionNode)
+        for selection in definition.selection_set.selections:
+            name = getattr(selection, "name", None)
+            if name is not None and not name.value.startswith("__"):
+                found.add((definition.operation.value, name.value))
+    return found
+
+
+def pretty(value: Any, indent: int = 0, used: int = 0) -> str:
+    """JSON as the guide prints it: anything that fits in 96 columns stays on one line."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if not isinstance(value, dict | list) or not value or indent + used + len(flat) <= 96:
+        return flat
+    inner = " " * (indent + 2)
+    if isinstance(value, dict):
+        items = [
+            f"{inner}{json.dumps(k)}: {pretty(v, indent + 2, len(json.dumps(k)) + 2)}"
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    items = [inner + pretty(v, indent + 2) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+
+
+def test_every_graphql_block_in_the_guide_is_a_checked_example() -> None:
+    text = GUIDE.read_text()
+
+    found = examples(text)
+
+    assert len(found) >= 20
+    assert text.count("```graphql\n") == len(found), "a graphql block that is not an example"
+    assert text.count("<!-- as:") == len(found), "a marker not followed by its three blocks"
+
+
+def test_the_guide_has_an_example_of_every_query_and_mutation() -> None:
+    schema = build_schema(sdl())
+    assert schema.query_type is not None and schema.mutation_type is not None
+    operations = {(OperationType.QUERY.value, name) for name in schema.query_type.fields} | {
+        (OperationType.MUTATION.value, name) for name in schema.mutation_type.fields
+    }
+
+    shown = set().union(*(root_fields(e.query) for e in examples(GUIDE.read_text())))
+
+    assert operations - shown == set()
+
+
+async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQLClient) -> None:
+    text = GUIDE.read_text()
+    replies: list[tuple[Example, dict[str, Any]]] = []
+
+    for example in examples(text):
+        reply = await gql(example.query, example.variables, user=example.user, roles=example.roles)
+        replies.append((example, reply))
+
+    if os.environ.get("COINBOOKS_WRITE_DOCS") == "1":
+        for example, reply in reversed(replies):
+            start, end = example.reply_span
+            text = text[:start] + pretty(reply) + text[end:]
+        GUIDE.write_text(text)
+        pytest.skip(f"rewrote {len(replies)} replies in {GUIDE}")
+
+    drifted = [
+        f"{example}:\n  documented {json.dumps(normalised(json.loads(example.reply_text)))}\n"
+        f"  real       {json.dumps(normalised(reply))}"
+        for example, reply in replies
+        if normalised(json.loads(example.reply_text)) != normalised(reply)
+    ]
+    assert not drifted, "docs/graphql.md drifted from the API:\n" + "\n".join(drifted)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"createdAt": "2026-11-25T15:51:45.087112+00:00"}, {"createdAt": "<instant>"}),
+        ({"settledAt": None}, {"settledAt": None}),
+        ({"createdAt": "yesterday"}, {"createdAt": "yesterday"}),
+        ({"asOf": "2026-01-01T00:00:00"}, {"asOf": "2026-01-01T00:00:00"}),  # no offset: kept
+        (
+            {"providerReference": "sbx_card_0fba33a50d45a7eb"},
+            {"providerReference": "<provider reference>"},
+        ),
+        ({"providerReference": "ch_live_123"}, {"providerReference": "ch_live_123"}),
+        (
+            {"id": "7", "coins": "350", "cursor": "cHVyY2hhc2U6Nw=="},
+            {"id": "7", "coins": "350", "cursor": "cHVyY2hhc2U6Nw=="},
+        ),
+        ([{"postedAt": "2026-11-25T15:51:45+00:00"}], [{"postedAt": "<instant>"}]),
+    ],
+)
+def test_normalisation_hides_only_clock_and_provider_values_of_the_expected_form(
+    value: Any, expected: Any
+) -> None:
+    assert normalised(value) == expected
