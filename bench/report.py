@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.books import BooksCheck
+from bench.graphql_caches import CacheFigures
 from bench.load import LoadResult
 from bench.over_http import ServiceMemory
 from bench.pgbench import SCALE, Baseline
@@ -141,6 +142,7 @@ class Report:
     quick: bool
     machine: dict[str, Any]
     figures: list[Figure]
+    graphql_caches: CacheFigures | None = None
 
     @property
     def ok(self) -> bool:
@@ -160,6 +162,7 @@ class Report:
             "failures": self.failures(),
             "machine": self.machine,
             "figures": [figure.to_json() for figure in self.figures],
+            "graphql_caches": self.graphql_caches.to_json() if self.graphql_caches else None,
         }
 
     def write_json(self, path: Path) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from sqlalchemy.engine import URL
 
 from api.database import migrate
-from bench import pgbench
+from bench import graphql_caches, pgbench
 from bench.database import BenchServer, bench_server
 from bench.machine import machine_info
 from bench.phases import PhaseResult, run_core_phase, run_http_phase
@@ -154,6 +154,13 @@ def run(options: Options, console: Console) -> int:
         after = run_pgbench(server, pgbench_db, options.seconds, console)
         server.drop(pgbench_db)
 
+    console.print("GraphQL parser and validation caches: operations/s without and with them")
+    caches = graphql_caches.measure(min(options.seconds, 5))
+    console.print(
+        f"  {caches.without_caches_per_second:,.0f}/s without, "
+        f"{caches.with_caches_per_second:,.0f}/s with: [bold]{caches.ratio:.1f}x[/bold]"
+    )
+
     baselines = {c: pgbench.Baseline(c, (before[c], after[c])) for c in BASELINE_CLIENTS}
     report = Report(
         started_at=started_at,
@@ -166,6 +173,7 @@ def run(options: Options, console: Console) -> int:
             *(Figure.of_pgbench(baselines[c]) for c in BASELINE_CLIENTS),
             *(ledger_figure(phase, result, baselines) for phase, result in results),
         ],
+        graphql_caches=caches,
     )
     report.print(console)
     options.output.parent.mkdir(parents=True, exist_ok=True)

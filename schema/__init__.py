@@ -22,6 +22,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from accounting.errors import LedgerError
 from schema.finance import FinanceQueries
@@ -81,7 +82,18 @@ class MaskUnexpectedErrors(MaskErrors):
         )
 
 
-def build_schema(*, production: bool = False, limits: Limits | None = None) -> strawberry.Schema:
+class CoinbooksSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log nothing more here. Errors the caller caused (refused tokens, bad input, business
+        failures) are the caller's to read, not the log's; unexpected ones were logged with
+        their stack trace and request id by :class:`MaskUnexpectedErrors` when masked."""
+
+
+def build_schema(
+    *, production: bool = False, limits: Limits | None = None, caches: bool = True
+) -> strawberry.Schema:
     """The schema with its guards: token, depth and alias limits, parser and validation caches,
     masked unexpected errors, and no introspection in production.
 
@@ -95,14 +107,15 @@ def build_schema(*, production: bool = False, limits: Limits | None = None) -> s
     )
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=limits.cache_size),
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=limits.cache_size),
         MaskUnexpectedErrors,
     ]
+    if caches:
+        extensions[1:1] = [lambda: ParserCache(maxsize=limits.cache_size)]
+        extensions.append(lambda: ValidationCache(maxsize=limits.cache_size))
     if production:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return CoinbooksSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
