@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -29,6 +30,9 @@ from accounting.tables import PurchaseRow
 log = logging.getLogger(__name__)
 
 MAX_CUSTOM_COINS = 10_000_000
+DEFAULT_UNANSWERED_GRACE = timedelta(minutes=2)
+"""How long a charge the provider has no record of may still be on its way there. Within it, a
+pending purchase stays pending; after it, the purchase fails as never charged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +75,13 @@ class PurchaseService:
         *,
         functional_currency: str = "USD",
         fees: dict[str, FeeSchedule] | None = None,
+        unanswered_grace: timedelta = DEFAULT_UNANSWERED_GRACE,
     ) -> None:
         self._sessions = sessions
         self._gateway = gateway
         self.functional_currency = fiat(functional_currency).code
         self._fees = fees or fee_schedules()
+        self.unanswered_grace = unanswered_grace
 
     def _check(self, request: PurchaseRequest) -> None:
         check_user_id(request.user_id)
@@ -221,6 +227,10 @@ class PurchaseService:
             assert purchase is not None
             if purchase.status != "pending":
                 return purchase  # settled already, by a racing retry or a provider event
+            if result.outcome is ChargeOutcome.NOT_FOUND:
+                now = await session.scalar(select(func.now()))
+                if now is not None and now - purchase.created_at < self.unanswered_grace:
+                    return purchase  # a first charge may still be on its way to the provider
             if result.outcome is ChargeOutcome.SUCCEEDED:
                 facts = await self._facts(session, purchase, result.reference or "")
                 posted = await post_entry(

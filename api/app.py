@@ -19,11 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from accounting.fees import fee_schedules
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseService
 from api.auth import InvalidToken, principal_from_header
-from api.database import create_engine, session_factory
+from api.database import create_engine, purchase_service, session_factory
 from api.settings import Settings, get_settings
 from schema import Limits, build_schema
 from schema.context import Context, Services
@@ -160,12 +157,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     sessions = session_factory(engine)
     services = Services(
         sessions=sessions,
-        purchases=PurchaseService(
-            sessions,
-            SandboxGateway(sessions),
-            functional_currency=settings.functional_currency,
-            fees=fee_schedules(settings.app_store_commission_percent),
-        ),
+        purchases=purchase_service(settings, sessions),
         functional_currency=settings.functional_currency,
     )
     graphql = CoinbooksGraphQL(services, settings)

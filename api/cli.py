@@ -18,11 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import integrity, reports
 from accounting.access import Role
-from accounting.fees import fee_schedules
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseService
 from api.auth import issue_token
-from api.database import create_engine, database_url_for, migrate, session_factory
+from api.database import (
+    create_engine,
+    database_url_for,
+    migrate,
+    purchase_service,
+    session_factory,
+)
 from api.settings import get_settings
 
 app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_args_is_help=True)
@@ -161,13 +164,7 @@ def settle_purchases() -> None:
         engine = create_engine(url, pool_size=2, max_overflow=0)
         try:
             sessions = session_factory(engine)
-            service = PurchaseService(
-                sessions,
-                SandboxGateway(sessions),
-                functional_currency=settings.functional_currency,
-                fees=fee_schedules(settings.app_store_commission_percent),
-            )
-            return await service.settle_pending()
+            return await purchase_service(settings, sessions).settle_pending()
         finally:
             await engine.dispose()
 

@@ -6,15 +6,24 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 import migrations
+from accounting.fees import fee_schedules
+from accounting.payments.sandbox import SandboxGateway
+from accounting.purchases import PurchaseService
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +51,21 @@ def create_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 10
     )
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def purchase_service(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> PurchaseService:
+    """Purchases as configured: the sandbox provider, the fee schedules, the grace period."""
+    return PurchaseService(
+        sessions,
+        SandboxGateway(sessions),
+        functional_currency=settings.functional_currency,
+        fees=fee_schedules(settings.app_store_commission_percent),
+        unanswered_grace=timedelta(seconds=settings.unanswered_charge_grace_seconds),
+    )
 
 
 async def ensure_database(server_url: str | URL, name: str) -> URL:

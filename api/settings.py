@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     app_store_commission_percent: int = Field(default=30, ge=0, le=100)
     """30 for the standard app-store rate, 15 for the small-business programmes."""
 
+    unanswered_charge_grace_seconds: int = Field(default=120, ge=0)
+    """How long a charge the provider has no record of may still be on its way: until then a
+    pending purchase stays pending rather than failing as never charged."""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 

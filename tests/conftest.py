@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from api.local_postgres import LocalPostgres
 from api.settings import Settings
 
 T = TypeVar("T")
+ZERO = timedelta(0)
 
 
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:
@@ -121,7 +123,10 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture
 def purchases(sessions: async_sessionmaker[AsyncSession]) -> PurchaseService:
-    return PurchaseService(sessions, SandboxGateway(sessions), functional_currency="USD")
+    """Purchases with no grace period for unanswered charges (a dedicated test covers it)."""
+    return PurchaseService(
+        sessions, SandboxGateway(sessions), functional_currency="USD", unanswered_grace=ZERO
+    )
 
 
 @pytest.fixture
@@ -130,6 +135,7 @@ def settings(db_url: URL) -> Settings:
         _env_file=None,  # type: ignore[call-arg]
         database_url=db_url.render_as_string(hide_password=False),
         environment="development",  # type: ignore[arg-type]
+        unanswered_charge_grace_seconds=0,
     )
 
 
