@@ -117,6 +117,38 @@ def revenue(stream: str, functional_currency: str) -> AccountSpec:
     )
 
 
+CREATOR_DIAMOND_STATES = ("pending", "available", "reserved")
+
+
+def creator_diamonds(creator_id: str, state: str) -> AccountSpec:
+    """A creator's diamonds: pending (inside the hold), available (withdrawable), reserved (in a
+    payout in flight). None of them ever goes below zero."""
+    check_user_id(creator_id, field="creatorId")
+    if state not in CREATOR_DIAMOND_STATES:
+        raise ValueError(f"unknown diamond state {state!r}")
+    return AccountSpec(
+        f"creator:{creator_id}:diamonds:{state}",
+        DIAMOND.code,
+        AccountType.LIABILITY,
+        no_overdraft=True,
+    )
+
+
+def creator_payable(creator_id: str, functional_currency: str) -> AccountSpec:
+    """The cash value owed to a creator for their diamonds, in every state."""
+    check_user_id(creator_id, field="creatorId")
+    return AccountSpec(
+        f"creator:{creator_id}:payable", fiat(functional_currency).code, AccountType.LIABILITY
+    )
+
+
+def promotions(functional_currency: str) -> AccountSpec:
+    """Creator value paid out of coins that cost the platform nothing (bonus coins)."""
+    return AccountSpec(
+        "platform:expense:promotions", fiat(functional_currency).code, AccountType.EXPENSE
+    )
+
+
 def fixed_platform_accounts(
     functional_currency: str, currencies: tuple[str, ...]
 ) -> list[AccountSpec]:
@@ -124,6 +156,7 @@ def fixed_platform_accounts(
     specs = [coins_issued(), coins_spent(), diamonds_issued(), diamonds_redeemed()]
     for stream in ("gifts", "features", "breakage"):
         specs.append(revenue(stream, functional_currency))
+    specs.append(promotions(functional_currency))
     for currency in currencies:
         specs.append(bank(currency))
         specs.append(fx_trading(currency))
