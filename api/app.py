@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.auth import InvalidToken, principal_from_header
-from api.database import create_engine, purchase_service, session_factory
+from api.database import create_engine, gift_service, purchase_service, session_factory
 from api.settings import Settings, get_settings
 from schema import Limits, build_schema
 from schema.context import Context, Services
@@ -158,6 +158,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     services = Services(
         sessions=sessions,
         purchases=purchase_service(settings, sessions),
+        gifts=gift_service(settings, sessions),
         functional_currency=settings.functional_currency,
     )
     graphql = CoinbooksGraphQL(services, settings)

@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import (
 
 import migrations
 from accounting.fees import fee_schedules
+from accounting.gifts import GiftService
 from accounting.payments.sandbox import SandboxGateway
+from accounting.posting_rules import CoinRates
 from accounting.purchases import PurchaseService
 from api.settings import Settings
 
@@ -53,6 +55,16 @@ def create_engine(url: str | URL, *, pool_size: int = 10, max_overflow: int = 10
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def gift_service(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> GiftService:
+    """Gifts and unlocks at the configured rates and hold."""
+    return GiftService(
+        sessions,
+        functional_currency=settings.functional_currency,
+        rates=CoinRates(settings.diamonds_per_coin, settings.diamond_value_micros),
+        hold=timedelta(hours=settings.hold_hours),
+    )
 
 
 def purchase_service(

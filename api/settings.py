@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     unanswered_charge_grace_seconds: int = Field(default=120, ge=0)
     """How long a charge the provider has no record of may still be on its way: until then a
     pending purchase stays pending rather than failing as never charged."""
+
+    diamonds_per_coin: Decimal = Field(default=Decimal(1), gt=0)
+    diamond_value_micros: int = Field(default=5_000, ge=1)
+    """Cash value of one diamond in functional micro-units (5000 = $0.005)."""
+    hold_hours: float = Field(default=7 * 24, ge=0)
+    """How long a gift's diamonds stay pending before they become available."""
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)

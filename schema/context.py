@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info as StrawberryInfo
 
 from accounting.access import Principal
+from accounting.gifts import GiftService
 from accounting.purchases import PurchaseService
 
 
@@ -15,6 +16,7 @@ from accounting.purchases import PurchaseService
 class Services:
     sessions: async_sessionmaker[AsyncSession]
     purchases: PurchaseService
+    gifts: GiftService
     functional_currency: str
 
 

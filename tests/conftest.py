@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounting.access import Role
+from accounting.gifts import GiftService
 from accounting.payments.sandbox import SandboxGateway
 from accounting.purchases import PurchaseService
 from api.app import create_app
@@ -136,6 +137,7 @@ def settings(db_url: URL) -> Settings:
         database_url=db_url.render_as_string(hide_password=False),
         environment="development",  # type: ignore[arg-type]
         unanswered_charge_grace_seconds=0,
+        hold_hours=0,
     )
 
 
@@ -188,3 +190,9 @@ class GraphQLClient:
 def gql(client: httpx.AsyncClient, token: Callable[..., str]) -> GraphQLClient:
     """``await gql(query, variables, user="ana", roles=("viewer",))`` → the JSON reply."""
     return GraphQLClient(client, token)
+
+
+@pytest.fixture
+def gifts(sessions: async_sessionmaker[AsyncSession]) -> GiftService:
+    """Gifts at the default rates (1 diamond per coin, $0.005 a diamond) and no hold."""
+    return GiftService(sessions, functional_currency="USD", hold=ZERO)
