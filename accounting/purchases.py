@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import catalog, fx, idempotency
+from accounting import catalog, fx, idempotency, standing
 from accounting.chart import PROVIDERS, check_user_id
 from accounting.errors import (
     IdempotencyKeyReused,
@@ -120,6 +120,7 @@ class PurchaseService:
             existing = await self._by_key(session, request.user_id, request.idempotency_key)
             if existing is not None:
                 return existing, True
+            await standing.check_not_frozen(session, request.user_id, doing="buy coins")
             if request.package_code is not None:
                 offer = await catalog.package_offer(
                     session, request.package_code, request.currency, request.channel

@@ -75,6 +75,7 @@ class PurchaseCoinsErrorCode(Enum):
     FX_RATE_MISSING = "FX_RATE_MISSING"
     PROVIDER_NOT_AVAILABLE = "PROVIDER_NOT_AVAILABLE"
     PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
 
 
 _CODES: dict[type[errors.LedgerError], PurchaseCoinsErrorCode] = {
@@ -87,6 +88,7 @@ _CODES: dict[type[errors.LedgerError], PurchaseCoinsErrorCode] = {
     errors.UnknownCommodity: PurchaseCoinsErrorCode.UNKNOWN_CURRENCY,
     errors.FxRateMissing: PurchaseCoinsErrorCode.FX_RATE_MISSING,
     errors.ProviderNotAvailable: PurchaseCoinsErrorCode.PROVIDER_NOT_AVAILABLE,
+    errors.AccountFrozen: PurchaseCoinsErrorCode.ACCOUNT_FROZEN,
 }
 
 

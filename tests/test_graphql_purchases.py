@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounting import standing
 from accounting.tables import FxRateRow
 from tests.conftest import GraphQLClient
 
@@ -296,6 +297,24 @@ async def test_without_an_exchange_rate_in_force_a_euro_purchase_is_refused_with
     assert await books_seen_by(gql) == before
 
 
+async def test_a_frozen_account_cannot_buy_coins(
+    gql: GraphQLClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session, session.begin():
+        await standing.set_frozen(
+            session, "ana", frozen=True, reason="chargeback under review", actor="user:sam"
+        )
+    before = await books_seen_by(gql)
+
+    payload = await purchase_coins(gql)
+
+    assert len(payload["errors"]) == 1, payload
+    assert payload["errors"][0]["code"] == "ACCOUNT_FROZEN"
+    assert "frozen" in payload["errors"][0]["message"]
+    assert payload["purchase"] is None
+    assert await books_seen_by(gql) == before
+
+
 # --- purchaseCoins: declined by the provider ----------------------------------------------------
 
 
@@ -457,6 +476,7 @@ async def test_every_purchase_coins_error_code_is_exercised_here(gql: GraphQLCli
         "IDEMPOTENCY_KEY_REUSED",
         "FX_RATE_MISSING",
         "PAYMENT_DECLINED",
+        "ACCOUNT_FROZEN",
     }
     assert declared == exercised
 
