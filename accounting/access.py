@@ -48,3 +48,40 @@ def may_buy_coins(principal: Principal) -> bool:
 def may_read_books(principal: Principal) -> bool:
     """Trial balance, integrity report, any account: finance only."""
     return principal.has(Role.FINANCE)
+
+
+def may_spend_coins(principal: Principal) -> bool:
+    """Gifts and feature unlocks are paid from the caller's own wallet."""
+    return principal.has(*SPENDERS)
+
+
+def may_stream(principal: Principal) -> bool:
+    """Start and end live streams of one's own."""
+    return principal.has(Role.CREATOR)
+
+
+def may_earn(principal: Principal) -> bool:
+    """Creators have diamonds and earnings of their own."""
+    return principal.has(Role.CREATOR)
+
+
+def may_read_earnings(principal: Principal, creator_id: str) -> bool:
+    """A creator's diamonds, earnings and stream takings (totals, gifts received): the creator
+    themself (with the creator role), or support and finance for anyone."""
+    if principal.has(*READERS_OF_ANY_WALLET):
+        return True
+    return principal.user_id == creator_id and principal.has(Role.CREATOR)
+
+
+def may_read_leaderboards(principal: Principal) -> bool:
+    """A stream's top gifters are shown to everyone watching it: any signed-in caller."""
+    return bool(principal.roles)
+
+
+def may_manage_catalog(principal: Principal) -> bool:
+    """Gift types and premium features, their prices and whether they are on sale."""
+    return principal.has(Role.ADMIN)
+
+
+def may_freeze_accounts(principal: Principal) -> bool:
+    return principal.has(Role.ADMIN)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +16,7 @@ from accounting.errors import (
     StreamNotFound,
     StreamNotLive,
 )
+from accounting.history import Page, page_size
 from accounting.tables import StreamRow
 
 
@@ -45,8 +48,11 @@ async def end_stream(session: AsyncSession, creator_id: str, stream_id: int) -> 
         raise NotStreamCreator("Only its creator ends a stream", field="streamId")
     if stream.status != "live":
         raise StreamNotLive(f"Stream {stream_id} has already ended", field="streamId")
+    # Read the time before changing the row: the read would flush a status of "ended" with no
+    # end time, which the table refuses (ck_stream_ended).
+    ended_at = await session.scalar(select(func.now()))
     stream.status = "ended"
-    stream.ended_at = await session.scalar(select(func.now()))
+    stream.ended_at = ended_at
     await session.flush()
     return stream
 
@@ -56,3 +62,29 @@ async def live_stream_of(session: AsyncSession, creator_id: str) -> StreamRow | 
         select(StreamRow).where(StreamRow.creator_id == creator_id, StreamRow.status == "live")
     )
     return found
+
+
+async def live_streams(
+    session: AsyncSession, *, first: int = 20, before_id: int | None = None
+) -> Page[StreamRow]:
+    """Streams live now, newest first. Only live rows are read: the partial index of live
+    streams holds them, however many streams have ended."""
+    size = page_size(first)
+    statement = (
+        select(StreamRow)
+        .where(StreamRow.status == "live")
+        .order_by(StreamRow.id.desc())
+        .limit(size + 1)
+    )
+    if before_id is not None:
+        statement = statement.where(StreamRow.id < before_id)
+    rows = list((await session.scalars(statement)).all())
+    return Page(rows[:size], len(rows) > size)
+
+
+async def streams_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, StreamRow]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(StreamRow).where(StreamRow.id.in_(wanted)))
+    return {row.id: row for row in rows}

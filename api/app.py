@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -18,9 +19,21 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
 from api.auth import InvalidToken, principal_from_header
-from api.database import create_engine, gift_service, purchase_service, session_factory
+from api.database import (
+    create_engine,
+    gift_service,
+    libpq_url,
+    purchase_service,
+    session_factory,
+)
+from api.gift_feed import FeedLimits, PostgresGiftFeed
 from api.settings import Settings, get_settings
 from schema import Limits, build_schema
 from schema.context import Context, Services
@@ -29,6 +42,11 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+REFUSED = 4403
+"""graphql-transport-ws close code for a refused ``connection_init``."""
+MAX_CLOSE_REASON_BYTES = 123
 
 
 class RequestIdMiddleware:
@@ -115,7 +133,56 @@ class RequestSizeLimit:
             await self._refuse(scope, receive, send)
 
 
+def refusal_of_connection(
+    settings: Settings, context: Context, params: dict[str, object]
+) -> str | None:
+    """Signs a websocket in from its ``connection_init`` payload, ``{"Authorization": "Bearer
+    <token>"}`` (what browsers can send), or else the handshake's Authorization header. Returns
+    why the connection is refused, or ``None`` when the caller is signed in."""
+    given = params.get("Authorization", params.get("authorization"))
+    if given is not None:
+        if not isinstance(given, str):
+            return 'Send the token as {"Authorization": "Bearer <token>"} in connection_init'
+        try:
+            context.principal = principal_from_header(settings, given)
+            context.auth_error = None
+        except InvalidToken as error:
+            return error.reason
+    elif context.auth_error is not None:
+        return context.auth_error
+    if context.principal is None:
+        return 'Sign in: send {"Authorization": "Bearer <token>"} in connection_init'
+    return None
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a websocket close frame carries (123 bytes of UTF-8)."""
+    return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
+class CoinbooksTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws as strawberry speaks it, except that only a signed-in caller is
+    acknowledged, and a refused ``connection_init`` is closed with 4403 and the reason ("The
+    token has expired"), where strawberry's ``on_ws_connect`` rejection says only "Forbidden"."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        params = message.get("payload", {})
+        first = not (self.connection_init_received or self.connection_timed_out)
+        if first and isinstance(params, dict):
+            assert isinstance(self.view, CoinbooksGraphQL)
+            refusal = refusal_of_connection(self.view.settings, self.context, params)
+            if refusal is not None:
+                self.connection_init_received = True
+                if self.connection_init_timeout_task is not None:
+                    self.connection_init_timeout_task.cancel()
+                await self.websocket.close(code=REFUSED, reason=close_reason(refusal))
+                return
+        await super().handle_connection_init(message)
+
+
 class CoinbooksGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = CoinbooksTransportWSHandler
+
     def __init__(self, services: Services, settings: Settings) -> None:
         super().__init__(
             build_schema(
@@ -129,6 +196,10 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
             ),
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            allowed_origins=settings.websocket_allowed_origins,
         )
         self.services = services
         self.settings = settings
@@ -155,11 +226,19 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
     sessions = session_factory(engine)
+    gift_feed = PostgresGiftFeed(
+        libpq_url(database_url),
+        FeedLimits(
+            queue_size=settings.gift_feed_queue_size,
+            stream_check_seconds=settings.gift_feed_stream_check_seconds,
+        ),
+    )
     services = Services(
         sessions=sessions,
         purchases=purchase_service(settings, sessions),
         gifts=gift_service(settings, sessions),
         functional_currency=settings.functional_currency,
+        gift_feed=gift_feed,
     )
     graphql = CoinbooksGraphQL(services, settings)
 
@@ -170,8 +249,12 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await engine.dispose()
+        gift_feed.start()
+        try:
+            yield
+        finally:
+            await gift_feed.stop()
+            await engine.dispose()
 
     app = Starlette(
         routes=[
@@ -185,6 +268,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     app.add_middleware(RequestIdMiddleware)
     app.state.services = services
     app.state.engine = engine
+    app.state.gift_feed = gift_feed
     return app
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounting import integrity, reports
+from accounting import holds, integrity, reports
 from accounting.access import Role
 from api.auth import issue_token
 from api.database import (
@@ -171,6 +171,29 @@ def settle_purchases() -> None:
     with database_url_for(settings) as url:
         counts = asyncio.run(run(url))
     console.print(", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+@app.command(name="release-holds")
+def release_holds(
+    creator: Annotated[
+        str | None, typer.Option(help="Only this creator's gifts; default every creator's.")
+    ] = None,
+) -> None:
+    """Release the diamonds of every gift whose hold has passed, pending to available.
+
+    Safe to run repeatedly and from several places at once: no gift is released twice."""
+    settings = get_settings()
+
+    async def run(url: URL) -> int:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            return await holds.release_due(session_factory(engine), creator_id=creator)
+        finally:
+            await engine.dispose()
+
+    with database_url_for(settings) as url:
+        released = asyncio.run(run(url))
+    console.print(f"Released {released} gift(s) from hold")
 
 
 @app.command(name="export-schema")

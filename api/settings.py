@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(default=15, ge=1)
     graphql_cache_size: int = Field(default=1024, ge=1)
 
+    gift_feed_queue_size: int = Field(default=256, ge=1, le=10_000)
+    """Live gifts that may wait for one slow subscriber before its subscription is ended."""
+    gift_feed_stream_check_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often the live gift feed looks for ended streams, to complete their subscriptions."""
+    websocket_allowed_origins: tuple[str, ...] = ()
+    """Browser origins, besides the service's own, whose pages may open the GraphQL websocket
+    (e.g. ``["https://app.example.com"]``); others are refused at the handshake."""
+
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
         if self.environment is Environment.PRODUCTION:

@@ -22,8 +22,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Coinbooks benchmark: pgbench TPC-B baseline, purchases/s through the "
-        "accounting core and through GraphQL over HTTP, with the books checked after each "
-        "phase. Uses DATABASE_URL's server if set, else an embedded PostgreSQL.",
+        "accounting core and through GraphQL over HTTP, gifts/s through the accounting core "
+        "(uniform over creators and all to one), with the books checked after each phase. "
+        "Uses DATABASE_URL's server if set, else an embedded PostgreSQL.",
     )
     parser.add_argument(
         "--seconds",

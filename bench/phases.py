@@ -13,6 +13,7 @@ from api.database import create_engine, session_factory
 from api.settings import Settings
 from bench.books import BooksCheck, check_books_at, entries_at, transactions_at
 from bench.core import drive_core, purchase_service
+from bench.gifts import drive_gifts, gift_service, seed_gifting
 from bench.load import LoadResult
 from bench.over_http import ServiceMemory, ServiceProcess, drive_http
 
@@ -54,6 +55,34 @@ def run_core_phase(
 ) -> PhaseResult:
     """Purchases through PurchaseService in this process, ``clients`` workers."""
     return asyncio.run(_core(url, clients, seconds, warmup, users))
+
+
+async def _gifts(
+    url: URL, clients: int, seconds: float, warmup: float, creators: int
+) -> PhaseResult:
+    # A gift holds at most one connection at a time: one per worker, so none waits.
+    engine = create_engine(url, pool_size=clients, max_overflow=0)
+    try:
+        sessions = session_factory(engine)
+        setup = await seed_gifting(sessions, senders=clients, creators=creators)
+        before_entries = await entries_at(url, "gift")
+        before_transactions = await transactions_at(url, settle=True)
+        load = await drive_gifts(
+            gift_service(sessions), setup, clients=clients, seconds=seconds, warmup=warmup
+        )
+    finally:
+        await engine.dispose()
+    transactions = await transactions_at(url, settle=True) - before_transactions
+    books = await check_books_at(url, load.acknowledged, before_entries, kind="gift")
+    return PhaseResult(load, books, transactions)
+
+
+def run_gift_phase(
+    url: URL, *, clients: int, seconds: float, warmup: float, creators: int
+) -> PhaseResult:
+    """Gifts through GiftService in this process: ``clients`` senders, each a worker with a
+    wallet of its own (funded before the clock starts), into ``creators`` live streams."""
+    return asyncio.run(_gifts(url, clients, seconds, warmup, creators))
 
 
 def run_http_phase(

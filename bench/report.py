@@ -44,6 +44,10 @@ class Figure:
     transactions: int | None = None
     """PostgreSQL transactions in the phase's database during the load (ledger phases)."""
     pgbench: Baseline | None = None
+    creators: int | None = None
+    """Gift phases: how many creators the gifts went to."""
+    noun: str = "purchase"
+    """What one request of the phase is: a purchase or a gift."""
 
     @classmethod
     def of_pgbench(cls, result: Baseline) -> Figure:
@@ -71,7 +75,11 @@ class Figure:
         return self.per_second / self.baseline_tps if self.baseline_tps > 0 else None
 
     @property
-    def transactions_per_purchase(self) -> float | None:
+    def unit(self) -> str:
+        return "tps" if self.pgbench else f"{self.noun}s/s"
+
+    @property
+    def transactions_per_request(self) -> float | None:
         if self.transactions is None or self.load is None or not self.load.acknowledged:
             return None
         return self.transactions / self.load.acknowledged
@@ -94,7 +102,7 @@ class Figure:
             "clients": self.clients,
             "users": self.users or None,
             "per_second": round(self.per_second, 2),
-            "unit": "tps" if self.pgbench else "purchases/s",
+            "unit": self.unit,
             "baseline_tps": round(self.baseline_tps, 2),
             "ratio_to_pgbench": _round(self.ratio, 4),
         }
@@ -117,13 +125,15 @@ class Figure:
                 "errors": self.load.errors,
                 "error_examples": self.load.error_examples,
                 "db_transactions": self.transactions,
-                "db_transactions_per_purchase": _round(self.transactions_per_purchase, 2),
+                f"db_transactions_per_{self.noun}": _round(self.transactions_per_request, 2),
             }
+            if self.creators is not None:
+                found["creators"] = self.creators
         if self.books is not None:
             found["books"] = {
                 "ok": self.books.ok,
                 "acknowledged": self.books.acknowledged,
-                "purchase_entries": self.books.purchase_entries,
+                f"{self.books.kind}_entries": self.books.entries,
                 "entries_checked": self.books.entries_checked,
                 "problems": self.books.problems(),
             }
@@ -200,8 +210,8 @@ class Report:
                 continue
             assert figure.load is not None and figure.books is not None
             notes = []
-            if figure.transactions_per_purchase is not None:
-                notes.append(f"{figure.transactions_per_purchase:.1f} db xacts/purchase")
+            if figure.transactions_per_request is not None:
+                notes.append(f"{figure.transactions_per_request:.1f} db xacts/{figure.noun}")
             if figure.load.errors:
                 notes.append(f"[red]{figure.load.errors} errors[/red]")
             if figure.memory is not None:
@@ -212,7 +222,7 @@ class Report:
             table.add_row(
                 figure.label,
                 str(figure.clients),
-                f"{figure.per_second:,.1f}",
+                f"{figure.per_second:,.1f} {figure.unit}",
                 ratio,
                 _ms(figure.load.p50_ms),
                 _ms(figure.load.p99_ms),

@@ -1,6 +1,6 @@
-"""One benchmark run against one PostgreSQL server: the pgbench baseline, the core phases and
-the HTTP phase (each ledger phase followed by the invariant check), the baseline again, and
-the report."""
+"""One benchmark run against one PostgreSQL server: the pgbench baseline, the core phases
+(purchases, then gifts) and the HTTP phase (each ledger phase followed by the invariant check),
+the baseline again, and the report."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from api.database import migrate
 from bench import graphql_caches, pgbench
 from bench.database import BenchServer, bench_server
 from bench.machine import machine_info
-from bench.phases import PhaseResult, run_core_phase, run_http_phase
+from bench.phases import PhaseResult, run_core_phase, run_gift_phase, run_http_phase
 from bench.report import Figure, Report
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BASELINE_CLIENTS = (32, 8)
 HTTP_CLIENTS = 32
 FEW_USERS = 4
+UNIFORM_CREATORS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +43,34 @@ class LedgerPhase:
     clients: int
     users: int | None = None
     """``None``: a user of its own per worker (or connection)."""
+    flow: str = "purchase"
+    """What each request is: a purchase or a gift."""
+    creators: int | None = None
+    """Gifts: the live creators the gifts are spread over, uniformly."""
 
 
 CORE_PHASES = (
     LedgerPhase("core_c8", "core: a user per worker", "core", 8),
     LedgerPhase("core_c32", "core: a user per worker", "core", 32),
     LedgerPhase("core_c32_few_users", f"core: all to {FEW_USERS} users", "core", 32, FEW_USERS),
+)
+GIFT_PHASES = (
+    LedgerPhase(
+        "gifts_c32_uniform",
+        f"core gifts: {UNIFORM_CREATORS} creators, uniform",
+        "core",
+        32,
+        flow="gift",
+        creators=UNIFORM_CREATORS,
+    ),
+    LedgerPhase(
+        "gifts_c32_one_creator",
+        "core gifts: all to one creator",
+        "core",
+        32,
+        flow="gift",
+        creators=1,
+    ),
 )
 HTTP_PHASE = LedgerPhase(
     f"http_c{HTTP_CLIENTS}", "GraphQL purchaseCoins over HTTP", "http", HTTP_CLIENTS
@@ -72,7 +95,16 @@ def run_phase(
     """The phase on a fresh copy of the migrated template, dropped afterwards."""
     url = server.create(phase.key, template=template)
     server.checkpoint()
-    if phase.phase == "core":
+    if phase.flow == "gift":
+        assert phase.creators is not None
+        result = run_gift_phase(
+            url,
+            clients=phase.clients,
+            seconds=options.seconds,
+            warmup=options.warmup,
+            creators=phase.creators,
+        )
+    elif phase.phase == "core":
         result = run_core_phase(
             url,
             clients=phase.clients,
@@ -89,19 +121,19 @@ def run_phase(
             log_path=RESULTS_DIR / "service.log",
         )
     server.drop(url)
-    _report_phase(console, result)
+    _report_phase(console, result, phase.flow)
     return result
 
 
-def _report_phase(console: Console, result: PhaseResult) -> None:
+def _report_phase(console: Console, result: PhaseResult, flow: str) -> None:
     load, books = result.load, result.books
     p99 = "-" if load.p99_ms is None else f"{load.p99_ms:,.1f}"
     console.print(
-        f"  [bold]{load.per_second:,.1f}[/bold] purchases/s, p99 {p99} ms, "
+        f"  [bold]{load.per_second:,.1f}[/bold] {flow}s/s, p99 {p99} ms, "
         f"{load.errors} errors; books: "
         + (
             f"[green]OK[/green] ({books.acknowledged:,} acknowledged = "
-            f"{books.purchase_entries:,} purchase entries, no violations)"
+            f"{books.entries:,} {books.kind} entries, no violations)"
             if books.ok
             else "[bold red]FAIL[/bold red]"
         )
@@ -121,6 +153,8 @@ def ledger_figure(
         phase=phase.phase,
         clients=phase.clients,
         users=phase.users or phase.clients,
+        creators=phase.creators,
+        noun=phase.flow,
         load=result.load,
         books=result.books,
         baseline_tps=baselines[phase.clients].tps,
@@ -145,7 +179,7 @@ def run(options: Options, console: Console) -> int:
 
         template = server.create("template")
         migrate(template)
-        for phase in (*CORE_PHASES, HTTP_PHASE):
+        for phase in (*CORE_PHASES, *GIFT_PHASES, HTTP_PHASE):
             console.print(f"{phase.label}, {phase.clients} clients")
             results.append((phase, run_phase(server, template, phase, options, console)))
         server.drop(template)

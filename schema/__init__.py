@@ -25,18 +25,36 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from accounting.errors import LedgerError
+from schema.admin import AdminMutations
+from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
+from schema.gifts import GiftMutations, GiftQueries
+from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
 from schema.scalars import BIG_INT_SCALAR, BigInt
+from schema.streams import StreamMutations, StreamQueries
 from schema.wallet import WalletQueries
 
 log = logging.getLogger("coinbooks.graphql")
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
-Query = merge_types("Query", (PackageQueries, WalletQueries, PurchaseQueries, FinanceQueries))
-Mutation = merge_types("Mutation", (PurchaseMutations,))
+Query = merge_types(
+    "Query",
+    (
+        PackageQueries,
+        WalletQueries,
+        PurchaseQueries,
+        FinanceQueries,
+        StreamQueries,
+        GiftQueries,
+        EarningsQueries,
+    ),
+)
+Mutation = merge_types(
+    "Mutation", (PurchaseMutations, StreamMutations, GiftMutations, AdminMutations)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,7 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(rules),
         MaskUnexpectedErrors,
+        SubscriptionsOverWebSocket,
     ]
     if caches:
         extensions[1:1] = [lambda: ParserCache(maxsize=limits.cache_size)]
@@ -118,6 +137,7 @@ def build_schema(
     return CoinbooksSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map={BigInt: BIG_INT_SCALAR}),
     )

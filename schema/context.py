@@ -2,14 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info as StrawberryInfo
 
 from accounting.access import Principal
+from accounting.gift_events import GiftEvent
 from accounting.gifts import GiftService
 from accounting.purchases import PurchaseService
+
+
+class FeedEnd(StrEnum):
+    """Why a live gift subscription stopped before its stream ended."""
+
+    FELL_BEHIND = "FELL_BEHIND"
+    """The subscriber did not keep up: more gifts waited for it than its queue holds."""
+    FEED_INTERRUPTED = "FEED_INTERRUPTED"
+    """This process lost its database connection for a while: gifts may have been missed."""
+    FEED_STOPPED = "FEED_STOPPED"
+    """The process is shutting down."""
+
+
+class LiveFeedEnded(Exception):
+    """Raised by a gift subscription that ended early; gifts after it were not delivered."""
+
+    def __init__(self, reason: FeedEnd, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class GiftSubscription(Protocol):
+    """The gifts committed in one stream from the moment it is opened, in commit order.
+
+    Iteration stops when the stream ends, and raises :class:`LiveFeedEnded` when delivery
+    stopped for another reason. Open it (``open()`` or ``async with``) before reading whether
+    the stream is live, so that no gift falls between the two; close it when done."""
+
+    async def open(self) -> Self: ...
+
+    async def aclose(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[GiftEvent]: ...
+
+    async def __anext__(self) -> GiftEvent: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+class GiftFeed(Protocol):
+    """Committed gifts, as they are committed, for the process's live subscriptions."""
+
+    def subscribe(self, stream_id: int) -> GiftSubscription: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +68,7 @@ class Services:
     purchases: PurchaseService
     gifts: GiftService
     functional_currency: str
+    gift_feed: GiftFeed
 
 
 @dataclass(slots=True)
@@ -27,6 +78,8 @@ class Context:
     principal: Principal | None
     auth_error: str | None = None
     """Why the Authorization header was refused, when it was."""
+    connection_params: dict[str, object] | None = None
+    """The payload of a websocket's ``connection_init`` (strawberry sets it)."""
 
 
 Info = StrawberryInfo[Context, None]

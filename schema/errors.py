@@ -3,15 +3,22 @@ Business failures of a mutation are not raised: they come back as data in its pa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import Enum
+from typing import TypeVar
+
 from graphql import GraphQLError
 
 from accounting.access import Principal
+from accounting.errors import LedgerError
 from schema.context import Info
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 BAD_USER_INPUT = "BAD_USER_INPUT"
+
+Code = TypeVar("Code", bound=Enum)
 
 
 class ClientError(GraphQLError):
@@ -34,3 +41,12 @@ def require_principal(info: Info) -> Principal:
 
 def forbidden(what: str) -> ClientError:
     return ClientError(FORBIDDEN, f"You may not {what}")
+
+
+def payload_code(error: LedgerError, codes: Mapping[type[LedgerError], Code]) -> Code:
+    """The mutation's code for a domain error: its class's, or its nearest mapped base's. An
+    error the mutation has no code for is re-raised: a top-level error, not payload data."""
+    for kind in type(error).__mro__:
+        if kind in codes:
+            return codes[kind]
+    raise error

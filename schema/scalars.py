@@ -49,3 +49,13 @@ class Money:
     @classmethod
     def of(cls, micros: int, currency: str) -> Money:
         return cls(amount=format_micros(micros, currency), currency=currency)
+
+
+def parse_id(id: str) -> int | None:
+    """A row id given as a GraphQL ID, or ``None`` when it cannot name a row (not a whole
+    number, or beyond what a bigint column holds)."""
+    text = id.strip()
+    if not text.isascii() or not text.isdigit():
+        return None
+    parsed = int(text)
+    return parsed if 1 <= parsed <= MAX_BIG_INT else None

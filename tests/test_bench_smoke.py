@@ -1,12 +1,16 @@
-"""The benchmark's core-throughput phase, run for about a second: purchases are acknowledged
-and the books hold exactly those. Nothing here is timed: speed is for ``make bench``."""
+"""The benchmark's core-throughput phases, run for about a second each: purchases and gifts
+are acknowledged and the books hold exactly those. Nothing here is timed: speed is for
+``make bench``."""
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bench.books import check_books, purchase_entries
+from bench.books import check_books, entries_of_kind, purchase_entries
 from bench.core import drive_core, purchase_service
+from bench.gifts import drive_gifts, gift_service, seed_gifting
 from bench.pgbench import parse
 
 PGBENCH_OUTPUT = """\
@@ -36,7 +40,39 @@ async def test_core_phase_acknowledges_purchases_and_books_agree(
     assert load.errors == 0, load.error_examples
     books = await check_books(sessions, load.acknowledged, before)
     assert books.ok, books.problems()
-    assert books.purchase_entries == load.acknowledged
+    assert (books.kind, books.entries) == ("purchase", load.acknowledged)
+
+
+@pytest.mark.parametrize("creators", [5, 1])
+async def test_gift_phase_acknowledges_gifts_and_books_agree(
+    sessions: async_sessionmaker[AsyncSession], creators: int
+) -> None:
+    """Four senders gift for a second into five streams, or all into one: every gift sent is
+    one gift entry, the creators got all the diamonds, and the integrity check is clean."""
+    setup = await seed_gifting(sessions, senders=4, creators=creators)
+    assert len(setup.streams) == creators
+    before = await entries_of_kind(sessions, "gift")
+    load = await drive_gifts(gift_service(sessions), setup, clients=4, seconds=1.0)
+
+    assert load.acknowledged > 0
+    assert load.errors == 0, load.error_examples
+    books = await check_books(sessions, load.acknowledged, before, kind="gift")
+    assert books.ok, books.problems()
+    assert (books.kind, books.entries) == ("gift", load.acknowledged)
+    async with sessions() as session:
+        gifts, coins, streams = (
+            await session.execute(
+                text("SELECT count(*), sum(coins), count(DISTINCT stream_id) FROM gift")
+            )
+        ).one()
+        pending = await session.scalar(
+            text(
+                "SELECT -sum(balance) FROM account WHERE code LIKE 'creator:%\\:diamonds\\:pending'"
+            )
+        )
+    assert gifts == load.acknowledged
+    assert pending == coins  # a diamond per coin, every one of them pending
+    assert streams == creators
 
 
 def test_pgbench_output_parses() -> None:

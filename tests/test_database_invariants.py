@@ -346,8 +346,9 @@ APPEND_ONLY: dict[str, tuple[str, str]] = {
         "TRUNCATE journal_entry CASCADE",
         "is append-only: TRUNCATE refused",
     ),
-    "truncate_all_three": (
-        "TRUNCATE posting, journal_entry, purchase",
+    "truncate_all_together": (
+        # every table that references journal_entry, so no foreign key refuses it first
+        "TRUNCATE posting, journal_entry, purchase, gift, feature_unlock",
         "is append-only: TRUNCATE refused",
     ),
 }
@@ -752,7 +753,7 @@ async def test_integrity_check_is_clean_on_real_books(
     assert report.ok
     assert report.entries == 8  # six purchases, a spend, its reversal
     assert report.checks == [name for _, name, _ in CHECKS]
-    assert len(report.checks) == 15
+    assert len(report.checks) == 27
 
 
 async def corrupt(raw: asyncpg.Connection, table: str, statement: str, *args: Any) -> None:

@@ -11,10 +11,11 @@ An example in the guide is a marker line naming the caller, then three fenced bl
 Normalisation, applied to both the documented and the real reply before comparing: values that
 the server's clock or the payment provider choose are replaced by a placeholder, provided they
 have the expected form. That is the fields ``createdAt``, ``settledAt``, ``postedAt``,
-``checkedAt`` and ``asOf`` (an ISO 8601 instant with an offset) and ``providerReference`` (a
-sandbox reference ``sbx_<provider>_<hex>``). Nulls stay null, and everything else (ids, cursors,
-amounts, messages, error locations) is compared exactly: ids come from sequences, which a fresh
-database and a fixed order make deterministic.
+``checkedAt``, ``asOf``, ``startedAt``, ``endedAt``, ``releaseAt``, ``updatedAt``, ``changedAt``
+and ``start`` (an earnings bucket's) when they hold an ISO 8601 instant with an offset, and
+``providerReference`` (a sandbox reference ``sbx_<provider>_<hex>``). Nulls stay null, and
+everything else (ids, cursors, amounts, messages, error locations) is compared exactly: ids come
+from sequences, which a fresh database and a fixed order make deterministic.
 
 To refresh the replies after a deliberate API change, run
 ``COINBOOKS_WRITE_DOCS=1 .venv/bin/pytest -q tests/test_docs_examples.py``: it rewrites each
@@ -48,7 +49,21 @@ EXAMPLE = re.compile(
 )
 HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
 
-CLOCK_FIELDS = frozenset({"createdAt", "settledAt", "postedAt", "checkedAt", "asOf"})
+CLOCK_FIELDS = frozenset(
+    {
+        "createdAt",
+        "settledAt",
+        "postedAt",
+        "checkedAt",
+        "asOf",
+        "startedAt",
+        "endedAt",
+        "releaseAt",
+        "updatedAt",
+        "changedAt",
+        "start",
+    }
+)
 PROVIDER_REFERENCE = re.compile(r"^sbx_[a-z_]+_[0-9a-f]{16}$")
 
 
@@ -200,6 +215,12 @@ async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQ
             {"id": "7", "coins": "350", "cursor": "cHVyY2hhc2U6Nw=="},
         ),
         ([{"postedAt": "2026-11-25T15:51:45+00:00"}], [{"postedAt": "<instant>"}]),
+        (
+            {"releaseAt": "2026-12-02T15:51:45+00:00", "endedAt": None},
+            {"releaseAt": "<instant>", "endedAt": None},
+        ),
+        ({"start": "2026-11-25T00:00:00+00:00"}, {"start": "<instant>"}),
+        ({"start": "Cooking with Bo"}, {"start": "Cooking with Bo"}),
     ],
 )
 def test_normalisation_hides_only_clock_and_provider_values_of_the_expected_form(

@@ -21,6 +21,7 @@ import itertools
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar, TypeVar
 
@@ -242,8 +243,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.url = new_database(self.server_url, self.template_url)
         self.engine: AsyncEngine = self.run(self._open_engine())
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        # no grace period for charges the provider has no record of (as the ``purchases``
+        # fixture): the model settles a lost charge as failed at once
         self.purchases = PurchaseService(
-            self.sessions, SandboxGateway(self.sessions), functional_currency=FUNCTIONAL
+            self.sessions,
+            SandboxGateway(self.sessions),
+            functional_currency=FUNCTIONAL,
+            unanswered_grace=timedelta(0),
         )
         self.model = Model()
         self.numbers = itertools.count(1)

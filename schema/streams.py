@@ -1,0 +1,187 @@
+"""Live streams: creators start and end them; gifts are sent to a stream while it is live."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from accounting import errors, streams
+from accounting.access import may_stream
+from accounting.ledger import in_transaction
+from accounting.tables import StreamRow
+from schema.context import Info
+from schema.errors import NOT_FOUND, ClientError, forbidden, payload_code, require_principal
+from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.scalars import parse_id
+
+
+@strawberry.enum
+class StreamStatus(Enum):
+    LIVE = "live"
+    ENDED = "ended"
+
+
+@strawberry.type(description="A live stream of a creator: gifts are sent to it while it is live.")
+class Stream:
+    id: strawberry.ID
+    creator_id: str
+    title: str
+    status: StreamStatus
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def stream_of(row: StreamRow) -> Stream:
+    return Stream(
+        id=strawberry.ID(str(row.id)),
+        creator_id=row.creator_id,
+        title=row.title,
+        status=StreamStatus(row.status),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )
+
+
+def stream_id_of(id: strawberry.ID) -> int:
+    """The stream an ID names, as a query argument: ``NOT_FOUND`` when it cannot name one."""
+    parsed = parse_id(id)
+    if parsed is None:
+        raise ClientError(NOT_FOUND, f"No stream {id}")
+    return parsed
+
+
+def require_streamer(info: Info) -> str:
+    principal = require_principal(info)
+    if not may_stream(principal):
+        raise forbidden("stream without the creator role")
+    return principal.user_id
+
+
+@strawberry.enum
+class StartStreamErrorCode(Enum):
+    STREAM_ALREADY_LIVE = "STREAM_ALREADY_LIVE"
+    INVALID_STREAM_TITLE = "INVALID_STREAM_TITLE"
+
+
+_START_CODES: dict[type[errors.LedgerError], StartStreamErrorCode] = {
+    errors.StreamAlreadyLive: StartStreamErrorCode.STREAM_ALREADY_LIVE,
+    errors.InvalidStreamTitle: StartStreamErrorCode.INVALID_STREAM_TITLE,
+}
+
+
+@strawberry.type
+class StartStreamError:
+    code: StartStreamErrorCode
+    message: str
+    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+
+
+@strawberry.type
+class StartStreamPayload:
+    stream: Stream | None = strawberry.field(description="The new live stream; null on error.")
+    errors: list[StartStreamError]
+
+
+@strawberry.input
+class StartStreamInput:
+    title: str = strawberry.field(description="1-200 characters (spaces around are dropped).")
+
+
+@strawberry.enum
+class EndStreamErrorCode(Enum):
+    STREAM_NOT_FOUND = "STREAM_NOT_FOUND"
+    STREAM_NOT_LIVE = "STREAM_NOT_LIVE"
+    NOT_STREAM_CREATOR = "NOT_STREAM_CREATOR"
+
+
+_END_CODES: dict[type[errors.LedgerError], EndStreamErrorCode] = {
+    errors.StreamNotFound: EndStreamErrorCode.STREAM_NOT_FOUND,
+    errors.StreamNotLive: EndStreamErrorCode.STREAM_NOT_LIVE,
+    errors.NotStreamCreator: EndStreamErrorCode.NOT_STREAM_CREATOR,
+}
+
+
+@strawberry.type
+class EndStreamError:
+    code: EndStreamErrorCode
+    message: str
+    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+
+
+@strawberry.type
+class EndStreamPayload:
+    stream: Stream | None = strawberry.field(description="The ended stream; null on error.")
+    errors: list[EndStreamError]
+
+
+@strawberry.input
+class EndStreamInput:
+    stream_id: strawberry.ID
+
+
+@strawberry.type
+class StreamMutations:
+    @strawberry.mutation(
+        description="Go live (creator role). A creator has one live stream at a time."
+    )
+    async def start_stream(self, info: Info, input: StartStreamInput) -> StartStreamPayload:
+        creator_id = require_streamer(info)
+        try:
+            row = await in_transaction(
+                info.context.services.sessions,
+                lambda session: streams.start_stream(session, creator_id, input.title),
+            )
+        except errors.LedgerError as error:
+            code = payload_code(error, _START_CODES)
+            return StartStreamPayload(
+                stream=None,
+                errors=[StartStreamError(code=code, message=error.message, field=error.field)],
+            )
+        return StartStreamPayload(stream=stream_of(row), errors=[])
+
+    @strawberry.mutation(
+        description="End one of your live streams (creator role). Gifts to it stop at once."
+    )
+    async def end_stream(self, info: Info, input: EndStreamInput) -> EndStreamPayload:
+        creator_id = require_streamer(info)
+        try:
+            stream_id = parse_id(input.stream_id)
+            if stream_id is None:
+                raise errors.StreamNotFound(f"No stream {input.stream_id}", field="streamId")
+            row = await in_transaction(
+                info.context.services.sessions,
+                lambda session: streams.end_stream(session, creator_id, stream_id),
+            )
+        except errors.LedgerError as error:
+            code = payload_code(error, _END_CODES)
+            return EndStreamPayload(
+                stream=None,
+                errors=[EndStreamError(code=code, message=error.message, field=error.field)],
+            )
+        return EndStreamPayload(stream=stream_of(row), errors=[])
+
+
+@strawberry.type
+class StreamQueries:
+    @strawberry.field(description="One stream, live or ended (any signed-in caller).")
+    async def stream(self, info: Info, id: strawberry.ID) -> Stream:
+        require_principal(info)
+        stream_id = stream_id_of(id)
+        async with info.context.services.sessions() as session:
+            found = await streams.streams_by_id(session, [stream_id])
+        if stream_id not in found:
+            raise ClientError(NOT_FOUND, f"No stream {id}")
+        return stream_of(found[stream_id])
+
+    @strawberry.field(description="Streams live now, newest first (any signed-in caller).")
+    async def live_streams(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Stream]:
+        require_principal(info)
+        check_first(first)
+        before = decode_cursor("stream", after)
+        async with info.context.services.sessions() as session:
+            page = await streams.live_streams(session, first=first, before_id=before)
+        return connection("stream", [(r.id, stream_of(r)) for r in page.items], page.has_next)
