@@ -11,10 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart
-from accounting.balances import account_balance
 from accounting.errors import InvalidAmount, StreamNotFound
 from accounting.history import Page, page_size
-from accounting.tables import GiftRow, StreamRow
+from accounting.tables import AccountRow, GiftRow, StreamRow
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 24 * 31
@@ -45,19 +44,28 @@ class CreatorBalances:
 async def creator_balances(
     session: AsyncSession, creator_id: str, functional_currency: str
 ) -> CreatorBalances:
-    states = {}
-    for state in chart.CREATOR_DIAMOND_STATES:
-        found = await account_balance(session, chart.creator_diamonds(creator_id, state).code)
-        states[state] = found.balance if found else 0
-    payable = await account_balance(
-        session, chart.creator_payable(creator_id, functional_currency).code
-    )
+    """All four balances in one statement, so a hold release committing meanwhile can neither
+    count the same diamonds twice nor miss them."""
+    accounts = {
+        chart.creator_diamonds(creator_id, state).code: state
+        for state in chart.CREATOR_DIAMOND_STATES
+    }
+    payable_code = chart.creator_payable(creator_id, functional_currency).code
+    rows = (
+        await session.execute(
+            select(AccountRow.code, AccountRow.balance * AccountRow.normal_sign).where(
+                AccountRow.code.in_([*accounts, payable_code])
+            )
+        )
+    ).all()
+    found = {code: int(balance) for code, balance in rows}
+    states = {state: found.get(code, 0) for code, state in accounts.items()}
     return CreatorBalances(
         creator_id=creator_id,
         diamonds_pending=states["pending"],
         diamonds_available=states["available"],
         diamonds_reserved=states["reserved"],
-        payable_micros=payable.balance if payable else 0,
+        payable_micros=found.get(payable_code, 0),
         currency=functional_currency,
     )
 

@@ -147,3 +147,7 @@ class InvalidCatalogItem(LedgerError):
 
 class InvalidStreamTitle(LedgerError):
     code = "INVALID_STREAM_TITLE"
+
+
+class InvalidReason(LedgerError):
+    code = "INVALID_REASON"

@@ -37,6 +37,8 @@ class CatalogItem:
             raise InvalidCatalogItem("A name is 1-100 characters", field="name")
         if not 1 <= self.coin_price <= MAX_COIN_PRICE:
             raise InvalidCatalogItem(f"A price is 1 to {MAX_COIN_PRICE:,} coins", field="coinPrice")
+        if self.animation is not None and not 1 <= len(self.animation) <= 50:
+            raise InvalidCatalogItem("An animation name is 1-50 characters", field="animation")
         if self.category not in categories:
             raise InvalidCatalogItem(f"One of {', '.join(categories)}", field="category")
 

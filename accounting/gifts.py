@@ -112,7 +112,11 @@ class GiftService:
                     )
                 return GiftResult(existing, replayed=True)
 
-            stream = await session.get(StreamRow, request.stream_id)
+            # KEY SHARE: gifts do not wait for each other, but a stream ending (FOR UPDATE)
+            # waits for the gifts in flight, and a gift after it sees the stream ended.
+            stream = await session.get(
+                StreamRow, request.stream_id, with_for_update={"key_share": True}
+            )
             if stream is None:
                 raise StreamNotFound(f"No stream {request.stream_id}", field="streamId")
             if stream.creator_id == request.sender_id:

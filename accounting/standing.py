@@ -9,8 +9,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.chart import check_user_id
-from accounting.errors import AccountFrozen
+from accounting.errors import AccountFrozen, InvalidReason
 from accounting.tables import UserStatusRow
+
+MAX_REASON = 500
 
 
 async def is_frozen(session: AsyncSession, user_id: str) -> bool:
@@ -29,6 +31,8 @@ async def set_frozen(
     session: AsyncSession, user_id: str, *, frozen: bool, reason: str, actor: str
 ) -> UserStatusRow:
     check_user_id(user_id)
+    if len(reason) > MAX_REASON:
+        raise InvalidReason(f"A reason is at most {MAX_REASON} characters", field="reason")
     statement = pg_insert(UserStatusRow).values(
         user_id=user_id, frozen=frozen, reason=reason, changed_by=actor
     )

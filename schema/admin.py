@@ -119,6 +119,7 @@ def standing_of(row: UserStatusRow) -> AccountStanding:
 @strawberry.enum
 class SetAccountFrozenErrorCode(Enum):
     INVALID_USER_ID = "INVALID_USER_ID"
+    INVALID_REASON = "INVALID_REASON"
 
 
 @strawberry.type
@@ -218,7 +219,11 @@ class AdminMutations:
             )
         except errors.LedgerError as error:
             code = payload_code(
-                error, {errors.InvalidUserId: SetAccountFrozenErrorCode.INVALID_USER_ID}
+                error,
+                {
+                    errors.InvalidUserId: SetAccountFrozenErrorCode.INVALID_USER_ID,
+                    errors.InvalidReason: SetAccountFrozenErrorCode.INVALID_REASON,
+                },
             )
             return SetAccountFrozenPayload(
                 standing=None,

@@ -171,6 +171,7 @@ async def test_an_admin_retires_a_gift_and_brings_it_back(gql: GraphQLClient) ->
         ({"coinPrice": "0"}, "coinPrice", "A price is 1 to 10,000,000 coins"),
         ({"coinPrice": "-5"}, "coinPrice", "A price is 1 to 10,000,000 coins"),
         ({"coinPrice": "10000001"}, "coinPrice", "A price is 1 to 10,000,000 coins"),
+        ({"animation": "a" * 51}, "animation", "An animation name is 1-50 characters"),
     ],
 )
 async def test_a_catalog_item_that_is_not_valid_is_refused_and_nothing_changes(
@@ -357,6 +358,14 @@ async def test_freezing_a_user_id_that_cannot_exist_is_refused(gql: GraphQLClien
     assert payload["standing"] is None
     error = the_only_payload_error(payload)
     assert (error["code"], error["field"]) == ("INVALID_USER_ID", "userId")
+
+
+async def test_a_freeze_reason_longer_than_500_characters_is_refused(gql: GraphQLClient) -> None:
+    payload = await freeze(gql, "ana", True, "x" * 501)
+
+    assert payload["standing"] is None
+    error = the_only_payload_error(payload)
+    assert (error["code"], error["field"]) == ("INVALID_REASON", "reason")
 
 
 @pytest.mark.parametrize(("user", "roles"), NOT_ADMINS)
