@@ -608,6 +608,7 @@ def test_books_match_the_model_after_every_step(machine_databases: type[LedgerMa
             max_examples=15,
             stateful_step_count=15,
             deadline=None,
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
