@@ -1,16 +1,20 @@
 """Writing journal entries to PostgreSQL: open accounts, lock them in a fixed order, check,
-insert the entry and its postings. The caller owns the transaction and commits it."""
+insert the entries and their postings. The caller owns the transaction and commits it.
+
+Postings are written with their account's sequence number and running balance, computed here
+from the balances read under the accounts' row locks; all postings of a statement's entries
+go in one INSERT, and the database verifies the whole statement (migrations/sql/0004)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,10 +39,49 @@ class LockedAccount:
     spec: AccountSpec
     balance: int
     """Debit-positive balance at the moment the lock was taken."""
+    posting_count: int = 0
+    """Postings on the account so far: the next posting's sequence number is one more."""
 
     @property
     def normal_balance(self) -> int:
         return self.balance * self.spec.normal_sign
+
+
+class LockedBooks:
+    """Accounts this transaction holds row locks on, as the entries laid on them so far leave
+    them: each entry is checked against the balances before it (no overdraft), then its
+    postings get the accounts' next sequence numbers and running balances."""
+
+    def __init__(self, accounts: dict[str, LockedAccount]) -> None:
+        self._accounts = dict(accounts)
+
+    def __getitem__(self, code: str) -> LockedAccount:
+        return self._accounts[code]
+
+    def lay(self, entry: Entry, entry_id: int) -> list[dict[str, Any]]:
+        """Check ``entry`` against the books as they stand and lay it on them: the rows of its
+        postings, ready for :func:`insert_postings`."""
+        check_overdraft(entry, self._accounts)
+        rows = []
+        for posting in entry.postings:
+            account = self._accounts[posting.account.code]
+            account = replace(
+                account,
+                balance=account.balance + posting.amount,
+                posting_count=account.posting_count + 1,
+            )
+            self._accounts[posting.account.code] = account
+            rows.append(
+                {
+                    "entry_id": entry_id,
+                    "account_id": account.id,
+                    "commodity": account.spec.commodity,
+                    "amount": posting.amount,
+                    "account_seq": account.posting_count,
+                    "balance_after": account.balance,
+                }
+            )
+        return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +102,17 @@ def fingerprint(entry: Entry) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-def spec_of(row: AccountRow) -> AccountSpec:
+class AccountFacts(Protocol):
+    """What an account is, as an ORM row or a plain result row has it."""
+
+    code: str
+    commodity: str
+    type: str
+    contra: bool
+    no_overdraft: bool
+
+
+def spec_of(row: AccountFacts) -> AccountSpec:
     return AccountSpec(
         code=row.code,
         commodity=row.commodity,
@@ -98,17 +151,11 @@ async def lock_accounts(
 ) -> dict[str, LockedAccount]:
     """Open (where needed) and lock the accounts, always in ascending id order."""
     wanted = {spec.code: spec for spec in specs}
-    statement = (
-        select(AccountRow)
-        .where(AccountRow.code.in_(list(wanted)))
-        .order_by(AccountRow.id)
-        .with_for_update()
-    )
-    rows = (await session.scalars(statement)).all()
+    rows = (await session.execute(_LOCK_ACCOUNTS, {"codes": list(wanted)})).all()
     if len(rows) < len(wanted):
         found = {row.code for row in rows}
         await open_accounts(session, (s for c, s in wanted.items() if c not in found))
-        rows = (await session.scalars(statement.execution_options(populate_existing=True))).all()
+        rows = (await session.execute(_LOCK_ACCOUNTS, {"codes": list(wanted)})).all()
     locked: dict[str, LockedAccount] = {}
     for row in rows:
         actual = spec_of(row)
@@ -116,8 +163,39 @@ async def lock_accounts(
             raise CommodityMismatch(
                 f"Account {row.code} is {actual}, not {wanted[row.code]}", account=row.code
             )
-        locked[row.code] = LockedAccount(row.id, actual, row.balance)
+        locked[row.code] = LockedAccount(row.id, actual, row.balance, row.posting_count)
     return locked
+
+
+_LOCK_ACCOUNTS = text(
+    "SELECT id, code, commodity, type, contra, no_overdraft, balance, posting_count"
+    " FROM account WHERE code = ANY(CAST(:codes AS text[])) ORDER BY id FOR UPDATE"
+)
+"""One statement locks them all, in ascending id order, so concurrent writers over the same
+accounts queue instead of deadlocking."""
+
+
+_INSERT_POSTINGS = text(
+    "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount, account_seq,"
+    " balance_after)"
+    " SELECT entry_id, CAST(:posted_at AS timestamptz), account_id, commodity, amount,"
+    "        account_seq, balance_after"
+    "   FROM unnest(CAST(:entry_id AS bigint[]), CAST(:account_id AS bigint[]),"
+    "               CAST(:commodity AS text[]), CAST(:amount AS bigint[]),"
+    "               CAST(:account_seq AS bigint[]), CAST(:balance_after AS bigint[]))"
+    "        AS p(entry_id, account_id, commodity, amount, account_seq, balance_after)"
+)
+
+
+async def insert_postings(
+    session: AsyncSession, posted_at: datetime, rows: list[dict[str, Any]]
+) -> None:
+    """Write the postings of one or more entries (rows from :meth:`LockedBooks.lay`) in one
+    statement: the database checks each entry whole, and moves each balance once."""
+    columns = ("entry_id", "account_id", "commodity", "amount", "account_seq", "balance_after")
+    params: dict[str, Any] = {column: [row[column] for row in rows] for column in columns}
+    params["posted_at"] = posted_at
+    await session.execute(_INSERT_POSTINGS, params)
 
 
 def check_overdraft(entry: Entry, accounts: dict[str, LockedAccount]) -> None:
@@ -169,9 +247,9 @@ async def post_entry(session: AsyncSession, entry: Entry) -> PostedEntry:
     if existing is not None:
         return _replay(existing, entry, print_)
 
-    accounts = await lock_accounts(session, (p.account for p in entry.postings))
+    books = LockedBooks(await lock_accounts(session, (p.account for p in entry.postings)))
     try:
-        check_overdraft(entry, accounts)
+        rows = books.lay(entry, entry_id=0)
     except Overdraft:
         # A racing request with the same event may have posted it while we waited for the
         # locks: then this is a replay (the first result), not an overdraft.
@@ -204,21 +282,7 @@ async def post_entry(session: AsyncSession, entry: Entry) -> PostedEntry:
         return _replay(existing, entry, print_)
 
     entry_id, posted_at = inserted
-    await session.execute(
-        insert(PostingRow),
-        [
-            {
-                "entry_id": entry_id,
-                "posted_at": posted_at,
-                "account_id": accounts[p.account.code].id,
-                "commodity": p.commodity,
-                "amount": p.amount,
-                "account_seq": 0,
-                "balance_after": 0,
-            }
-            for p in entry.postings
-        ],
-    )
+    await insert_postings(session, posted_at, [{**row, "entry_id": entry_id} for row in rows])
     return PostedEntry(entry_id, entry.event_key, posted_at, replayed=False)
 
 

@@ -108,25 +108,29 @@ async def insert_entry(
     return RawEntry(row["id"], row["posted_at"])
 
 
-async def insert_posting(
+async def insert_postings(
     raw: asyncpg.Connection,
     entry: RawEntry,
-    code: str,
-    amount: int,
+    postings: list[tuple[str, int]],
     *,
     commodity: str | None = None,
 ) -> None:
-    """A posting written by hand; ``commodity`` defaults to the account's own."""
+    """An entry's postings written by hand in one statement, as the ledger writes them: each
+    with its account's next sequence number and running balance; ``commodity`` defaults to
+    each account's own."""
     await raw.execute(
         "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount, account_seq,"
         " balance_after)"
-        " SELECT $1, $2, a.id, coalesce($4, a.commodity), $5, 0, 0"
-        "   FROM account a WHERE a.code = $3",
+        " SELECT $1, $2, a.id, coalesce($5, a.commodity), p.amount,"
+        "        a.posting_count + row_number() OVER w, a.balance + sum(p.amount) OVER w"
+        "   FROM unnest($3::text[], $4::bigint[]) WITH ORDINALITY AS p(code, amount, ord)"
+        "   JOIN account a ON a.code = p.code"
+        " WINDOW w AS (PARTITION BY a.id ORDER BY p.ord)",
         entry.id,
         entry.posted_at,
-        code,
+        [code for code, _ in postings],
+        [amount for _, amount in postings],
         commodity,
-        amount,
     )
 
 
@@ -201,58 +205,106 @@ UNBALANCED: dict[str, tuple[list[tuple[str, int]], str]] = {
 
 
 @pytest.mark.parametrize("case", list(UNBALANCED))
-async def test_unbalanced_entry_is_refused_at_commit(raw: asyncpg.Connection, case: str) -> None:
+async def test_unbalanced_entry_is_refused_by_the_statement_that_writes_it(
+    raw: asyncpg.Connection, case: str
+) -> None:
     postings, message = UNBALANCED[case]
     before = await read_books(raw)
     with pytest.raises(asyncpg.CheckViolationError, match=message):
         async with raw.transaction():
             entry = await insert_entry(raw, f"raw:{case}")
-            for code, amount in postings:
-                await insert_posting(raw, entry, code, amount)
-            # Every statement was accepted: only COMMIT runs the deferred check.
-            written = await raw.fetchval(
-                "SELECT count(*) FROM posting WHERE entry_id = $1", entry.id
-            )
-            assert written == len(postings)
+            await insert_postings(raw, entry, postings)
     assert await read_books(raw) == before
 
 
-async def test_unbalanced_entry_is_refused_by_set_constraints_immediate(
-    raw: asyncpg.Connection,
+@pytest.mark.parametrize("early_check", [False, True], ids=["deferred", "set_immediate_first"])
+async def test_postings_cannot_be_added_to_an_entry_that_has_them(
+    raw: asyncpg.Connection, early_check: bool
 ) -> None:
-    before = await read_books(raw)
-    transaction = raw.transaction()
-    await transaction.start()
-    try:
-        entry = await insert_entry(raw, "raw:immediate")
-        await insert_posting(raw, entry, ISSUED, 25)
-        await insert_posting(raw, entry, SPENT, -24)
-        with pytest.raises(
-            asyncpg.CheckViolationError,
-            match=rf"journal entry {entry.id} does not balance: COIN postings sum to 1$",
-        ):
-            await raw.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    finally:
-        await transaction.rollback()
-    assert await read_books(raw) == before
-
-
-async def test_posting_added_after_an_early_check_is_still_checked_at_commit(
-    raw: asyncpg.Connection,
-) -> None:
-    """Running the deferred checks early (SET CONSTRAINTS ALL IMMEDIATE) and adding a posting
-    afterwards must not let an unbalanced entry through: the late posting is checked too."""
+    """An entry's postings arrive in one statement. A later statement cannot extend it, not
+    even with a balanced pair, and not after the deferred checks ran early (SET CONSTRAINTS
+    ALL IMMEDIATE): an entry that balanced once cannot be unbalanced afterwards."""
     before = await read_books(raw)
     with pytest.raises(
-        asyncpg.CheckViolationError, match=r"does not balance: COIN postings sum to 7$"
+        asyncpg.CheckViolationError,
+        match=r"journal entry \d+ already has postings; an entry's postings are written by one"
+        r" statement$",
     ):
         async with raw.transaction():
             entry = await insert_entry(raw, "raw:late-posting")
-            await insert_posting(raw, entry, ISSUED, 10)
-            await insert_posting(raw, entry, SPENT, -10)
-            await raw.execute("SET CONSTRAINTS ALL IMMEDIATE")  # balanced so far: passes
-            await raw.execute("SET CONSTRAINTS ALL DEFERRED")
-            await insert_posting(raw, entry, ISSUED, 7)
+            await insert_postings(raw, entry, [(ISSUED, 10), (SPENT, -10)])
+            if early_check:
+                await raw.execute("SET CONSTRAINTS ALL IMMEDIATE")  # balanced: passes
+                await raw.execute("SET CONSTRAINTS ALL DEFERRED")
+            await insert_postings(raw, entry, [(ISSUED, 7), (SPENT, -7)])
+    assert await read_books(raw) == before
+
+
+FORGED: dict[str, str] = {
+    "sequence_skipped": "a.posting_count + 2, a.balance + $3",
+    "sequence_reused": "a.posting_count, a.balance + $3",
+    "running_balance": "a.posting_count + 1, a.balance + $3 + 1",
+}
+
+
+@pytest.mark.parametrize("case", list(FORGED))
+async def test_postings_must_carry_their_accounts_sequence_and_running_balance(
+    raw: asyncpg.Connection, sessions: async_sessionmaker[AsyncSession], case: str
+) -> None:
+    """The sequence number and running balance a posting carries are checked against the
+    account it lands on, so an account's history always reads 1, 2, 3... with true balances."""
+    await grant_coins(sessions, "ana", 10, "grant:ana")
+    before = await read_books(raw)
+    with pytest.raises((asyncpg.CheckViolationError, asyncpg.UniqueViolationError)):
+        async with raw.transaction():
+            entry = await insert_entry(raw, "raw:forged")
+            await raw.execute(
+                "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount,"
+                " account_seq, balance_after)"
+                " SELECT $1::bigint, $2::timestamptz, a.id, a.commodity, $3::bigint,"
+                f"        {FORGED[case]}"
+                "   FROM account a WHERE a.code = $4"
+                " UNION ALL"
+                " SELECT $1, $2, a.id, a.commodity, -$3, a.posting_count + 1, a.balance - $3"
+                "   FROM account a WHERE a.code = $5",
+                entry.id,
+                entry.posted_at,
+                4,
+                ANA_COINS,
+                SPENT,
+            )
+    assert await read_books(raw) == before
+
+
+async def test_no_overdraft_holds_inside_a_statement_too(
+    raw: asyncpg.Connection, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Ana holds 10 coins. One statement that spends 15 and then gets 15 back ends where it
+    began, but went below zero on the way: refused, since the history would show it."""
+    await grant_coins(sessions, "ana", 10, "grant:ana")
+    before = await read_books(raw)
+    with pytest.raises(
+        asyncpg.CheckViolationError, match=rf"would take {ANA_COINS} to -5; it may not be overdrawn"
+    ):
+        async with raw.transaction():
+            first = await insert_entry(raw, "raw:dip:1")
+            second = await insert_entry(raw, "raw:dip:2")
+            await raw.execute(
+                "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount,"
+                " account_seq, balance_after)"
+                " SELECT e.entry_id, je.posted_at, a.id, a.commodity, e.amount,"
+                "        a.posting_count + row_number() OVER w, a.balance + sum(e.amount) OVER w"
+                "   FROM (VALUES (1, $1::bigint, $3::text, 15::bigint),"
+                "                (2, $1, $4, -15), (3, $2, $3, -15), (4, $2, $4, 15))"
+                "        AS e(ord, entry_id, code, amount)"
+                "   JOIN account a ON a.code = e.code"
+                "   JOIN journal_entry je ON je.id = e.entry_id"
+                " WINDOW w AS (PARTITION BY a.id ORDER BY e.ord)",
+                first.id,
+                second.id,
+                ANA_COINS,
+                SPENT,
+            )
     assert await read_books(raw) == before
 
 
@@ -267,18 +319,17 @@ async def test_entry_with_fewer_than_two_postings_is_refused(
     ):
         async with raw.transaction():
             entry = await insert_entry(raw, "raw:lonely")
-            for code, amount in postings:
-                await insert_posting(raw, entry, code, amount)
+            if postings:
+                await insert_postings(raw, entry, postings)
     assert await read_books(raw) == before
 
 
 async def test_balanced_raw_entry_is_accepted(raw: asyncpg.Connection) -> None:
     """The control for the refusals above: a balanced entry written by hand commits, and the
-    posting trigger keeps balances, sequence numbers and running balances."""
+    posting trigger keeps balances and accepts true sequence numbers and running balances."""
     async with raw.transaction():
         entry = await insert_entry(raw, "raw:balanced")
-        await insert_posting(raw, entry, ISSUED, 40)
-        await insert_posting(raw, entry, SPENT, -40)
+        await insert_postings(raw, entry, [(ISSUED, 40), (SPENT, -40)])
     rows = await raw.fetch(
         "SELECT a.code, p.amount, p.account_seq, p.balance_after FROM posting p"
         " JOIN account a ON a.id = p.account_id WHERE p.entry_id = $1 ORDER BY p.id",
@@ -313,7 +364,7 @@ async def test_posting_commodity_must_be_its_accounts(
     with pytest.raises(asyncpg.ForeignKeyViolationError) as refused:
         async with raw.transaction():
             entry = await insert_entry(raw, "raw:wrong-commodity")
-            await insert_posting(raw, entry, code, -100, commodity=claimed)
+            await insert_postings(raw, entry, [(code, -100)], commodity=claimed)
     assert refused.value.constraint_name == "fk_posting_account_id_commodity_account"
     assert await read_books(raw) == before
 
@@ -384,8 +435,7 @@ async def test_posting_cannot_join_an_entry_committed_earlier(
     ):
         async with raw.transaction():
             # a balanced pair, so only the append-only rule can refuse it
-            await insert_posting(raw, earlier, ISSUED, 50)
-            await insert_posting(raw, earlier, ANA_COINS, -50)
+            await insert_postings(raw, earlier, [(ISSUED, 50), (ANA_COINS, -50)])
     assert await read_books(raw) == before
     assert await stored_balance(raw, ANA_COINS) == -100
 
@@ -410,8 +460,7 @@ async def test_reversal_that_is_not_the_exact_negation_is_refused(
                 reversal = await insert_entry(
                     raw, f"raw:reversal:{number}", kind="reversal", reverses_entry_id=original.id
                 )
-                for code, amount in postings:
-                    await insert_posting(raw, reversal, code, amount)
+                await insert_postings(raw, reversal, postings)
         assert await read_books(raw) == before
 
     # The exact negation, written by hand, is accepted.
@@ -419,8 +468,7 @@ async def test_reversal_that_is_not_the_exact_negation_is_refused(
         reversal = await insert_entry(
             raw, "raw:reversal:exact", kind="reversal", reverses_entry_id=original.id
         )
-        await insert_posting(raw, reversal, ANA_COINS, 10)
-        await insert_posting(raw, reversal, ISSUED, -10)
+        await insert_postings(raw, reversal, [(ANA_COINS, 10), (ISSUED, -10)])
     assert await stored_balance(raw, ANA_COINS) == 0
 
 
@@ -438,8 +486,7 @@ async def test_entry_is_reversed_at_most_once(
             again = await insert_entry(
                 raw, "raw:reversal:again", kind="reversal", reverses_entry_id=original.id
             )
-            await insert_posting(raw, again, ANA_COINS, 10)
-            await insert_posting(raw, again, ISSUED, -10)
+            await insert_postings(raw, again, [(ANA_COINS, 10), (ISSUED, -10)])
     assert refused.value.constraint_name == "uq_journal_entry_reverses_entry_id"
     assert await read_books(raw) == before
     reversals = await raw.fetch(
@@ -468,15 +515,14 @@ async def test_user_coin_wallet_cannot_be_overdrawn_by_raw_postings(
     await grant_coins(sessions, "ana", 10, "grant:ana")
     async with raw.transaction():
         first = await insert_entry(raw, "raw:spend:1")
-        await insert_posting(raw, first, ANA_COINS, 6)
-        await insert_posting(raw, first, SPENT, -6)
+        await insert_postings(raw, first, [(ANA_COINS, 6), (SPENT, -6)])
     assert await stored_balance(raw, ANA_COINS) == -4
 
     before = await read_books(raw)
     with pytest.raises(asyncpg.CheckViolationError) as refused:
         async with raw.transaction():
             second = await insert_entry(raw, "raw:spend:2")
-            await insert_posting(raw, second, ANA_COINS, 6)
+            await insert_postings(raw, second, [(ANA_COINS, 6), (SPENT, -6)])
     assert refused.value.constraint_name == "ck_account_no_overdraft"
     assert await read_books(raw) == before
     assert await stored_balance(raw, ANA_COINS) == -4
@@ -492,8 +538,7 @@ async def test_never_funded_wallet_cannot_go_negative(raw: asyncpg.Connection) -
     with pytest.raises(asyncpg.CheckViolationError) as refused:
         async with raw.transaction():
             entry = await insert_entry(raw, "raw:spend-nothing")
-            await insert_posting(raw, entry, SPENT, -1)
-            await insert_posting(raw, entry, "user:bo:coins", 1)
+            await insert_postings(raw, entry, [(SPENT, -1), ("user:bo:coins", 1)])
     assert refused.value.constraint_name == "ck_account_no_overdraft"
     assert await read_books(raw) == before
 
@@ -656,8 +701,7 @@ async def test_transaction_killed_before_commit_leaves_nothing_behind(
     transaction = victim.transaction()
     await transaction.start()
     entry = await insert_entry(victim, "raw:killed")
-    await insert_posting(victim, entry, ANA_COINS, 4)
-    await insert_posting(victim, entry, SPENT, -4)
+    await insert_postings(victim, entry, [(ANA_COINS, 4), (SPENT, -4)])
     # inside its transaction the entry is there, and ana's wallet row is locked by it
     assert await victim.fetchval("SELECT balance FROM account WHERE code = $1", ANA_COINS) == -6
 

@@ -1,0 +1,148 @@
+-- Coinbooks: the posting invariants checked once per statement instead of once per row.
+--
+-- A journal entry's postings are written by one INSERT statement, however many entries that
+-- statement carries (a batch of gifts is one statement for all of its postings). Each
+-- statement is checked as a whole, at its end, over its transition table:
+--   * invariant 1: every entry it touches balances per commodity, has at least two postings,
+--     and had none before (so an entry can never be extended later, not even after an early
+--     SET CONSTRAINTS ALL IMMEDIATE); a reversal negates exactly the entry it reverses;
+--   * invariant 3: postings join only an entry created in the same transaction;
+--   * invariants 4 and 5: each account's balance and posting count move once, by the sum of
+--     the statement's postings on it; the postings carry the account's sequence numbers
+--     (posting_count + 1, + 2, ...) and running balances, which the writer computes under the
+--     account's row lock and this trigger verifies; no running balance of a no-overdraft
+--     account is ever below zero (the CHECK on account guards the final balance too).
+-- A deferred trigger per entry still checks at commit that no entry was left without postings.
+
+DROP TRIGGER posting_apply ON posting;
+DROP FUNCTION coinbooks_posting_apply();
+DROP TRIGGER posting_entry_check ON posting;
+DROP TRIGGER journal_entry_check ON journal_entry;
+DROP FUNCTION coinbooks_entry_check();
+
+CREATE FUNCTION coinbooks_postings_apply() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    problem text;
+BEGIN
+    -- Invariant 3: postings join only an entry created by this transaction.
+    SELECT format('postings can only be added to a journal entry in the transaction that creates it (entry %s)', n.entry_id)
+      INTO problem
+      FROM (SELECT DISTINCT entry_id FROM new_postings) n
+      LEFT JOIN journal_entry e ON e.id = n.entry_id
+     WHERE e.created_txid IS DISTINCT FROM pg_current_xact_id()::text::bigint
+     LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'restrict_violation';
+    END IF;
+
+    -- Invariant 1: each entry arrives whole, in this one statement, and balances.
+    SELECT CASE
+             WHEN s.postings < 2 THEN
+               format('journal entry %s has %s posting(s); an entry has at least two',
+                      s.entry_id, s.postings)
+             ELSE format('journal entry %s already has postings; an entry''s postings are written by one statement',
+                         s.entry_id)
+           END
+      INTO problem
+      FROM (SELECT entry_id, count(*) AS postings FROM new_postings GROUP BY entry_id) s
+     WHERE s.postings < 2
+        OR (SELECT count(*) FROM posting p WHERE p.entry_id = s.entry_id) <> s.postings
+     LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT format('journal entry %s does not balance: %s postings sum to %s',
+                  entry_id, commodity, total)
+      INTO problem
+      FROM (SELECT entry_id, commodity, sum(amount) AS total
+              FROM new_postings GROUP BY entry_id, commodity) s
+     WHERE total <> 0
+     LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT format('journal entry %s does not exactly reverse entry %s', e.id, e.reverses_entry_id)
+      INTO problem
+      FROM journal_entry e
+     WHERE e.id IN (SELECT DISTINCT entry_id FROM new_postings)
+       AND e.reverses_entry_id IS NOT NULL
+       AND EXISTS (
+           (SELECT account_id, -amount FROM posting WHERE entry_id = e.reverses_entry_id
+            EXCEPT ALL
+            SELECT account_id, amount FROM new_postings WHERE entry_id = e.id)
+           UNION ALL
+           (SELECT account_id, amount FROM new_postings WHERE entry_id = e.id
+            EXCEPT ALL
+            SELECT account_id, -amount FROM posting WHERE entry_id = e.reverses_entry_id))
+     LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'check_violation';
+    END IF;
+
+    -- Invariants 4 and 5: apply each account's movement once, under its row lock, and verify
+    -- the sequence numbers and running balances the postings carry against it.
+    WITH movement AS (
+        SELECT account_id, sum(amount) AS delta, count(*) AS postings
+          FROM new_postings GROUP BY account_id
+    ), applied AS (
+        UPDATE account a
+           SET balance = a.balance + m.delta,
+               posting_count = a.posting_count + m.postings
+          FROM movement m
+         WHERE a.id = m.account_id
+        RETURNING a.id, a.code, a.no_overdraft, a.normal_sign,
+                  a.balance - m.delta AS opening_balance,
+                  a.posting_count - m.postings AS opening_count
+    )
+    SELECT format('posting %s on account %s carries sequence %s and running balance %s;'
+                  ' the account is at sequence %s and balance %s',
+                  h.id, a.code, h.account_seq, h.balance_after,
+                  a.opening_count + h.n, a.opening_balance + h.running)
+      INTO problem
+      FROM (SELECT p.id, p.account_id, p.account_seq, p.balance_after,
+                   row_number() OVER w AS n, sum(p.amount) OVER w AS running
+              FROM new_postings p
+            WINDOW w AS (PARTITION BY p.account_id ORDER BY p.account_seq)) h
+      JOIN applied a ON a.id = h.account_id
+     WHERE h.account_seq <> a.opening_count + h.n
+        OR h.balance_after <> a.opening_balance + h.running
+     LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT format('posting %s would take %s to %s; it may not be overdrawn',
+                  p.id, a.code, p.balance_after * a.normal_sign)
+      INTO problem
+      FROM new_postings p JOIN account a ON a.id = p.account_id
+     WHERE a.no_overdraft AND p.balance_after * a.normal_sign < 0
+     LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER postings_apply AFTER INSERT ON posting
+    REFERENCING NEW TABLE AS new_postings
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_postings_apply();
+
+-- At commit: no entry is left without postings (they all arrive in one statement, checked
+-- above, so an entry with any postings has a whole, balanced set).
+CREATE FUNCTION coinbooks_entry_has_postings() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    posting_total bigint;
+BEGIN
+    SELECT count(*) INTO posting_total FROM posting WHERE entry_id = NEW.id;
+    IF posting_total < 2 THEN
+        RAISE EXCEPTION 'journal entry % has % posting(s); an entry has at least two',
+            NEW.id, posting_total
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER journal_entry_check AFTER INSERT ON journal_entry
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_has_postings();

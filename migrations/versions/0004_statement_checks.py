@@ -1,0 +1,37 @@
+"""Posting invariants checked once per statement: an entry's postings arrive in one statement,
+which is verified as a whole (balance, sequence numbers, running balances, overdraft), and each
+account's balance moves once per statement.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-27 20:10:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from migrations.sql import sql_statements
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+REPLACED = ("coinbooks_posting_apply", "coinbooks_entry_check")
+"""The per-row functions of 0001 that this revision replaces (and a downgrade restores)."""
+
+
+def upgrade() -> None:
+    for statement in sql_statements("0004_statement_checks.sql"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER journal_entry_check ON journal_entry")
+    op.execute("DROP FUNCTION coinbooks_entry_has_postings()")
+    op.execute("DROP TRIGGER postings_apply ON posting")
+    op.execute("DROP FUNCTION coinbooks_postings_apply()")
+    for statement in sql_statements("0001_invariants.sql"):
+        if any(f"FUNCTION {name}()" in statement for name in REPLACED):
+            op.execute(statement)
