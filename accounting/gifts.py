@@ -2,50 +2,43 @@
 
 Every spend locks the spender's wallet first, so spends from one wallet serialise: the
 weighted-average value each releases is computed from the wallet as it really is, and a
-retry with the same idempotency key finds the first spend once it holds the lock."""
+retry with the same idempotency key finds the first spend once it holds the lock.
+
+Gifts are the hot path of a live stream: they are group-committed (accounting/group_commit),
+many to a transaction, and posted set-wise (accounting/gift_posting)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting import chart, idempotency, standing
 from accounting.errors import (
     FeatureNotFound,
     FeatureRetired,
-    GiftNotFound,
-    GiftRetired,
     IdempotencyKeyReused,
     InsufficientCoins,
+    LedgerError,
     QuantityOutOfBounds,
-    SelfGift,
-    StreamNotFound,
-    StreamNotLive,
 )
+from accounting.gift_posting import GiftRequest as GiftRequest
+from accounting.gift_posting import GiftResult as GiftResult
+from accounting.gift_posting import GiftTerms, post_gifts
+from accounting.group_commit import DEFAULT_MAX_BATCH, GroupCommit
 from accounting.ledger import in_transaction, lock_accounts, post_entry
-from accounting.posting_rules import CoinRates, Spending, feature_entry, gift_entry
-from accounting.tables import FeatureRow, FeatureUnlockRow, GiftRow, GiftTypeRow, StreamRow
+from accounting.posting_rules import CoinRates, Spending, feature_entry
+from accounting.tables import FeatureRow, FeatureUnlockRow, GiftRow
+
+log = logging.getLogger(__name__)
 
 MAX_GIFT_QUANTITY = 9_999
 DEFAULT_HOLD = timedelta(days=7)
-
-
-@dataclass(frozen=True, slots=True)
-class GiftRequest:
-    sender_id: str
-    idempotency_key: str
-    stream_id: int
-    gift_code: str
-    quantity: int
-
-    def fingerprint(self) -> str:
-        return idempotency.request_hash(
-            "send_gift",
-            {"stream_id": self.stream_id, "gift_code": self.gift_code, "quantity": self.quantity},
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +49,6 @@ class FeatureRequest:
 
     def fingerprint(self) -> str:
         return idempotency.request_hash("unlock_feature", {"feature_code": self.feature_code})
-
-
-@dataclass(frozen=True, slots=True)
-class GiftResult:
-    gift: GiftRow
-    replayed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +65,18 @@ class GiftService:
         functional_currency: str = "USD",
         rates: CoinRates | None = None,
         hold: timedelta = DEFAULT_HOLD,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         self._sessions = sessions
         self.functional_currency = functional_currency
         self.rates = rates or CoinRates()
         self.hold = hold
+        self.terms = GiftTerms(self.rates, hold, functional_currency)
+        self.batches: GroupCommit[GiftRequest, GiftResult] = GroupCommit(
+            self._write_gifts,
+            key=lambda request: (request.sender_id, request.idempotency_key),
+            max_batch=max_batch,
+        )
 
     async def _wallet(self, session: AsyncSession, user_id: str) -> tuple[int, int]:
         """Lock the wallet (coins and their value) and read it: (coins, value in micros)."""
@@ -98,86 +92,34 @@ class GiftService:
             raise QuantityOutOfBounds(
                 f"A gift is sent 1 to {MAX_GIFT_QUANTITY:,} at a time", field="quantity"
             )
-        fingerprint = request.fingerprint()
+        return await self.batches.submit(request)
 
-        async def send(session: AsyncSession) -> GiftResult:
-            wallet_coins, wallet_value = await self._wallet(session, request.sender_id)
-            existing = await gift_by_key(session, request.sender_id, request.idempotency_key)
-            if existing is not None:
-                if existing.request_hash != fingerprint:
-                    raise IdempotencyKeyReused(
-                        "This idempotency key was used for a different gift",
-                        field="idempotencyKey",
-                        gift_id=existing.id,
-                    )
-                return GiftResult(existing, replayed=True)
-
-            # KEY SHARE: gifts do not wait for each other, but a stream ending (FOR UPDATE)
-            # waits for the gifts in flight, and a gift after it sees the stream ended.
-            stream = await session.get(
-                StreamRow, request.stream_id, with_for_update={"key_share": True}
+    async def _write_gifts(
+        self, requests: Sequence[GiftRequest]
+    ) -> Sequence[GiftResult | LedgerError]:
+        """One transaction for the batch. Should the database refuse it as a whole (it never
+        should: every gift was checked first), each gift is written alone, so that whatever
+        is wrong with one is its own error and not its neighbours'."""
+        try:
+            return await in_transaction(
+                self._sessions, lambda session: post_gifts(session, requests, self.terms)
             )
-            if stream is None:
-                raise StreamNotFound(f"No stream {request.stream_id}", field="streamId")
-            if stream.creator_id == request.sender_id:
-                raise SelfGift("Creators cannot send gifts to themselves", field="streamId")
-            if stream.status != "live":
-                raise StreamNotLive(f"Stream {stream.id} is not live", field="streamId")
-            gift_type = await session.get(GiftTypeRow, request.gift_code)
-            if gift_type is None:
-                raise GiftNotFound(f"No gift {request.gift_code!r}", field="giftCode")
-            if not gift_type.active:
-                raise GiftRetired(f"{gift_type.name} is no longer available", field="giftCode")
-            await standing.check_not_frozen(session, request.sender_id, doing="send gifts")
+        except (DBAPIError, LedgerError) as failed:
+            if len(requests) == 1:
+                if isinstance(failed, LedgerError):
+                    return [failed]
+                raise
+            log.exception("a batch of %d gifts failed; writing them one by one", len(requests))
+        return [await self._write_alone(request) for request in requests]
 
-            coins = request.quantity * gift_type.coin_price
-            if wallet_coins < coins:
-                raise InsufficientCoins(
-                    f"{coins:,} coins needed, {wallet_coins:,} held",
-                    field="quantity",
-                    held=wallet_coins,
-                    needed=coins,
-                )
-            spending = Spending(request.sender_id, coins, wallet_coins, wallet_value)
-            entry, amounts = gift_entry(
-                spending,
-                creator_id=stream.creator_id,
-                event_key=f"gift:{request.sender_id}:{request.idempotency_key}",
-                rates=self.rates,
-                functional_currency=self.functional_currency,
-                refs={
-                    "stream_id": stream.id,
-                    "gift_code": gift_type.code,
-                    "quantity": request.quantity,
-                    "coin_price": gift_type.coin_price,
-                    "sender_id": request.sender_id,
-                    "creator_id": stream.creator_id,
-                },
-                actor=f"user:{request.sender_id}",
+    async def _write_alone(self, request: GiftRequest) -> GiftResult | LedgerError:
+        try:
+            (outcome,) = await in_transaction(
+                self._sessions, lambda session: post_gifts(session, [request], self.terms)
             )
-            posted = await post_entry(session, entry)
-            gift = GiftRow(
-                sender_id=request.sender_id,
-                idempotency_key=request.idempotency_key,
-                request_hash=fingerprint,
-                stream_id=stream.id,
-                creator_id=stream.creator_id,
-                gift_code=gift_type.code,
-                quantity=request.quantity,
-                coin_price=gift_type.coin_price,
-                coins=coins,
-                value_micros=amounts.value_micros,
-                diamonds=amounts.diamonds,
-                payable_micros=amounts.payable_micros,
-                entry_id=posted.id,
-                created_at=posted.posted_at,
-                release_at=posted.posted_at + self.hold,
-            )
-            session.add(gift)
-            await session.flush()
-            return GiftResult(gift, replayed=False)
-
-        return await in_transaction(self._sessions, send)
+        except LedgerError as refused:
+            return refused
+        return outcome
 
     async def unlock_feature(self, request: FeatureRequest) -> UnlockResult:
         chart.check_user_id(request.user_id)
