@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -191,6 +192,20 @@ async def _sample_memory(service: ServiceProcess, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=0.1)
 
 
+@contextlib.asynccontextmanager
+async def sample_memory(service: ServiceProcess) -> AsyncIterator[None]:
+    """Sample the service's resident set every 0.1 s inside the block; at its end, take the
+    kernel's high-water mark too."""
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_memory(service, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await sampler
+        service.note_peak()
+
+
 def purchase_variables(idempotency_key: str) -> dict[str, Any]:
     return {
         "input": {
@@ -241,11 +256,5 @@ async def drive_http(
                 raise NotAcknowledged(f"HTTP {response.status_code}: {response.text[:300]}")
             acknowledged(response.json())
 
-        stop = asyncio.Event()
-        sampler = asyncio.create_task(_sample_memory(service, stop))
-        try:
+        async with sample_memory(service):
             return await drive(clients, seconds, warmup, attempt)
-        finally:
-            stop.set()
-            await sampler
-            service.note_peak()

@@ -13,9 +13,11 @@ from api.database import create_engine, session_factory
 from api.settings import Settings
 from bench.books import BooksCheck, check_books_at, entries_at, transactions_at
 from bench.core import drive_core, purchase_service
-from bench.gifts import drive_gifts, gift_service, seed_gifting
+from bench.gifts import GiftingSetup, drive_gifts, gift_service, seed_gifting
+from bench.http_gifts import drive_http_gifts
 from bench.load import LoadResult
 from bench.over_http import ServiceMemory, ServiceProcess, drive_http
+from bench.storage import StorageGrowth, table_sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,9 @@ class PhaseResult:
     transactions: int
     """PostgreSQL transactions in the phase's database while the load ran, warm-up included."""
     memory: ServiceMemory | None = None
-    """The service's memory (HTTP phase only)."""
+    """The service's memory (HTTP phases only)."""
+    storage: StorageGrowth | None = None
+    """Gift phases: how much the tables grew while the load ran."""
 
 
 async def _core(
@@ -58,31 +62,76 @@ def run_core_phase(
 
 
 async def _gifts(
-    url: URL, clients: int, seconds: float, warmup: float, creators: int
+    url: URL, clients: int, seconds: float, warmup: float, creators: int, max_pool: int
 ) -> PhaseResult:
-    # A gift holds at most one connection at a time: one per worker, so none waits.
-    engine = create_engine(url, pool_size=clients, max_overflow=0)
+    # Today a gift holds one connection for its whole transaction: one per worker, so none
+    # waits, up to what the server allows (beyond it, workers queue for a connection).
+    engine = create_engine(url, pool_size=min(clients, max_pool), max_overflow=0)
     try:
         sessions = session_factory(engine)
         setup = await seed_gifting(sessions, senders=clients, creators=creators)
         before_entries = await entries_at(url, "gift")
         before_transactions = await transactions_at(url, settle=True)
+        before_sizes = await table_sizes(url)
         load = await drive_gifts(
             gift_service(sessions), setup, clients=clients, seconds=seconds, warmup=warmup
         )
     finally:
         await engine.dispose()
     transactions = await transactions_at(url, settle=True) - before_transactions
+    after_sizes = await table_sizes(url)
     books = await check_books_at(url, load.acknowledged, before_entries, kind="gift")
-    return PhaseResult(load, books, transactions)
+    storage = StorageGrowth.between(before_sizes, after_sizes, books.entries)
+    return PhaseResult(load, books, transactions, storage=storage)
 
 
 def run_gift_phase(
-    url: URL, *, clients: int, seconds: float, warmup: float, creators: int
+    url: URL,
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    creators: int,
+    max_pool: int = 1_000,
 ) -> PhaseResult:
     """Gifts through GiftService in this process: ``clients`` senders, each a worker with a
-    wallet of its own (funded before the clock starts), into ``creators`` live streams."""
-    return asyncio.run(_gifts(url, clients, seconds, warmup, creators))
+    wallet of its own (funded before the clock starts), into ``creators`` live streams; an
+    engine of ``min(clients, max_pool)`` connections."""
+    return asyncio.run(_gifts(url, clients, seconds, warmup, creators, max_pool))
+
+
+async def _seed_for_http(url: URL, senders: int, creators: int) -> GiftingSetup:
+    engine = create_engine(url, pool_size=8, max_overflow=0)
+    try:
+        return await seed_gifting(session_factory(engine), senders=senders, creators=creators)
+    finally:
+        await engine.dispose()
+
+
+def run_http_gift_phase(
+    url: URL, *, clients: int, seconds: float, warmup: float, creators: int, log_path: Path
+) -> PhaseResult:
+    """Gifts through the real service, started as a subprocess on this database, after the
+    senders are funded and the creators live (by this process, before the clock starts)."""
+    settings = Settings(database_url=url.render_as_string(hide_password=False))
+    setup = asyncio.run(_seed_for_http(url, clients, creators))
+    before_entries = asyncio.run(entries_at(url, "gift"))
+    before_transactions = asyncio.run(transactions_at(url, settle=True))
+    before_sizes = asyncio.run(table_sizes(url))
+    with ServiceProcess(url, log_path) as service:
+
+        async def go() -> LoadResult:
+            await service.wait_healthy()
+            return await drive_http_gifts(
+                service, settings, setup, clients=clients, seconds=seconds, warmup=warmup
+            )
+
+        load = asyncio.run(go())
+    transactions = asyncio.run(transactions_at(url, settle=True)) - before_transactions
+    after_sizes = asyncio.run(table_sizes(url))
+    books = asyncio.run(check_books_at(url, load.acknowledged, before_entries, kind="gift"))
+    storage = StorageGrowth.between(before_sizes, after_sizes, books.entries)
+    return PhaseResult(load, books, transactions, service.memory, storage)
 
 
 def run_http_phase(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,11 @@ from rich.table import Table
 
 from bench.books import BooksCheck
 from bench.graphql_caches import CacheFigures
+from bench.history_phase import HistoryResult
 from bench.load import LoadResult
 from bench.over_http import ServiceMemory
 from bench.pgbench import SCALE, Baseline
+from bench.storage import StorageGrowth
 
 MIB = 1024 * 1024
 
@@ -26,6 +28,12 @@ def _ms(value: float | None) -> str:
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _yes_no(value: bool | None, yes: str, no: str) -> str:
+    if value is None:
+        return "-"
+    return f"[green]{yes}[/green]" if value else f"[bold red]{no}[/bold red]"
 
 
 @dataclass(slots=True)
@@ -48,6 +56,10 @@ class Figure:
     """Gift phases: how many creators the gifts went to."""
     noun: str = "purchase"
     """What one request of the phase is: a purchase or a gift."""
+    baseline_clients: int | None = None
+    """The pgbench client count of ``baseline_tps`` (``None``: the same as ``clients``)."""
+    storage: StorageGrowth | None = None
+    """Gift phases: table and index growth per gift."""
 
     @classmethod
     def of_pgbench(cls, result: Baseline) -> Figure:
@@ -104,6 +116,7 @@ class Figure:
             "per_second": round(self.per_second, 2),
             "unit": self.unit,
             "baseline_tps": round(self.baseline_tps, 2),
+            "baseline_clients": self.baseline_clients or self.clients,
             "ratio_to_pgbench": _round(self.ratio, 4),
         }
         if self.pgbench is not None:
@@ -140,7 +153,35 @@ class Figure:
         if self.memory is not None:
             found["service_rss_idle_mib"] = round(self.memory.idle_rss / MIB, 1)
             found["service_rss_peak_mib"] = round(self.memory.peak_rss / MIB, 1)
+        if self.storage is not None:
+            found["storage"] = self.storage.to_json()
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One of the figures the service is held to: its value, the target, and whether the run
+    met it (``None``: not measured in this run)."""
+
+    figure: str
+    value: str
+    ratio: float | None
+    """To pgbench TPC-B at 32 clients, where the figure is a rate."""
+    target: str
+    met: bool | None
+    books_ok: bool | None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "figure": self.figure,
+            "value": self.value,
+            "ratio_to_pgbench_c32": _round(self.ratio, 4),
+            "target": self.target,
+            "met": self.met,
+            "books_ok": self.books_ok,
+            "note": self.note,
+        }
 
 
 @dataclass(slots=True)
@@ -153,13 +194,19 @@ class Report:
     machine: dict[str, Any]
     figures: list[Figure]
     graphql_caches: CacheFigures | None = None
+    targets: list[Target] = field(default_factory=list)
+    history: HistoryResult | None = None
+    plots: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures()
 
     def failures(self) -> list[str]:
-        return [failure for figure in self.figures for failure in figure.failures()]
+        found = [failure for figure in self.figures for failure in figure.failures()]
+        if self.history is not None:
+            found += self.history.failures()
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -171,8 +218,11 @@ class Report:
             "ok": self.ok,
             "failures": self.failures(),
             "machine": self.machine,
+            "targets": [target.to_json() for target in self.targets],
             "figures": [figure.to_json() for figure in self.figures],
+            "wallet_reads_by_history": self.history.to_json() if self.history else None,
             "graphql_caches": self.graphql_caches.to_json() if self.graphql_caches else None,
+            "plots": [str(path) for path in self.plots],
         }
 
     def write_json(self, path: Path) -> None:
@@ -219,6 +269,10 @@ class Report:
                     f"service RSS peak {figure.memory.peak_rss / MIB:,.0f} MiB "
                     f"(idle {figure.memory.idle_rss / MIB:,.0f})"
                 )
+            if figure.storage is not None and figure.storage.bytes_per_gift is not None:
+                notes.append(f"{figure.storage.bytes_per_gift:,.0f} B/gift stored")
+            if figure.baseline_clients not in (None, figure.clients):
+                notes.append(f"ratio to pgbench at {figure.baseline_clients} clients")
             table.add_row(
                 figure.label,
                 str(figure.clients),
@@ -251,6 +305,73 @@ class Report:
         table.add_row("run took", f"{self.elapsed_seconds:,.0f} s")
         return table
 
+    def targets_table(self) -> Table:
+        table = Table(
+            title="Targets (issue 4): every rate as a ratio to pgbench TPC-B at 32 clients"
+        )
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        table.add_column("ratio to pgbench", justify="right")
+        table.add_column("target")
+        table.add_column("met", justify="center")
+        table.add_column("books", justify="center")
+        table.add_column("notes")
+        for target in self.targets:
+            table.add_row(
+                target.figure,
+                target.value,
+                "-" if target.ratio is None else f"{target.ratio:.3f}",
+                target.target,
+                _yes_no(target.met, "yes", "NO"),
+                _yes_no(target.books_ok, "OK", "FAIL"),
+                target.note,
+            )
+        return table
+
+    def history_table(self) -> Table | None:
+        if self.history is None:
+            return None
+        history = self.history
+        table = Table(
+            title=f"Wallet reads over HTTP by history size ({history.readers} wallets read, "
+            f"{history.users:,} wallets in the books)"
+        )
+        table.add_column("postings", justify="right")
+        table.add_column("a read wallet's postings", justify="right")
+        table.add_column("connections", justify="right")
+        table.add_column("reads/s", justify="right")
+        table.add_column("p50 ms", justify="right")
+        table.add_column("p99 ms", justify="right")
+        table.add_column("balances")
+        for step in history.steps:
+            for clients, load in step.reads.items():
+                table.add_row(
+                    f"{step.postings:,}",
+                    f"{step.reader_postings_min:,}",
+                    str(clients),
+                    f"{load.per_second:,.0f}",
+                    _ms(load.p50_ms),
+                    _ms(load.p99_ms),
+                    "[green]OK[/green]"
+                    if not step.mismatches and not load.errors
+                    else "[bold red]FAIL[/bold red]",
+                )
+        return table
+
     def print(self, console: Console) -> None:
+        if self.targets:
+            console.print(self.targets_table())
         console.print(self.figures_table())
+        history = self.history_table()
+        if history is not None:
+            console.print(history)
+            assert self.history is not None
+            seed = self.history.seed
+            console.print(
+                f"History: {seed.postings_written:,} postings written in {seed.seconds:,.0f} s "
+                f"({seed.postings_per_second:,.0f}/s); integrity check over "
+                f"{seed.postings:,} postings: "
+                + ("no violation" if not self.history.violations else "[bold red]FAIL[/bold red]")
+                + f" in {self.history.integrity_seconds:,.0f} s"
+            )
         console.print(self.machine_table())

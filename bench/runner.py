@@ -15,15 +15,37 @@ from sqlalchemy.engine import URL
 from api.database import migrate
 from bench import graphql_caches, pgbench
 from bench.database import BenchServer, bench_server
+from bench.history_phase import HistoryResult, run_history_phase
 from bench.machine import machine_info
-from bench.phases import PhaseResult, run_core_phase, run_gift_phase, run_http_phase
-from bench.report import Figure, Report
+from bench.phases import (
+    PhaseResult,
+    run_core_phase,
+    run_gift_phase,
+    run_http_gift_phase,
+    run_http_phase,
+)
+from bench.plots import latency_plot, throughput_plot
+from bench.report import Figure, Report, Target
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BASELINE_CLIENTS = (32, 8)
+TARGET_CLIENTS = 32
+"""The pgbench client count every target ratio is taken against."""
 HTTP_CLIENTS = 32
 FEW_USERS = 4
 UNIFORM_CREATORS = 100
+SWEEP_SENDERS = (1, 8, 32, 128)
+CONNECTION_RESERVE = 12
+"""Server connections a gift phase leaves free (the admin connection, the books check, pgbench
+is not running): its engine has at most ``max_connections`` minus these."""
+HISTORY_USERS = 10_000
+HISTORY_READERS = 16
+READ_CLIENTS = (1, 4)
+"""Connections reading wallets, in turn: one (the latency of a read alone) and four."""
+READ_TARGET_CLIENTS = 4
+READ_SECONDS_MAX = 5
+TARGET_HISTORY_POSTINGS = 10_000_000
+MB = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +54,8 @@ class Options:
     warmup: float
     quick: bool
     output: Path
+    history_postings: int = TARGET_HISTORY_POSTINGS
+    """Postings to grow the wallet-read history to; 0 leaves that phase out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +71,8 @@ class LedgerPhase:
     """What each request is: a purchase or a gift."""
     creators: int | None = None
     """Gifts: the live creators the gifts are spread over, uniformly."""
+    baseline_clients: int | None = None
+    """pgbench's client count for the ratio (``None``: as many as this phase has)."""
 
 
 CORE_PHASES = (
@@ -72,8 +98,30 @@ GIFT_PHASES = (
         creators=1,
     ),
 )
+SWEEP_PHASES = tuple(
+    LedgerPhase(
+        f"gifts_c{senders}_uniform",
+        f"core gifts: {UNIFORM_CREATORS} creators, uniform",
+        "core",
+        senders,
+        flow="gift",
+        creators=UNIFORM_CREATORS,
+        baseline_clients=TARGET_CLIENTS,
+    )
+    for senders in SWEEP_SENDERS
+    if senders != 32  # the 32-sender point is GIFT_PHASES' first
+)
 HTTP_PHASE = LedgerPhase(
     f"http_c{HTTP_CLIENTS}", "GraphQL purchaseCoins over HTTP", "http", HTTP_CLIENTS
+)
+HTTP_GIFT_PHASE = LedgerPhase(
+    f"http_gifts_c{HTTP_CLIENTS}",
+    f"GraphQL sendGift over HTTP, {UNIFORM_CREATORS} creators",
+    "http",
+    HTTP_CLIENTS,
+    flow="gift",
+    creators=UNIFORM_CREATORS,
+    baseline_clients=TARGET_CLIENTS,
 )
 
 
@@ -90,12 +138,27 @@ def run_pgbench(
 
 
 def run_phase(
-    server: BenchServer, template: URL, phase: LedgerPhase, options: Options, console: Console
+    server: BenchServer,
+    template: URL,
+    phase: LedgerPhase,
+    options: Options,
+    console: Console,
+    max_pool: int,
 ) -> PhaseResult:
     """The phase on a fresh copy of the migrated template, dropped afterwards."""
     url = server.create(phase.key, template=template)
     server.checkpoint()
-    if phase.flow == "gift":
+    if phase.flow == "gift" and phase.phase == "http":
+        assert phase.creators is not None
+        result = run_http_gift_phase(
+            url,
+            clients=phase.clients,
+            seconds=options.seconds,
+            warmup=options.warmup,
+            creators=phase.creators,
+            log_path=RESULTS_DIR / "service.log",
+        )
+    elif phase.flow == "gift":
         assert phase.creators is not None
         result = run_gift_phase(
             url,
@@ -103,6 +166,7 @@ def run_phase(
             seconds=options.seconds,
             warmup=options.warmup,
             creators=phase.creators,
+            max_pool=max_pool,
         )
     elif phase.phase == "core":
         result = run_core_phase(
@@ -147,6 +211,7 @@ def _report_phase(console: Console, result: PhaseResult, flow: str) -> None:
 def ledger_figure(
     phase: LedgerPhase, result: PhaseResult, baselines: dict[int, pgbench.Baseline]
 ) -> Figure:
+    baseline_clients = phase.baseline_clients or phase.clients
     return Figure(
         key=phase.key,
         label=phase.label,
@@ -157,10 +222,163 @@ def ledger_figure(
         noun=phase.flow,
         load=result.load,
         books=result.books,
-        baseline_tps=baselines[phase.clients].tps,
+        baseline_tps=baselines[baseline_clients].tps,
         memory=result.memory,
         transactions=result.transactions,
+        baseline_clients=baseline_clients,
+        storage=result.storage,
     )
+
+
+def targets(
+    figures: dict[str, Figure], history: HistoryResult | None, history_wanted: int
+) -> list[Target]:
+    """The issue's table: each figure against its target, from this run's figures."""
+    found: list[Target] = []
+    uniform = figures["gifts_c32_uniform"]
+    one = figures["gifts_c32_one_creator"]
+    http = figures[HTTP_GIFT_PHASE.key]
+
+    def books(*of: Figure) -> bool:
+        return all(f.books is not None and f.books.ok for f in of)
+
+    found.append(
+        Target(
+            "gifts/s through the core, 32 senders, uniform creators",
+            f"{uniform.per_second:,.1f}/s",
+            uniform.ratio,
+            ">= 2x pgbench",
+            uniform.ratio is not None and uniform.ratio >= 2,
+            books(uniform),
+        )
+    )
+    of_uniform = one.per_second / uniform.per_second if uniform.per_second else None
+    found.append(
+        Target(
+            "the same, every gift to one creator",
+            f"{one.per_second:,.1f}/s",
+            one.ratio,
+            ">= 0.8x uniform",
+            of_uniform is not None and of_uniform >= 0.8,
+            books(one),
+            "-" if of_uniform is None else f"{of_uniform:.2f}x uniform",
+        )
+    )
+    assert http.load is not None
+    p99 = http.load.p99_ms
+    found.append(
+        Target(
+            "sendGift over HTTP, 32 connections",
+            f"{http.per_second:,.1f}/s, p99 {_ms(p99)} ms",
+            http.ratio,
+            ">= 0.5x pgbench, p99 <= 100 ms",
+            http.ratio is not None and http.ratio >= 0.5 and p99 is not None and p99 <= 100,
+            books(http),
+        )
+    )
+    if history is None:
+        found.append(
+            Target(
+                "wallet balance query over HTTP, 10M postings",
+                "not measured",
+                None,
+                "p99 <= 5 ms",
+                None,
+                None,
+                "--history-postings 0",
+            )
+        )
+    else:
+        last = history.last
+        read = last.reads.get(READ_TARGET_CLIENTS) or next(iter(last.reads.values()))
+        short = last.postings < TARGET_HISTORY_POSTINGS
+        found.append(
+            Target(
+                f"wallet balance query over HTTP, {last.postings:,} postings",
+                f"p99 {_ms(read.p99_ms)} ms",
+                None,
+                "p99 <= 5 ms",
+                read.p99_ms is not None and read.p99_ms <= 5,
+                not history.failures(),
+                f"{read.clients} connections"
+                + (f"; the target is at {TARGET_HISTORY_POSTINGS:,} postings" if short else "")
+                + (f" (asked for {history_wanted:,})" if history_wanted != last.postings else ""),
+            )
+        )
+    stored = [f for f in figures.values() if f.storage is not None and f.storage.gifts]
+    if stored:
+        most = max(stored, key=lambda f: f.storage.gifts if f.storage else 0)
+        assert most.storage is not None and most.storage.bytes_per_gift is not None
+        found.append(
+            Target(
+                "storage per gift, tables and indexes",
+                f"{most.storage.bytes_per_gift:,.0f} B",
+                None,
+                "<= 1.5 kB (1,500 B)",
+                most.storage.bytes_per_gift <= 1_500,
+                books(most),
+                f"{most.key}: {most.storage.gifts:,} gifts",
+            )
+        )
+    served = [f for f in figures.values() if f.memory is not None]
+    if served:
+        peak = max(served, key=lambda f: f.memory.peak_rss if f.memory else 0)
+        assert peak.memory is not None
+        found.append(
+            Target(
+                "service memory under the HTTP load",
+                f"{peak.memory.peak_rss / MB:,.0f} MB resident",
+                None,
+                "<= 200 MB",
+                peak.memory.peak_rss <= 200 * MB,
+                books(peak),
+                f"peak of the HTTP phases ({peak.key})",
+            )
+        )
+    return found
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def draw_plots(
+    figures: dict[str, Figure],
+    baselines: dict[int, pgbench.Baseline],
+    history: HistoryResult | None,
+    output: Path,
+    started_at: datetime,
+) -> list[Path]:
+    when = f"{started_at:%Y-%m-%d %H:%M} UTC"
+    sweep = [figures[f"gifts_c{senders}_uniform"] for senders in SWEEP_SENDERS]
+    paths = [
+        throughput_plot(
+            output.with_name(f"{output.stem}-gifts-by-senders.png"),
+            [f.clients for f in sweep],
+            [f.per_second for f in sweep],
+            {clients: baseline.tps for clients, baseline in baselines.items()},
+            f"Gifts through the accounting core, {UNIFORM_CREATORS} creators ({when})",
+        )
+    ]
+    if history is not None:
+        postings = [step.postings for step in history.steps]
+        latencies: dict[str, list[float | None]] = {}
+        for clients in READ_CLIENTS:
+            for name in ("p50", "p99"):
+                latencies[f"{name}, {clients} connection{'s' if clients > 1 else ''}"] = [
+                    (step.reads[clients].p50_ms if name == "p50" else step.reads[clients].p99_ms)
+                    for step in history.steps
+                ]
+        paths.append(
+            latency_plot(
+                output.with_name(f"{output.stem}-wallet-reads-by-history.png"),
+                postings,
+                latencies,
+                5.0,
+                f"Wallet query over HTTP against the history's size ({when})",
+            )
+        )
+    return paths
 
 
 def run(options: Options, console: Console) -> int:
@@ -168,9 +386,12 @@ def run(options: Options, console: Console) -> int:
     started = time.monotonic()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     results: list[tuple[LedgerPhase, PhaseResult]] = []
+    history: HistoryResult | None = None
     with bench_server() as server:
         console.print(f"PostgreSQL: {server.description}")
-        machine = machine_info(server.settings(), server.description)
+        settings = server.settings()
+        machine = machine_info(settings, server.description)
+        max_pool = max(1, int(settings.get("max_connections", "100")) - CONNECTION_RESERVE)
 
         pgbench_db = server.create("pgbench")
         console.print(f"pgbench -i -s {pgbench.SCALE}")
@@ -179,14 +400,33 @@ def run(options: Options, console: Console) -> int:
 
         template = server.create("template")
         migrate(template)
-        for phase in (*CORE_PHASES, *GIFT_PHASES, HTTP_PHASE):
+        for phase in (*CORE_PHASES, *GIFT_PHASES, *SWEEP_PHASES, HTTP_PHASE, HTTP_GIFT_PHASE):
             console.print(f"{phase.label}, {phase.clients} clients")
-            results.append((phase, run_phase(server, template, phase, options, console)))
-        server.drop(template)
+            results.append((phase, run_phase(server, template, phase, options, console, max_pool)))
 
         console.print("pgbench again, after the ledger phases")
         after = run_pgbench(server, pgbench_db, options.seconds, console)
         server.drop(pgbench_db)
+
+        if options.history_postings > 0:
+            console.print(
+                f"Wallet reads over HTTP as the history grows to "
+                f"{options.history_postings:,} postings"
+            )
+            url = server.create("history", template=template)
+            history = run_history_phase(
+                url,
+                max_postings=options.history_postings,
+                users=HISTORY_USERS,
+                readers=HISTORY_READERS,
+                read_clients=READ_CLIENTS,
+                seconds=min(options.seconds, READ_SECONDS_MAX),
+                warmup=min(options.warmup, 1.0),
+                log_path=RESULTS_DIR / "service-history.log",
+                say=console.print,
+            )
+            server.drop(url)
+        server.drop(template)
 
     console.print("GraphQL parser and validation caches: operations/s without and with them")
     caches = graphql_caches.measure(min(options.seconds, 5))
@@ -196,6 +436,9 @@ def run(options: Options, console: Console) -> int:
     )
 
     baselines = {c: pgbench.Baseline(c, (before[c], after[c])) for c in BASELINE_CLIENTS}
+    figures = [ledger_figure(phase, result, baselines) for phase, result in results]
+    by_key = {figure.key: figure for figure in figures}
+    options.output.parent.mkdir(parents=True, exist_ok=True)
     report = Report(
         started_at=started_at,
         elapsed_seconds=time.monotonic() - started,
@@ -203,16 +446,17 @@ def run(options: Options, console: Console) -> int:
         warmup=options.warmup,
         quick=options.quick,
         machine=machine,
-        figures=[
-            *(Figure.of_pgbench(baselines[c]) for c in BASELINE_CLIENTS),
-            *(ledger_figure(phase, result, baselines) for phase, result in results),
-        ],
+        figures=[*(Figure.of_pgbench(baselines[c]) for c in BASELINE_CLIENTS), *figures],
         graphql_caches=caches,
+        targets=targets(by_key, history, options.history_postings),
+        history=history,
+        plots=draw_plots(by_key, baselines, history, options.output, started_at),
     )
     report.print(console)
-    options.output.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(options.output)
     console.print(f"JSON: {options.output}")
+    for path in report.plots:
+        console.print(f"plot: {path}")
     if not report.ok:
         console.print("[bold red]FAIL[/bold red]")
         for failure in report.failures():

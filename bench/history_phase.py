@@ -1,0 +1,264 @@
+"""Wallet reads against a growing history: one fresh migrated database, grown step by step
+(bench/history.py) to each history size, the wallet query read over HTTP through the real
+service at each size, and the integrity check over the whole history at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from accounting import chart
+from accounting.integrity import check_integrity
+from api.database import create_engine, libpq_url, session_factory
+from api.settings import Settings
+from bench.history import HistorySeeder, SeedProgress
+from bench.load import LoadResult
+from bench.over_http import ServiceMemory, ServiceProcess
+from bench.wallet_reads import drive_wallet_reads
+
+BALANCES = "SELECT code, balance * normal_sign, posting_count FROM account WHERE code = ANY($1)"
+
+
+@dataclass(slots=True)
+class ReadStep:
+    postings: int
+    """Postings in the books while the wallets were read."""
+    entries: int
+    reader_postings_min: int
+    """The shortest history among the wallets read (postings on a reader's coin account)."""
+    seed_seconds: float
+    """Writing time of the history so far (every chunk, opening balances included)."""
+    reads: dict[int, LoadResult] = field(default_factory=dict)
+    """By connections."""
+    mismatches: list[str] = field(default_factory=list)
+    """Replies whose coins differ from the account's balance."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "postings": self.postings,
+            "entries": self.entries,
+            "reader_postings_min": self.reader_postings_min,
+            "seed_seconds": round(self.seed_seconds, 1),
+            "mismatches": self.mismatches,
+            "reads": {
+                str(clients): {
+                    "per_second": round(load.per_second, 1),
+                    "latency_p50_ms": _round(load.p50_ms),
+                    "latency_p99_ms": _round(load.p99_ms),
+                    "latency_mean_ms": _round(load.mean_ms),
+                    "completed_in_window": load.completed,
+                    "errors": load.errors,
+                    "error_examples": load.error_examples,
+                }
+                for clients, load in self.reads.items()
+            },
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+@dataclass(slots=True)
+class HistoryResult:
+    users: int
+    readers: int
+    steps: list[ReadStep]
+    seed: SeedProgress
+    integrity_seconds: float
+    integrity_checks: int
+    violations: list[str]
+    memory: ServiceMemory
+
+    @property
+    def last(self) -> ReadStep:
+        return self.steps[-1]
+
+    def failures(self) -> list[str]:
+        found = [f"history: {violation}" for violation in self.violations]
+        for step in self.steps:
+            found += [f"history at {step.postings:,} postings: {m}" for m in step.mismatches]
+            found += [
+                f"history at {step.postings:,} postings, {clients} connections: "
+                f"{load.errors} reads failed"
+                for clients, load in step.reads.items()
+                if load.errors
+            ]
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "readers": self.readers,
+            "seed": {
+                "postings": self.seed.postings,
+                "entries": self.seed.entries,
+                "postings_written": self.seed.postings_written,
+                "seconds": round(self.seed.seconds, 1),
+                "postings_per_second": round(self.seed.postings_per_second, 1),
+            },
+            "integrity_seconds": round(self.integrity_seconds, 1),
+            "integrity_checks": self.integrity_checks,
+            "books_ok": not self.violations,
+            "violations": self.violations,
+            "service_rss_peak_mib": round(self.memory.peak_rss / 1024 / 1024, 1),
+            "steps": [step.to_json() for step in self.steps],
+        }
+
+
+async def _read_step(
+    seeder: HistorySeeder,
+    service: ServiceProcess,
+    settings: Settings,
+    *,
+    read_clients: tuple[int, ...],
+    seconds: float,
+    warmup: float,
+) -> ReadStep:
+    conn = seeder.conn
+    # The per-posting balance updates leave the account table full of dead row versions that
+    # autovacuum would clear in time; clear them now, as it would between bursts.
+    await conn.execute("VACUUM (ANALYZE) account")
+    progress = await seeder.progress()
+    readers = seeder.reader_ids
+    codes = [chart.user_coins(reader).code for reader in readers]
+    balances = {row[0]: (int(row[1]), int(row[2])) for row in await conn.fetch(BALANCES, codes)}
+    step = ReadStep(
+        postings=progress.postings,
+        entries=progress.entries,
+        reader_postings_min=min(count for _, count in balances.values()),
+        seed_seconds=progress.seconds,
+    )
+    for clients in read_clients:
+        seen: dict[str, int] = {}
+        step.reads[clients] = await drive_wallet_reads(
+            service, settings, readers, clients=clients, seconds=seconds, warmup=warmup, seen=seen
+        )
+        for reader, code in zip(readers, codes, strict=True):
+            if reader in seen and seen[reader] != balances[code][0]:
+                step.mismatches.append(
+                    f"{reader} read {seen[reader]} coins, the account holds {balances[code][0]}"
+                )
+    return step
+
+
+async def _history(
+    url: URL,
+    *,
+    max_postings: int,
+    users: int,
+    readers: int,
+    read_clients: tuple[int, ...],
+    seconds: float,
+    warmup: float,
+    log_path: Path,
+    say: Callable[[str], None],
+) -> HistoryResult:
+    settings = Settings(database_url=url.render_as_string(hide_password=False))
+    conn = await asyncpg.connect(libpq_url(url))
+    steps: list[ReadStep] = []
+    try:
+        seeder = HistorySeeder(conn, users=users, readers=readers)
+        await seeder.open_wallets(max_postings)
+        with ServiceProcess(url, log_path) as service:
+            await service.wait_healthy()
+            targets = [0, *history_sizes(max_postings)]
+            for target in targets:
+                progress = await seeder.grow_to(target)
+                if target:
+                    say(
+                        f"  {progress.postings:,} postings "
+                        f"({progress.postings_per_second:,.0f} postings/s written so far)"
+                    )
+                step = await _read_step(
+                    seeder,
+                    service,
+                    settings,
+                    read_clients=read_clients,
+                    seconds=seconds,
+                    warmup=warmup,
+                )
+                steps.append(step)
+                say(
+                    "    wallet reads: "
+                    + "; ".join(
+                        f"{clients} conn {load.per_second:,.0f}/s p50 {load.p50_ms or 0:.1f}"
+                        f" p99 {load.p99_ms or 0:.1f} ms"
+                        for clients, load in step.reads.items()
+                    )
+                )
+            service.note_peak()
+        seed = await seeder.progress()
+    finally:
+        await conn.close()
+    say(f"  integrity check over {seed.postings:,} postings")
+    started = time.monotonic()
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with session_factory(engine)() as session:
+            report = await check_integrity(session)
+    finally:
+        await engine.dispose()
+    integrity_seconds = time.monotonic() - started
+    say(
+        f"    {'no violation' if report.ok else f'{len(report.violations)} violations'}"
+        f" ({len(report.checks)} checks, {integrity_seconds:,.0f} s)"
+    )
+    return HistoryResult(
+        users=users,
+        readers=readers,
+        steps=steps,
+        seed=seed,
+        integrity_seconds=integrity_seconds,
+        integrity_checks=len(report.checks),
+        violations=[f"invariant {v.invariant} {v.check}: {v.detail}" for v in report.violations],
+        memory=service.memory,
+    )
+
+
+def history_sizes(maximum: int) -> list[int]:
+    """The history sizes (postings) to read at after the opening balances: each power of ten
+    from 10^5 below ``maximum``, then ``maximum`` itself."""
+    sizes: list[int] = []
+    size = 100_000
+    while size < maximum:
+        sizes.append(size)
+        size *= 10
+    sizes.append(maximum)
+    return sizes
+
+
+def run_history_phase(
+    url: URL,
+    *,
+    max_postings: int,
+    users: int,
+    readers: int,
+    read_clients: tuple[int, ...],
+    seconds: float,
+    warmup: float,
+    log_path: Path,
+    say: Callable[[str], None],
+) -> HistoryResult:
+    """Grow the history of the (fresh, migrated) database at ``url`` and read wallets at each
+    size; the integrity check over it all at the end."""
+    return asyncio.run(
+        _history(
+            url,
+            max_postings=max_postings,
+            users=users,
+            readers=readers,
+            read_clients=read_clients,
+            seconds=seconds,
+            warmup=warmup,
+            log_path=log_path,
+            say=say,
+        )
+    )
