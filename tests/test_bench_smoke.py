@@ -1,17 +1,30 @@
-"""The benchmark's core-throughput phases, run for about a second each: purchases and gifts
-are acknowledged and the books hold exactly those. Nothing here is timed: speed is for
-``make bench``."""
+"""The benchmark's phases, run for about a second each: purchases and gifts are acknowledged
+and the books hold exactly those; gifts over HTTP through the real service likewise; a seeded
+history passes the integrity check and its wallets read back over HTTP as the books hold them.
+Nothing here is timed: speed is for ``make bench``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounting.integrity import check_integrity
+from api.database import libpq_url
+from api.settings import Settings
 from bench.books import check_books, entries_of_kind, purchase_entries
 from bench.core import drive_core, purchase_service
 from bench.gifts import drive_gifts, gift_service, seed_gifting
+from bench.history import POSTINGS_PER_TRANSFER, HistorySeeder
+from bench.http_gifts import drive_http_gifts
+from bench.over_http import ServiceProcess
 from bench.pgbench import parse
+from bench.storage import StorageGrowth, table_sizes
+from bench.wallet_reads import drive_wallet_reads
 
 PGBENCH_OUTPUT = """\
 pgbench (18.6)
@@ -80,3 +93,82 @@ def test_pgbench_output_parses() -> None:
     assert result.tps == 1843.575831
     assert result.latency_avg_ms == 17.358
     assert result.failed == 0
+
+
+async def test_http_gift_phase_acknowledges_gifts_and_books_agree(
+    db_url: URL, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Four connections send gifts for a second through the real service: every gift sent is
+    one gift entry, the integrity check is clean, and the tables grew by the gifts."""
+    setup = await seed_gifting(sessions, senders=4, creators=3)
+    before = await entries_of_kind(sessions, "gift")
+    sizes_before = await table_sizes(db_url)
+    settings = Settings(database_url=db_url.render_as_string(hide_password=False))
+    with ServiceProcess(db_url, tmp_path / "service.log") as service:
+        await service.wait_healthy()
+        load = await drive_http_gifts(service, settings, setup, clients=4, seconds=1.0, warmup=0)
+
+    assert load.acknowledged > 0
+    assert load.errors == 0, load.error_examples
+    assert service.memory.peak_rss >= service.memory.idle_rss > 0
+    books = await check_books(sessions, load.acknowledged, before, kind="gift")
+    assert books.ok, books.problems()
+    assert books.entries == load.acknowledged
+    storage = StorageGrowth.between(sizes_before, await table_sizes(db_url), books.entries)
+    assert {"gift", "journal_entry", "posting"} <= set(storage.grown)
+    assert storage.bytes_per_gift is not None and storage.bytes_per_gift > 0
+
+
+async def test_seeded_history_keeps_every_invariant_and_reads_back_over_http(
+    db_url: URL, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """A few thousand postings of history, written in several chunks: the integrity check
+    finds nothing, every wallet's stored balance and count are its postings', the wallets
+    read have the longest histories, and the wallet query over HTTP returns their balances."""
+    conn = await asyncpg.connect(libpq_url(db_url))
+    try:
+        seeder = HistorySeeder(conn, users=200, readers=3, chunk_postings=1_000)
+        await seeder.open_wallets(6_000)
+        opened = await seeder.progress()
+        progress = await seeder.grow_to(6_000)
+        wallets = await conn.fetch(
+            """
+            SELECT a.code, a.balance, a.posting_count, sum(p.amount) AS total, count(p.id) AS n
+              FROM account a LEFT JOIN posting p ON p.account_id = a.id
+             WHERE a.code LIKE 'user:hist-%'
+             GROUP BY a.id"""
+        )
+        readers = seeder.reader_ids
+    finally:
+        await conn.close()
+
+    assert opened.postings == 2 * 200 + 2 * 10  # ten opening entries of 20 wallets
+    assert 6_000 <= progress.postings < 6_000 + POSTINGS_PER_TRANSFER
+    assert progress.postings_written == progress.postings
+    assert len(wallets) == 400
+    for wallet in wallets:
+        assert (wallet["balance"], wallet["posting_count"]) == (wallet["total"], wallet["n"])
+        assert wallet["balance"] < 0  # credit: every wallet still holds coins and value
+    reader_codes = {f"user:{reader}:coins" for reader in readers}
+    counts = sorted(
+        (w["posting_count"], w["code"] in reader_codes)
+        for w in wallets
+        if w["code"].endswith(":coins")
+    )
+    assert all(is_reader for _, is_reader in counts[-len(readers) :])
+    async with sessions() as session:
+        report = await check_integrity(session)
+    assert report.ok, report.violations
+    assert report.postings == progress.postings
+
+    settings = Settings(database_url=db_url.render_as_string(hide_password=False))
+    seen: dict[str, int] = {}
+    with ServiceProcess(db_url, tmp_path / "service.log") as service:
+        await service.wait_healthy()
+        load = await drive_wallet_reads(
+            service, settings, readers, clients=2, seconds=0.5, warmup=0, seen=seen
+        )
+    assert load.errors == 0, load.error_examples
+    assert load.completed > 0
+    held = {w["code"]: -w["balance"] for w in wallets}
+    assert seen == {reader: held[f"user:{reader}:coins"] for reader in readers}
