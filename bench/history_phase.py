@@ -39,6 +39,8 @@ class ReadStep:
     """By connections."""
     mismatches: list[str] = field(default_factory=list)
     """Replies whose coins differ from the account's balance."""
+    service_cpu_ms: dict[int, float] = field(default_factory=dict)
+    """By connections: the service's CPU milliseconds per read (warm-up included)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,11 @@ class ReadStep:
                     "completed_in_window": load.completed,
                     "errors": load.errors,
                     "error_examples": load.error_examples,
+                    "service_cpu_ms_per_read": (
+                        round(self.service_cpu_ms[clients], 3)
+                        if clients in self.service_cpu_ms
+                        else None
+                    ),
                 }
                 for clients, load in self.reads.items()
             },
@@ -76,6 +83,8 @@ class HistoryResult:
     integrity_checks: int
     violations: list[str]
     memory: ServiceMemory
+    database_bytes: int
+    """The history database's size on disk at the end (``pg_database_size``)."""
 
     @property
     def last(self) -> ReadStep:
@@ -105,6 +114,7 @@ class HistoryResult:
                 "postings_per_second": round(self.seed.postings_per_second, 1),
             },
             "integrity_seconds": round(self.integrity_seconds, 1),
+            "database_bytes": self.database_bytes,
             "integrity_checks": self.integrity_checks,
             "books_ok": not self.violations,
             "violations": self.violations,
@@ -138,9 +148,14 @@ async def _read_step(
     )
     for clients in read_clients:
         seen: dict[str, int] = {}
-        step.reads[clients] = await drive_wallet_reads(
+        cpu_before = service.cpu_seconds()
+        load = step.reads[clients] = await drive_wallet_reads(
             service, settings, readers, clients=clients, seconds=seconds, warmup=warmup, seen=seen
         )
+        if load.acknowledged:
+            step.service_cpu_ms[clients] = (
+                (service.cpu_seconds() - cpu_before) * 1000 / load.acknowledged
+            )
         for reader, code in zip(readers, codes, strict=True):
             if reader in seen and seen[reader] != balances[code][0]:
                 step.mismatches.append(
@@ -196,6 +211,7 @@ async def _history(
                 )
             service.note_peak()
         seed = await seeder.progress()
+        database_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
     finally:
         await conn.close()
     say(f"  integrity check over {seed.postings:,} postings")
@@ -220,6 +236,7 @@ async def _history(
         integrity_checks=len(report.checks),
         violations=[f"invariant {v.invariant} {v.check}: {v.detail}" for v in report.violations],
         memory=service.memory,
+        database_bytes=database_bytes,
     )
 
 

@@ -62,6 +62,16 @@ def _peak_rss_bytes(pid: int) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class CpuUse:
+    """CPU seconds spent while a load ran: by the service, and by the benchmark's process (the
+    load generator)."""
+
+    service_seconds: float
+    client_seconds: float
+    wall_seconds: float
+
+
 @dataclass(slots=True)
 class ServiceMemory:
     idle_rss: int = 0
@@ -138,6 +148,20 @@ class ServiceProcess:
                     total += child.memory_info().rss
         except psutil.Error:
             return 0
+        return total
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the service and its children have used so far."""
+        try:
+            process = psutil.Process(self.pid)
+            times = process.cpu_times()
+            total: float = times.user + times.system
+            for child in process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child_times = child.cpu_times()
+                    total += child_times.user + child_times.system
+        except psutil.Error:
+            return 0.0
         return total
 
     def note_memory(self) -> None:

@@ -4,6 +4,7 @@ count what PostgreSQL did and check the books."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bench.core import drive_core, purchase_service
 from bench.gifts import GiftingSetup, drive_gifts, gift_service, seed_gifting
 from bench.http_gifts import drive_http_gifts
 from bench.load import LoadResult
-from bench.over_http import ServiceMemory, ServiceProcess, drive_http
+from bench.over_http import CpuUse, ServiceMemory, ServiceProcess, drive_http
 from bench.storage import StorageGrowth, table_sizes
 
 
@@ -30,6 +31,8 @@ class PhaseResult:
     """The service's memory (HTTP phases only)."""
     storage: StorageGrowth | None = None
     """Gift phases: how much the tables grew while the load ran."""
+    cpu: CpuUse | None = None
+    """HTTP gift phase: CPU time of the service and of the load generator during the load."""
 
 
 async def _core(
@@ -120,18 +123,25 @@ def run_http_gift_phase(
     before_sizes = asyncio.run(table_sizes(url))
     with ServiceProcess(url, log_path) as service:
 
-        async def go() -> LoadResult:
+        async def go() -> tuple[LoadResult, CpuUse]:
             await service.wait_healthy()
-            return await drive_http_gifts(
+            service_before, client_before = service.cpu_seconds(), time.process_time()
+            started = time.monotonic()
+            load = await drive_http_gifts(
                 service, settings, setup, clients=clients, seconds=seconds, warmup=warmup
             )
+            return load, CpuUse(
+                service.cpu_seconds() - service_before,
+                time.process_time() - client_before,
+                time.monotonic() - started,
+            )
 
-        load = asyncio.run(go())
+        load, cpu = asyncio.run(go())
     transactions = asyncio.run(transactions_at(url, settle=True)) - before_transactions
     after_sizes = asyncio.run(table_sizes(url))
     books = asyncio.run(check_books_at(url, load.acknowledged, before_entries, kind="gift"))
     storage = StorageGrowth.between(before_sizes, after_sizes, books.entries)
-    return PhaseResult(load, books, transactions, service.memory, storage)
+    return PhaseResult(load, books, transactions, service.memory, storage, cpu)
 
 
 def run_http_phase(

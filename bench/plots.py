@@ -56,11 +56,23 @@ def latency_plot(
     target_ms: float | None,
     title: str,
 ) -> Path:
-    """Latency percentiles (one line per label) against postings in the books (log x)."""
+    """Latency percentiles against postings in the books (log x). Labels are
+    ``"<percentile>, <series>"``: one colour per series, p50 solid and higher percentiles
+    dashed."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    colours: dict[str, str] = {}
     for label, values in latencies_ms.items():
+        percentile, _, series = label.partition(", ")
+        colour = colours.setdefault(series, f"C{len(colours)}")
         points = [(x, y) for x, y in zip(postings, values, strict=True) if y is not None]
-        axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
+        axes.plot(
+            [x for x, _ in points],
+            [y for _, y in points],
+            marker="o",
+            color=colour,
+            linestyle="-" if percentile == "p50" else "--",
+            label=label,
+        )
     if target_ms is not None:
         axes.axhline(target_ms, linestyle="--", linewidth=1, color="firebrick")
         axes.annotate(

@@ -15,7 +15,7 @@ from bench.books import BooksCheck
 from bench.graphql_caches import CacheFigures
 from bench.history_phase import HistoryResult
 from bench.load import LoadResult
-from bench.over_http import ServiceMemory
+from bench.over_http import CpuUse, ServiceMemory
 from bench.pgbench import SCALE, Baseline
 from bench.storage import StorageGrowth
 
@@ -60,6 +60,17 @@ class Figure:
     """The pgbench client count of ``baseline_tps`` (``None``: the same as ``clients``)."""
     storage: StorageGrowth | None = None
     """Gift phases: table and index growth per gift."""
+    cpu: CpuUse | None = None
+    """HTTP gift phase: CPU time of the service and of the load generator."""
+
+    def cpu_ms_per_request(self) -> tuple[float, float] | None:
+        """The service's and the client's CPU milliseconds per acknowledged request."""
+        if self.cpu is None or self.load is None or not self.load.acknowledged:
+            return None
+        return (
+            self.cpu.service_seconds * 1000 / self.load.acknowledged,
+            self.cpu.client_seconds * 1000 / self.load.acknowledged,
+        )
 
     @classmethod
     def of_pgbench(cls, result: Baseline) -> Figure:
@@ -155,6 +166,15 @@ class Figure:
             found["service_rss_peak_mib"] = round(self.memory.peak_rss / MIB, 1)
         if self.storage is not None:
             found["storage"] = self.storage.to_json()
+        per_request = self.cpu_ms_per_request()
+        if self.cpu is not None and per_request is not None:
+            found["cpu"] = {
+                "service_seconds": round(self.cpu.service_seconds, 2),
+                "client_seconds": round(self.cpu.client_seconds, 2),
+                "wall_seconds": round(self.cpu.wall_seconds, 2),
+                f"service_ms_per_{self.noun}": round(per_request[0], 3),
+                f"client_ms_per_{self.noun}": round(per_request[1], 3),
+            }
         return found
 
 
@@ -271,6 +291,12 @@ class Report:
                 )
             if figure.storage is not None and figure.storage.bytes_per_gift is not None:
                 notes.append(f"{figure.storage.bytes_per_gift:,.0f} B/gift stored")
+            per_request = figure.cpu_ms_per_request()
+            if per_request is not None:
+                notes.append(
+                    f"CPU/{figure.noun}: service {per_request[0]:.1f} ms, "
+                    f"client {per_request[1]:.2f} ms"
+                )
             if figure.baseline_clients not in (None, figure.clients):
                 notes.append(f"ratio to pgbench at {figure.baseline_clients} clients")
             table.add_row(
@@ -342,6 +368,7 @@ class Report:
         table.add_column("reads/s", justify="right")
         table.add_column("p50 ms", justify="right")
         table.add_column("p99 ms", justify="right")
+        table.add_column("service CPU/read ms", justify="right")
         table.add_column("balances")
         for step in history.steps:
             for clients, load in step.reads.items():
@@ -352,6 +379,7 @@ class Report:
                     f"{load.per_second:,.0f}",
                     _ms(load.p50_ms),
                     _ms(load.p99_ms),
+                    _ms(step.service_cpu_ms.get(clients)),
                     "[green]OK[/green]"
                     if not step.mismatches and not load.errors
                     else "[bold red]FAIL[/bold red]",
@@ -372,6 +400,7 @@ class Report:
                 f"({seed.postings_per_second:,.0f}/s); integrity check over "
                 f"{seed.postings:,} postings: "
                 + ("no violation" if not self.history.violations else "[bold red]FAIL[/bold red]")
-                + f" in {self.history.integrity_seconds:,.0f} s"
+                + f" in {self.history.integrity_seconds:,.0f} s; database "
+                f"{self.history.database_bytes / 1024**3:,.2f} GiB"
             )
         console.print(self.machine_table())

@@ -227,6 +227,7 @@ def ledger_figure(
         transactions=result.transactions,
         baseline_clients=baseline_clients,
         storage=result.storage,
+        cpu=result.cpu,
     )
 
 
