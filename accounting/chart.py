@@ -5,6 +5,7 @@ Per-user and per-creator accounts are opened on first use; fixed platform accoun
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,6 +48,10 @@ _USER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 PROVIDERS = ("card", "paypal", "mobile_wallet", "apple", "google")
 
+cache_spec = functools.lru_cache(maxsize=65_536)
+"""An account's spec is a pure function of its names: worked out once per process for the
+accounts in use (a gift names seven), not on every posting."""
+
 
 def check_user_id(user_id: str, *, field: str = "userId") -> str:
     if not _USER_ID.fullmatch(user_id):
@@ -56,11 +61,13 @@ def check_user_id(user_id: str, *, field: str = "userId") -> str:
     return user_id
 
 
+@cache_spec
 def user_coins(user_id: str) -> AccountSpec:
     check_user_id(user_id)
     return AccountSpec(f"user:{user_id}:coins", COIN.code, AccountType.LIABILITY, no_overdraft=True)
 
 
+@cache_spec
 def user_coins_value(user_id: str, functional_currency: str) -> AccountSpec:
     check_user_id(user_id)
     return AccountSpec(
@@ -71,22 +78,27 @@ def user_coins_value(user_id: str, functional_currency: str) -> AccountSpec:
     )
 
 
+@cache_spec
 def coins_issued() -> AccountSpec:
     return AccountSpec("platform:coins:issued", COIN.code, AccountType.EQUITY, contra=True)
 
 
+@cache_spec
 def coins_spent() -> AccountSpec:
     return AccountSpec("platform:coins:spent", COIN.code, AccountType.EQUITY, contra=True)
 
 
+@cache_spec
 def diamonds_issued() -> AccountSpec:
     return AccountSpec("platform:diamonds:issued", DIAMOND.code, AccountType.EQUITY, contra=True)
 
 
+@cache_spec
 def diamonds_redeemed() -> AccountSpec:
     return AccountSpec("platform:diamonds:redeemed", DIAMOND.code, AccountType.EQUITY, contra=True)
 
 
+@cache_spec
 def provider_clearing(provider: str, currency: str) -> AccountSpec:
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}")
@@ -95,10 +107,12 @@ def provider_clearing(provider: str, currency: str) -> AccountSpec:
     )
 
 
+@cache_spec
 def bank(currency: str) -> AccountSpec:
     return AccountSpec(f"platform:bank:{currency}", fiat(currency).code, AccountType.ASSET)
 
 
+@cache_spec
 def fee_expense(provider: str, currency: str) -> AccountSpec:
     """Processor fees for card, PayPal and wallets; app-store commission for Apple and Google."""
     kind = "app_store_fees" if provider in ("apple", "google") else "processor_fees"
@@ -107,10 +121,12 @@ def fee_expense(provider: str, currency: str) -> AccountSpec:
     )
 
 
+@cache_spec
 def fx_trading(currency: str) -> AccountSpec:
     return AccountSpec(f"platform:fx:{currency}", fiat(currency).code, AccountType.EQUITY)
 
 
+@cache_spec
 def revenue(stream: str, functional_currency: str) -> AccountSpec:
     return AccountSpec(
         f"platform:revenue:{stream}", fiat(functional_currency).code, AccountType.REVENUE
@@ -120,6 +136,7 @@ def revenue(stream: str, functional_currency: str) -> AccountSpec:
 CREATOR_DIAMOND_STATES = ("pending", "available", "reserved")
 
 
+@cache_spec
 def creator_diamonds(creator_id: str, state: str) -> AccountSpec:
     """A creator's diamonds: pending (inside the hold), available (withdrawable), reserved (in a
     payout in flight). None of them ever goes below zero."""
@@ -134,6 +151,7 @@ def creator_diamonds(creator_id: str, state: str) -> AccountSpec:
     )
 
 
+@cache_spec
 def creator_payable(creator_id: str, functional_currency: str) -> AccountSpec:
     """The cash value owed to a creator for their diamonds, in every state."""
     check_user_id(creator_id, field="creatorId")
@@ -142,6 +160,7 @@ def creator_payable(creator_id: str, functional_currency: str) -> AccountSpec:
     )
 
 
+@cache_spec
 def promotions(functional_currency: str) -> AccountSpec:
     """Creator value paid out of coins that cost the platform nothing (bonus coins)."""
     return AccountSpec(

@@ -10,8 +10,8 @@ account's balance once per batch however many gifts touched it.
 
 Locks: the streams are held FOR KEY SHARE (a stream ending waits for the gifts in flight, and
 a gift after it sees the stream ended); every account the batch touches is locked FOR UPDATE
-in one statement, in ascending id order, before anything is read from it, so two batches over
-the same accounts queue rather than deadlock, and a retry of a gift sees the first attempt.
+in one statement, in ascending id order, before any balance is read, so two batches over the
+same accounts queue rather than deadlock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row, select, text
@@ -39,7 +39,7 @@ from accounting.errors import (
     StreamNotFound,
     StreamNotLive,
 )
-from accounting.ledger import LockedBooks, fingerprint, insert_postings, lock_accounts
+from accounting.ledger import LockedBooks, fingerprint, lock_accounts
 from accounting.posting_rules import CoinRates, GiftAmounts, Spending, gift_entry
 from accounting.tables import GiftRow
 
@@ -100,63 +100,70 @@ _FROZEN = text(
     "SELECT user_id FROM user_status WHERE frozen AND user_id = ANY(CAST(:users AS text[]))"
 )
 _SENT_BEFORE = text(
-    "SELECT gift.* FROM gift"
-    " JOIN unnest(CAST(:senders AS text[]), CAST(:keys AS text[]))"
-    "      AS asked(sender_id, idempotency_key) USING (sender_id, idempotency_key)"
+    "SELECT sent.* FROM unnest(CAST(:senders AS text[]), CAST(:keys AS text[])) AS asked(s, k)"
+    " JOIN LATERAL (SELECT * FROM gift WHERE sender_id = asked.s AND idempotency_key = asked.k"
+    "               LIMIT 1) sent ON true"
 )
-_INSERT_ENTRIES = text(
-    "WITH now AS MATERIALIZED (SELECT clock_timestamp() AS at)"
-    " INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor, rates, refs,"
-    "                            memo)"
-    " SELECT 'gift', e.event_key, e.fingerprint, now.at, e.actor, CAST(e.rates AS jsonb),"
-    "        CAST(e.refs AS jsonb), e.memo"
-    "   FROM now, unnest(CAST(:event_key AS text[]), CAST(:fingerprint AS text[]),"
-    "                    CAST(:actor AS text[]), CAST(:rates AS text[]), CAST(:refs AS text[]),"
-    "                    CAST(:memo AS text[]))"
-    "        AS e(event_key, fingerprint, actor, rates, refs, memo)"
-    " RETURNING id, event_key, posted_at"
+_GIFT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sender_id", "text"),
+    ("idempotency_key", "text"),
+    ("request_hash", "text"),
+    ("stream_id", "bigint"),
+    ("creator_id", "text"),
+    ("gift_code", "text"),
+    ("quantity", "bigint"),
+    ("coin_price", "bigint"),
+    ("coins", "bigint"),
+    ("value_micros", "bigint"),
+    ("diamonds", "bigint"),
+    ("payable_micros", "bigint"),
 )
-_GIFT_COLUMNS = (
-    "sender_id",
-    "idempotency_key",
-    "request_hash",
-    "stream_id",
-    "creator_id",
-    "gift_code",
-    "quantity",
-    "coin_price",
-    "coins",
-    "value_micros",
-    "diamonds",
-    "payable_micros",
-    "entry_id",
+_POSTING_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("account_id", "bigint"),
+    ("commodity", "text"),
+    ("amount", "bigint"),
+    ("account_seq", "bigint"),
+    ("balance_after", "bigint"),
 )
-_GIFT_TYPES_SQL = (
-    "text",
-    "text",
-    "text",
-    "bigint",
-    "text",
-    "text",
-    "bigint",
-    "bigint",
-    "bigint",
-    "bigint",
-    "bigint",
-    "bigint",
-    "bigint",
-)
-_INSERT_GIFTS = text(
-    f"INSERT INTO gift ({', '.join(_GIFT_COLUMNS)}, created_at, release_at)"
-    f" SELECT {', '.join(_GIFT_COLUMNS)},"
-    "        CAST(:created_at AS timestamptz), CAST(:release_at AS timestamptz)"
-    "   FROM unnest("
-    + ", ".join(
-        f"CAST(:{column} AS {sql_type}[])"
-        for column, sql_type in zip(_GIFT_COLUMNS, _GIFT_TYPES_SQL, strict=True)
-    )
-    + f") AS g({', '.join(_GIFT_COLUMNS)})"
-    " RETURNING id, sender_id, idempotency_key"
+
+
+def _names(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(name for name, _ in columns)
+
+
+def _record_type(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+
+
+_WRITE_BATCH = text(
+    # One statement: the entries, then their postings and gift records, matched by event key.
+    # Each table's rows come as one JSON array: cheaper to send than a column array apiece.
+    "WITH now AS MATERIALIZED (SELECT clock_timestamp() AS at),"
+    " entries AS ("
+    "   INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor, rates, refs,"
+    "                              memo)"
+    "   SELECT 'gift', e.event_key, e.fingerprint, now.at, e.actor, e.rates, e.refs, e.memo"
+    "     FROM now, jsonb_to_recordset(CAST(:entries AS jsonb))"
+    "          AS e(event_key text, fingerprint text, actor text, rates jsonb, refs jsonb,"
+    "               memo text)"
+    "   RETURNING id, event_key, posted_at),"
+    " postings AS ("
+    "   INSERT INTO posting (entry_id, posted_at, " + _names(_POSTING_COLUMNS) + ")"
+    "   SELECT entries.id, entries.posted_at, " + _names(_POSTING_COLUMNS) + ""
+    "     FROM jsonb_to_recordset(CAST(:postings AS jsonb))"
+    "          AS p(event_key text, " + _record_type(_POSTING_COLUMNS) + ")"
+    "     JOIN entries USING (event_key)),"
+    " gifts AS ("
+    "   INSERT INTO gift (" + _names(_GIFT_COLUMNS) + ", entry_id, created_at, release_at)"
+    "   SELECT " + _names(_GIFT_COLUMNS) + ", entries.id, entries.posted_at,"
+    "          entries.posted_at + CAST(:hold AS interval)"
+    "     FROM jsonb_to_recordset(CAST(:gifts AS jsonb))"
+    "          AS g(event_key text, " + _record_type(_GIFT_COLUMNS) + ")"
+    "     JOIN entries USING (event_key)"
+    "   RETURNING id, entry_id, release_at)"
+    " SELECT entries.event_key, entries.id AS entry_id, entries.posted_at,"
+    "        gifts.id AS gift_id, gifts.release_at"
+    "   FROM entries JOIN gifts ON gifts.entry_id = entries.id"
 )
 
 
@@ -197,14 +204,10 @@ async def post_gifts(
             _GIFT_TYPES, {"codes": sorted({r.gift_code for r in requests})}
         )
     }
-    wanted: dict[str, AccountSpec] = {a.code: a for a in platform_gift_accounts(terms)}
-    for request in requests:
-        stream = streams.get(request.stream_id)
-        creator = stream.creator_id if stream is not None else None
-        wanted.update((a.code, a) for a in gift_accounts(terms, request.sender_id, creator))
-    books = LockedBooks(await lock_accounts(session, wanted.values()))
-
-    # Under the wallets' locks: what was sent before under these keys, and who is frozen.
+    # What was sent before under these keys, and who is frozen: read before the accounts are
+    # locked, to keep the locked stretch short. A retry racing its first attempt from another
+    # process is still posted once: the entry's event key is unique, the batch that loses
+    # fails as a whole, and its gifts are then written one by one, each finding the first.
     senders = [r.sender_id for r in requests]
     sent_before = {
         (gift.sender_id, gift.idempotency_key): gift
@@ -214,6 +217,13 @@ async def post_gifts(
         )
     }
     frozen = set((await session.scalars(_FROZEN, {"users": sorted(set(senders))})).all())
+
+    wanted: dict[str, AccountSpec] = {a.code: a for a in platform_gift_accounts(terms)}
+    for request in requests:
+        stream = streams.get(request.stream_id)
+        creator = stream.creator_id if stream is not None else None
+        wanted.update((a.code, a) for a in gift_accounts(terms, request.sender_id, creator))
+    books = LockedBooks(await lock_accounts(session, wanted.values()))
 
     outcomes: list[GiftResult | LedgerError | None] = [None] * len(requests)
     accepted: list[_Accepted] = []
@@ -281,10 +291,10 @@ def _check_and_lay(
             f"Account {request.sender_id} is frozen: it may not send gifts",
             user_id=request.sender_id,
         )
-    wallet_coins = books[chart.user_coins(request.sender_id).code].normal_balance
-    wallet_value = books[
+    wallet_coins = books.normal_balance(chart.user_coins(request.sender_id).code)
+    wallet_value = books.normal_balance(
         chart.user_coins_value(request.sender_id, terms.functional_currency).code
-    ].normal_balance
+    )
     coins = request.quantity * gift_type.coin_price
     if wallet_coins < coins:
         raise InsufficientCoins(
@@ -332,77 +342,63 @@ class _Written:
 async def _write(
     session: AsyncSession, accepted: list[_Accepted], terms: GiftTerms
 ) -> list[_Written]:
-    """The batch's entries, postings and gift records: one statement each."""
-    entries = [gift.entry for gift in accepted]
-    inserted = (
-        await session.execute(
-            _INSERT_ENTRIES,
-            {
-                "event_key": [e.event_key for e in entries],
-                "fingerprint": [fingerprint(e) for e in entries],
-                "actor": [e.actor for e in entries],
-                "rates": [json.dumps(dict(e.rates)) for e in entries],
-                "refs": [json.dumps(dict(e.refs)) for e in entries],
-                "memo": [e.memo for e in entries],
-            },
-        )
-    ).all()
-    entry_ids = {row.event_key: row.id for row in inserted}
-    posted_at: datetime = inserted[0].posted_at
-    rows = [
-        {**row, "entry_id": entry_ids[gift.entry.event_key]}
-        for gift in accepted
-        for row in gift.postings
-    ]
-    await insert_postings(session, posted_at, rows)
-
-    release_at = posted_at + terms.hold
-    values: dict[str, list[Any]] = {column: [] for column in _GIFT_COLUMNS}
-    for gift in accepted:
-        request, amounts = gift.request, gift.amounts
-        for column, value in (
-            ("sender_id", request.sender_id),
-            ("idempotency_key", request.idempotency_key),
-            ("request_hash", gift.request_hash),
-            ("stream_id", request.stream_id),
-            ("creator_id", gift.creator_id),
-            ("gift_code", request.gift_code),
-            ("quantity", request.quantity),
-            ("coin_price", gift.coin_price),
-            ("coins", request.quantity * gift.coin_price),
-            ("value_micros", amounts.value_micros),
-            ("diamonds", amounts.diamonds),
-            ("payable_micros", amounts.payable_micros),
-            ("entry_id", entry_ids[gift.entry.event_key]),
-        ):
-            values[column].append(value)
-    gift_ids = {
-        (row.sender_id, row.idempotency_key): row.id
-        for row in await session.execute(
-            _INSERT_GIFTS, {**values, "created_at": posted_at, "release_at": release_at}
-        )
+    """The batch's entries, all their postings and the gift records, in one statement."""
+    records = [_record(g) for g in accepted]
+    params = {
+        "entries": json.dumps(
+            [
+                {
+                    "event_key": g.entry.event_key,
+                    "fingerprint": fingerprint(g.entry),
+                    "actor": g.entry.actor,
+                    "rates": dict(g.entry.rates),
+                    "refs": dict(g.entry.refs),
+                    "memo": g.entry.memo,
+                }
+                for g in accepted
+            ]
+        ),
+        "postings": json.dumps(
+            [{**row, "event_key": g.entry.event_key} for g in accepted for row in g.postings]
+        ),
+        "gifts": json.dumps(
+            [
+                {**record, "event_key": g.entry.event_key}
+                for g, record in zip(accepted, records, strict=True)
+            ]
+        ),
+        "hold": terms.hold,
     }
-    written = []
-    for gift in accepted:
-        request, amounts = gift.request, gift.amounts
-        row = GiftRow(
-            id=gift_ids[(request.sender_id, request.idempotency_key)],
-            sender_id=request.sender_id,
-            idempotency_key=request.idempotency_key,
-            request_hash=gift.request_hash,
-            stream_id=request.stream_id,
-            creator_id=gift.creator_id,
-            gift_code=request.gift_code,
-            quantity=request.quantity,
-            coin_price=gift.coin_price,
-            coins=request.quantity * gift.coin_price,
-            value_micros=amounts.value_micros,
-            diamonds=amounts.diamonds,
-            payable_micros=amounts.payable_micros,
-            entry_id=entry_ids[gift.entry.event_key],
-            created_at=posted_at,
-            release_at=release_at,
+    written = {row.event_key: row for row in await session.execute(_WRITE_BATCH, params)}
+    results = []
+    for gift, record in zip(accepted, records, strict=True):
+        row = written[gift.entry.event_key]
+        saved = GiftRow(
+            id=row.gift_id,
+            entry_id=row.entry_id,
+            created_at=row.posted_at,
+            release_at=row.release_at,
             release_entry_id=None,
+            **record,
         )
-        written.append(_Written(gift.index, GiftResult(row, replayed=False)))
-    return written
+        results.append(_Written(gift.index, GiftResult(saved, replayed=False)))
+    return results
+
+
+def _record(gift: _Accepted) -> dict[str, Any]:
+    """The gift's record, but for what the database assigns (its id, entry and times)."""
+    request, amounts = gift.request, gift.amounts
+    return {
+        "sender_id": request.sender_id,
+        "idempotency_key": request.idempotency_key,
+        "request_hash": gift.request_hash,
+        "stream_id": request.stream_id,
+        "creator_id": gift.creator_id,
+        "gift_code": request.gift_code,
+        "quantity": request.quantity,
+        "coin_price": gift.coin_price,
+        "coins": request.quantity * gift.coin_price,
+        "value_micros": amounts.value_micros,
+        "diamonds": amounts.diamonds,
+        "payable_micros": amounts.payable_micros,
+    }

@@ -96,7 +96,7 @@ class GiftService:
 
     async def _write_gifts(
         self, requests: Sequence[GiftRequest]
-    ) -> Sequence[GiftResult | LedgerError]:
+    ) -> Sequence[GiftResult | Exception]:
         """One transaction for the batch. Should the database refuse it as a whole (it never
         should: every gift was checked first), each gift is written alone, so that whatever
         is wrong with one is its own error and not its neighbours'."""
@@ -112,13 +112,16 @@ class GiftService:
             log.exception("a batch of %d gifts failed; writing them one by one", len(requests))
         return [await self._write_alone(request) for request in requests]
 
-    async def _write_alone(self, request: GiftRequest) -> GiftResult | LedgerError:
+    async def _write_alone(self, request: GiftRequest) -> GiftResult | Exception:
         try:
             (outcome,) = await in_transaction(
                 self._sessions, lambda session: post_gifts(session, [request], self.terms)
             )
         except LedgerError as refused:
             return refused
+        except DBAPIError as failed:  # this gift's own failure, not its neighbours'
+            log.exception("gift %s by %s failed", request.idempotency_key, request.sender_id)
+            return failed
         return outcome
 
     async def unlock_feature(self, request: FeatureRequest) -> UnlockResult:

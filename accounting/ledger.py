@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -53,32 +53,42 @@ class LockedBooks:
     postings get the accounts' next sequence numbers and running balances."""
 
     def __init__(self, accounts: dict[str, LockedAccount]) -> None:
-        self._accounts = dict(accounts)
+        self._opening = accounts
+        self._balance = {code: account.balance for code, account in accounts.items()}
+        self._count = {code: account.posting_count for code, account in accounts.items()}
 
     def __getitem__(self, code: str) -> LockedAccount:
-        return self._accounts[code]
+        return replace(
+            self._opening[code], balance=self._balance[code], posting_count=self._count[code]
+        )
+
+    def normal_balance(self, code: str) -> int:
+        return self._balance[code] * self._opening[code].spec.normal_sign
 
     def lay(self, entry: Entry, entry_id: int) -> list[dict[str, Any]]:
         """Check ``entry`` against the books as they stand and lay it on them: the rows of its
         postings, ready for :func:`insert_postings`."""
-        check_overdraft(entry, self._accounts)
+        deltas: dict[str, int] = {}
+        for posting in entry.postings:
+            deltas[posting.account.code] = deltas.get(posting.account.code, 0) + posting.amount
+        for code, delta in deltas.items():
+            spec = self._opening[code].spec
+            if spec.no_overdraft and (self._balance[code] + delta) * spec.normal_sign < 0:
+                check_overdraft(entry, {code: self[code] for code in deltas})  # raises
         rows = []
         for posting in entry.postings:
-            account = self._accounts[posting.account.code]
-            account = replace(
-                account,
-                balance=account.balance + posting.amount,
-                posting_count=account.posting_count + 1,
-            )
-            self._accounts[posting.account.code] = account
+            code = posting.account.code
+            account = self._opening[code]
+            self._balance[code] += posting.amount
+            self._count[code] += 1
             rows.append(
                 {
                     "entry_id": entry_id,
                     "account_id": account.id,
                     "commodity": account.spec.commodity,
                     "amount": posting.amount,
-                    "account_seq": account.posting_count,
-                    "balance_after": account.balance,
+                    "account_seq": self._count[code],
+                    "balance_after": self._balance[code],
                 }
             )
         return rows
@@ -198,7 +208,7 @@ async def insert_postings(
     await session.execute(_INSERT_POSTINGS, params)
 
 
-def check_overdraft(entry: Entry, accounts: dict[str, LockedAccount]) -> None:
+def check_overdraft(entry: Entry, accounts: Mapping[str, LockedAccount]) -> None:
     """Invariant 4 in Python: no no-overdraft account goes below zero."""
     deltas: dict[str, int] = {}
     for posting in entry.postings:

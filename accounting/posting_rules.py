@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from fractions import Fraction
 
 from accounting import chart
 from accounting.entries import Entry, EntryKind, Posting
@@ -103,7 +102,10 @@ def release_value(value_micros: int, coins_held: int, coins_spent: int) -> int:
         raise ValueError("a wallet's value is never negative")
     if coins_spent == coins_held:
         return value_micros
-    return min(value_micros, round(Fraction(value_micros * coins_spent, coins_held)))
+    share, remainder = divmod(value_micros * coins_spent, coins_held)
+    if 2 * remainder > coins_held or (2 * remainder == coins_held and share % 2):
+        share += 1  # half-even, as round() does
+    return min(value_micros, share)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     MetaData,
     Numeric,
@@ -73,7 +72,6 @@ class AccountRow(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
-        UniqueConstraint("id", "commodity"),
         CheckConstraint(
             "type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="type"
         ),
@@ -106,7 +104,6 @@ class JournalEntryRow(Base):
     )
 
     __table_args__ = (
-        UniqueConstraint("id", "posted_at"),
         CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="reversal"),
         CheckConstraint("length(event_key) BETWEEN 1 AND 200", name="event_key"),
     )
@@ -125,11 +122,10 @@ class PostingRow(Base):
     """1, 2, 3... per account, in the order the postings were applied to it."""
     balance_after: Mapped[int] = mapped_column(BigInteger)
 
+    # The entry (with its date) and the account (with its commodity) a posting refers to are
+    # checked once per statement by the posting trigger (migrations/sql/0004), not row by row
+    # as foreign keys would; accounts and entries are never deleted.
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["entry_id", "posted_at"], ["journal_entry.id", "journal_entry.posted_at"]
-        ),
-        ForeignKeyConstraint(["account_id", "commodity"], ["account.id", "account.commodity"]),
         CheckConstraint("amount <> 0", name="amount_nonzero"),
         UniqueConstraint("account_id", "account_seq"),
         Index("ix_posting_entry_id", "entry_id"),

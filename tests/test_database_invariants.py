@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -361,11 +361,43 @@ async def test_posting_commodity_must_be_its_accounts(
             ANA_VALUE,
         )
     before = await read_books(raw)
-    with pytest.raises(asyncpg.ForeignKeyViolationError) as refused:
+    with pytest.raises(
+        asyncpg.ForeignKeyViolationError,
+        match=rf"posting to account \d+ in {claimed}: there is no such account in that commodity",
+    ):
         async with raw.transaction():
             entry = await insert_entry(raw, "raw:wrong-commodity")
-            await insert_postings(raw, entry, [(code, -100)], commodity=claimed)
-    assert refused.value.constraint_name == "fk_posting_account_id_commodity_account"
+            await insert_postings(raw, entry, [(code, -100), (code, 100)], commodity=claimed)
+    assert await read_books(raw) == before
+
+
+async def test_posting_must_name_an_existing_entry_with_its_date(
+    raw: asyncpg.Connection, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await grant_coins(sessions, "ana", 5, "grant:ana")
+    before = await read_books(raw)
+    async with raw.transaction():
+        real = await insert_entry(raw, "raw:real")
+        await insert_postings(raw, real, [(ISSUED, 1), (SPENT, -1)])
+    for entry in (RawEntry(real.id + 1000, real.posted_at), RawEntry(real.id, datetime.now(UTC))):
+        with pytest.raises(
+            asyncpg.ForeignKeyViolationError,
+            match=rf"posting to journal entry {entry.id} dated .*: no such entry$",
+        ):
+            async with raw.transaction():
+                await insert_postings(raw, entry, [(ISSUED, 1), (SPENT, -1)])
+    assert len((await read_books(raw)).postings) == len(before.postings) + 2
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM account", "TRUNCATE account CASCADE"])
+async def test_accounts_are_never_deleted(
+    raw: asyncpg.Connection, sessions: async_sessionmaker[AsyncSession], statement: str
+) -> None:
+    await grant_coins(sessions, "ana", 5, "grant:ana")
+    before = await read_books(raw)
+    with pytest.raises(asyncpg.RestrictViolationError, match="is append-only"):
+        async with raw.transaction():
+            await raw.execute(statement)
     assert await read_books(raw) == before
 
 

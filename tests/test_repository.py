@@ -49,17 +49,35 @@ async def _tables_and_counts(url: URL) -> dict[str, int]:
         await conn.close()
 
 
-def test_latest_migration_downgrades_and_upgrades_again(db_url: URL) -> None:
-    at_head = run_sync(lambda: _tables_and_counts(db_url))
-    assert at_head["gift_type"] > 0 and at_head["feature"] > 0 and at_head["account"] > 0
+async def _triggers(url: URL) -> set[str]:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        rows = await conn.fetch("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        return {row["tgname"] for row in rows}
+    finally:
+        await conn.close()
 
-    downgrade(db_url, "-1")
+
+def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
+    at_head = run_sync(lambda: _tables_and_counts(db_url))
+    triggers_at_head = run_sync(lambda: _triggers(db_url))
+    assert at_head["gift_type"] > 0 and at_head["feature"] > 0 and at_head["account"] > 0
+    assert {"postings_apply", "account_no_delete"} <= triggers_at_head
+
+    downgrade(db_url, "-1")  # 0004: the per-row posting triggers again
+    triggers = run_sync(lambda: _triggers(db_url))
+    assert {"posting_apply", "posting_entry_check", "journal_entry_check"} <= triggers
+    assert not {"postings_apply", "account_no_delete", "account_guard_update"} & triggers
+    assert run_sync(lambda: _tables_and_counts(db_url)) == at_head
+
+    downgrade(db_url, "-1")  # 0003: no gifts
     below = run_sync(lambda: _tables_and_counts(db_url))
     assert not {"gift", "gift_type", "feature", "stream", "feature_unlock"} & set(below)
     assert below["coin_package"] == at_head["coin_package"]
 
     migrate(db_url)
     assert run_sync(lambda: _tables_and_counts(db_url)) == at_head
+    assert run_sync(lambda: _triggers(db_url)) == triggers_at_head
 
     downgrade(db_url, "base")
     assert run_sync(lambda: _tables_and_counts(db_url)) == {}

@@ -4,8 +4,11 @@ No database here: these are plain functions over plain values."""
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accounting import chart
 from accounting.entries import Entry, EntryKind, Posting, merge_postings, reversal_postings
@@ -19,7 +22,12 @@ from accounting.money import (
     parse_decimal_amount,
     round_micros_to_minor,
 )
-from accounting.posting_rules import PurchaseFacts, purchase_entry, purchase_value_micros
+from accounting.posting_rules import (
+    PurchaseFacts,
+    purchase_entry,
+    purchase_value_micros,
+    release_value,
+)
 
 
 def test_money_formats_minor_unit_digits_and_sub_cent_values() -> None:
@@ -193,3 +201,26 @@ def test_normal_sides_follow_type_and_contra() -> None:
 def test_user_ids_are_checked() -> None:
     with pytest.raises(Exception, match="user id"):
         chart.user_coins("ana:evil")
+
+
+@given(
+    value=st.integers(min_value=0, max_value=10**15),
+    held=st.integers(min_value=1, max_value=10**9),
+    data=st.data(),
+)
+def test_release_value_is_the_weighted_average_rounded_half_even(
+    value: int, held: int, data: st.DataObject
+) -> None:
+    spent = data.draw(st.integers(min_value=1, max_value=held))
+    expected = value if spent == held else min(value, round(Fraction(value * spent, held)))
+    assert release_value(value, held, spent) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "held", "spent", "released"),
+    [(5, 2, 1, 2), (7, 2, 1, 4), (1, 4, 1, 0), (3, 4, 2, 2), (10, 3, 3, 10), (0, 5, 2, 0)],
+)
+def test_release_value_ties_go_to_the_even_micro(
+    value: int, held: int, spent: int, released: int
+) -> None:
+    assert release_value(value, held, spent) == released

@@ -1,6 +1,6 @@
 """Posting invariants checked once per statement: an entry's postings arrive in one statement,
-which is verified as a whole (balance, sequence numbers, running balances, overdraft), and each
-account's balance moves once per statement.
+which is verified as a whole (balance, sequence numbers, running balances, overdraft, the
+entries and accounts it refers to), and each account's balance moves once per statement.
 
 Revision ID: 0004
 Revises: 0003
@@ -28,6 +28,32 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER account_guard_update ON account")
+    op.execute("DROP TRIGGER account_guard ON account")
+    op.execute(
+        "CREATE TRIGGER account_guard BEFORE INSERT OR UPDATE ON account"
+        " FOR EACH ROW EXECUTE FUNCTION coinbooks_account_guard()"
+    )
+    op.execute("DROP TRIGGER account_no_truncate ON account")
+    op.execute("DROP TRIGGER account_no_delete ON account")
+    op.create_unique_constraint("uq_account_id_commodity", "account", ["id", "commodity"])
+    op.create_unique_constraint(
+        "uq_journal_entry_id_posted_at", "journal_entry", ["id", "posted_at"]
+    )
+    op.create_foreign_key(
+        "fk_posting_account_id_commodity_account",
+        "posting",
+        "account",
+        ["account_id", "commodity"],
+        ["id", "commodity"],
+    )
+    op.create_foreign_key(
+        "fk_posting_entry_id_posted_at_journal_entry",
+        "posting",
+        "journal_entry",
+        ["entry_id", "posted_at"],
+        ["id", "posted_at"],
+    )
     op.execute("DROP TRIGGER journal_entry_check ON journal_entry")
     op.execute("DROP FUNCTION coinbooks_entry_has_postings()")
     op.execute("DROP TRIGGER postings_apply ON posting")
