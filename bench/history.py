@@ -91,6 +91,9 @@ class HistorySeeder:
         self.epoch = datetime.now(UTC)
         self.seconds = 0.0
         self.postings_written = 0
+        self.entries_written = 0
+        self._postings_before = 0
+        self._entries_before = 0
 
     def user_id(self, index: int) -> str:
         return f"hist-{self.run}-{index}"
@@ -99,14 +102,16 @@ class HistorySeeder:
     def reader_ids(self) -> list[str]:
         return [self.user_id(i) for i in range(self.readers)]
 
-    async def postings(self) -> int:
-        return int(await self.conn.fetchval("SELECT count(*) FROM posting"))
+    @property
+    def postings(self) -> int:
+        """Postings in the books: those counted when the wallets opened, and this seeder's
+        since (nothing else writes to the database meanwhile)."""
+        return self._postings_before + self.postings_written
 
     async def progress(self) -> SeedProgress:
-        entries = int(await self.conn.fetchval("SELECT count(*) FROM journal_entry"))
         return SeedProgress(
-            postings=await self.postings(),
-            entries=entries,
+            postings=self.postings,
+            entries=self._entries_before + self.entries_written,
             postings_written=self.postings_written,
             seconds=self.seconds,
         )
@@ -115,6 +120,8 @@ class HistorySeeder:
         """Open the wallets and post their opening balances (one transaction). Entries will be
         dated from far enough back for ``planned_postings`` to end before now."""
         started = time.monotonic()
+        self._postings_before = int(await self.conn.fetchval("SELECT count(*) FROM posting"))
+        self._entries_before = int(await self.conn.fetchval("SELECT count(*) FROM journal_entry"))
         planned_entries = planned_postings // POSTINGS_PER_TRANSFER + self.users
         latest = await self.conn.fetchval("SELECT max(posted_at) FROM journal_entry")
         next_id = int(await self.conn.fetchval("SELECT last_value FROM journal_entry_id_seq"))
@@ -200,7 +207,7 @@ class HistorySeeder:
     async def grow_to(self, target_postings: int) -> SeedProgress:
         """Add transfers, a chunk per transaction, until the books hold ``target_postings``
         postings (or the next multiple of four above)."""
-        current = await self.postings()
+        current = self.postings
         while current < target_postings:
             entries = min(
                 -(-(target_postings - current) // POSTINGS_PER_TRANSFER),
@@ -248,7 +255,7 @@ class HistorySeeder:
                 )
             self.seconds += time.monotonic() - started
             self.postings_written += _rows(written)
-            current = await self.postings()
+            current = self.postings
         return await self.progress()
 
     async def _entries(self, count: int, memo: str) -> tuple[int, int]:
@@ -273,6 +280,7 @@ class HistorySeeder:
             memo,
         )
         assert row is not None and row[2] == count == row[1] - row[0] + 1
+        self.entries_written += count
         return int(row[0]), int(row[1])
 
 

@@ -91,6 +91,7 @@ class ServiceProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.memory = ServiceMemory()
         self._process: subprocess.Popen[bytes] | None = None
+        self._processes: list[Any] | None = None
         self._log: Any = None
 
     @property
@@ -138,30 +139,33 @@ class ServiceProcess:
         except OSError:
             return ""
 
+    def processes(self) -> list[Any]:
+        """The service's process and its children (worker processes), as ``psutil`` sees them:
+        looked up once the service answers (finding children scans every process on the
+        machine, too costly to repeat ten times a second while the load runs)."""
+        if self._processes is None:
+            try:
+                process = psutil.Process(self.pid)
+                self._processes = [process, *process.children(recursive=True)]
+            except psutil.Error:
+                return []
+        return self._processes
+
     def rss(self) -> int:
         """Resident set of the service and any children (worker processes)."""
-        try:
-            process = psutil.Process(self.pid)
-            total: int = process.memory_info().rss
-            for child in process.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
-        except psutil.Error:
-            return 0
+        total = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
         return total
 
     def cpu_seconds(self) -> float:
         """CPU time (user and system) the service and its children have used so far."""
-        try:
-            process = psutil.Process(self.pid)
-            times = process.cpu_times()
-            total: float = times.user + times.system
-            for child in process.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    child_times = child.cpu_times()
-                    total += child_times.user + child_times.system
-        except psutil.Error:
-            return 0.0
+        total = 0.0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
         return total
 
     def note_memory(self) -> None:
@@ -204,6 +208,7 @@ class ServiceProcess:
                     self._process.kill()
                     self._process.wait()
             self._process = None
+            self._processes = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -32,7 +34,7 @@ class PhaseResult:
     storage: StorageGrowth | None = None
     """Gift phases: how much the tables grew while the load ran."""
     cpu: CpuUse | None = None
-    """HTTP gift phase: CPU time of the service and of the load generator during the load."""
+    """HTTP phases: CPU time of the service and of the load generator during the load."""
 
 
 async def _core(
@@ -125,15 +127,11 @@ def run_http_gift_phase(
 
         async def go() -> tuple[LoadResult, CpuUse]:
             await service.wait_healthy()
-            service_before, client_before = service.cpu_seconds(), time.process_time()
-            started = time.monotonic()
-            load = await drive_http_gifts(
-                service, settings, setup, clients=clients, seconds=seconds, warmup=warmup
-            )
-            return load, CpuUse(
-                service.cpu_seconds() - service_before,
-                time.process_time() - client_before,
-                time.monotonic() - started,
+            return await _measuring_cpu(
+                service,
+                drive_http_gifts(
+                    service, settings, setup, clients=clients, seconds=seconds, warmup=warmup
+                ),
             )
 
         load, cpu = asyncio.run(go())
@@ -154,14 +152,29 @@ def run_http_phase(
     before_transactions = asyncio.run(transactions_at(url))
     with ServiceProcess(url, log_path) as service:
 
-        async def go() -> LoadResult:
+        async def go() -> tuple[LoadResult, CpuUse]:
             await service.wait_healthy()
-            return await drive_http(
-                service, settings, clients=clients, seconds=seconds, warmup=warmup
+            return await _measuring_cpu(
+                service,
+                drive_http(service, settings, clients=clients, seconds=seconds, warmup=warmup),
             )
 
-        load = asyncio.run(go())
+        load, cpu = asyncio.run(go())
     # The service has stopped: nothing is in flight while the books are checked.
     transactions = asyncio.run(transactions_at(url, settle=True)) - before_transactions
     books = asyncio.run(check_books_at(url, load.acknowledged, before_entries))
-    return PhaseResult(load, books, transactions, service.memory)
+    return PhaseResult(load, books, transactions, service.memory, cpu=cpu)
+
+
+async def _measuring_cpu(
+    service: ServiceProcess, load: Coroutine[Any, Any, LoadResult]
+) -> tuple[LoadResult, CpuUse]:
+    """Run the load, and take the CPU time the service and this process spent meanwhile."""
+    service_before, client_before = service.cpu_seconds(), time.process_time()
+    started = time.monotonic()
+    result = await load
+    return result, CpuUse(
+        service.cpu_seconds() - service_before,
+        time.process_time() - client_before,
+        time.monotonic() - started,
+    )

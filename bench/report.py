@@ -61,7 +61,7 @@ class Figure:
     storage: StorageGrowth | None = None
     """Gift phases: table and index growth per gift."""
     cpu: CpuUse | None = None
-    """HTTP gift phase: CPU time of the service and of the load generator."""
+    """HTTP phases: CPU time of the service and of the load generator."""
 
     def cpu_ms_per_request(self) -> tuple[float, float] | None:
         """The service's and the client's CPU milliseconds per acknowledged request."""
