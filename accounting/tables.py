@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -91,7 +92,9 @@ class JournalEntryRow(Base):
     kind: Mapped[str] = mapped_column(Text)
     event_key: Mapped[str] = mapped_column(Text, unique=True)
     fingerprint: Mapped[str] = mapped_column(Text)
-    created_txid: Mapped[int] = mapped_column(BigInteger)
+    created_txid: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("(pg_current_xact_id())::text::bigint")
+    )
     """The transaction that wrote the entry: postings join an entry only inside it."""
     """SHA-256 of the entry's postings, to tell a replay of the same event from a different one."""
     posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -64,6 +64,7 @@ def gift_service(settings: Settings, sessions: async_sessionmaker[AsyncSession])
         functional_currency=settings.functional_currency,
         rates=CoinRates(settings.diamonds_per_coin, settings.diamond_value_micros),
         hold=timedelta(hours=settings.hold_hours),
+        max_batch=settings.gift_batch_max,
     )
 
 

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     """Cash value of one diamond in functional micro-units (5000 = $0.005)."""
     hold_hours: float = Field(default=7 * 24, ge=0)
     """How long a gift's diamonds stay pending before they become available."""
+    gift_batch_max: int = Field(default=256, ge=1, le=4096)
+    """Most gifts written in one transaction (they are group-committed)."""
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)

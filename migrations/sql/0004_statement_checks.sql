@@ -193,3 +193,35 @@ CREATE TRIGGER account_guard_update BEFORE UPDATE ON account
              (NEW.id, NEW.code, NEW.commodity, NEW.type, NEW.contra, NEW.no_overdraft,
               NEW.normal_sign, NEW.opened_at))
     EXECUTE FUNCTION coinbooks_account_guard();
+
+-- An entry's transaction is its column default rather than a row trigger. Nothing is lost: an
+-- entry committed with postings cannot take more later (see above), and one committed without
+-- any is refused at commit, whatever created_txid it claims.
+DROP TRIGGER journal_entry_stamp ON journal_entry;
+DROP FUNCTION coinbooks_entry_stamp();
+ALTER TABLE journal_entry
+    ALTER COLUMN created_txid SET DEFAULT (pg_current_xact_id()::text::bigint);
+
+-- The live gift feed announces a statement's gifts from one trigger call (one notification per
+-- gift, as before), rather than one trigger call per gift.
+DROP TRIGGER gift_notify ON gift;
+CREATE OR REPLACE FUNCTION coinbooks_gift_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('coinbooks_gifts', json_build_object(
+        'gift_id', g.id,
+        'stream_id', g.stream_id,
+        'sender_id', g.sender_id,
+        'creator_id', g.creator_id,
+        'gift_code', g.gift_code,
+        'quantity', g.quantity,
+        'coins', g.coins,
+        'diamonds', g.diamonds,
+        'created_at', g.created_at
+    )::text)
+       FROM new_gifts g ORDER BY g.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER gift_notify AFTER INSERT ON gift
+    REFERENCING NEW TABLE AS new_gifts
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_gift_notify();

@@ -18,7 +18,11 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-REPLACED = ("coinbooks_posting_apply", "coinbooks_entry_check")
+REPLACED = (
+    "coinbooks_posting_apply",
+    "coinbooks_entry_check",
+    "coinbooks_entry_stamp",
+)
 """The per-row functions of 0001 that this revision replaces (and a downgrade restores)."""
 
 
@@ -28,6 +32,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER gift_notify ON gift")
+    for statement in sql_statements("0003_gifts.sql"):
+        if "coinbooks_gift_notify()" in statement:
+            op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
+    op.execute("ALTER TABLE journal_entry ALTER COLUMN created_txid DROP DEFAULT")
     op.execute("DROP TRIGGER account_guard_update ON account")
     op.execute("DROP TRIGGER account_guard ON account")
     op.execute(
