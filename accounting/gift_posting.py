@@ -26,6 +26,7 @@ from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart, idempotency
+from accounting.balances import Wallet
 from accounting.chart import AccountSpec
 from accounting.entries import Entry
 from accounting.errors import (
@@ -41,7 +42,7 @@ from accounting.errors import (
 )
 from accounting.ledger import LockedBooks, fingerprint, lock_accounts
 from accounting.posting_rules import CoinRates, GiftAmounts, Spending, gift_entry
-from accounting.tables import GiftRow
+from accounting.tables import GiftRow, StreamRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,12 @@ class GiftRequest:
 class GiftResult:
     gift: GiftRow
     replayed: bool
+    stream: StreamRow | None = None
+    """The stream it was sent in, as the batch read it (a new gift only)."""
+    gift_name: str | None = None
+    """The gift's name in the catalog (a new gift only)."""
+    wallet_after: Wallet | None = None
+    """The sender's wallet just after this gift, as of its batch (a new gift only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +88,10 @@ class _Accepted:
     index: int
     request: GiftRequest
     request_hash: str
-    creator_id: str
+    stream: StreamRow
+    gift_name: str
     coin_price: int
+    wallet_after: Wallet
     entry: Entry
     amounts: GiftAmounts
     postings: list[dict[str, Any]]
@@ -90,8 +99,7 @@ class _Accepted:
 
 
 _STREAMS = text(
-    "SELECT id, creator_id, status FROM stream WHERE id = ANY(CAST(:ids AS bigint[]))"
-    " ORDER BY id FOR KEY SHARE"
+    "SELECT * FROM stream WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
 )
 _GIFT_TYPES = text(
     "SELECT code, name, coin_price, active FROM gift_type WHERE code = ANY(CAST(:codes AS text[]))"
@@ -196,7 +204,10 @@ async def post_gifts(
     transaction; one outcome per request, in order: the gift, or why it was refused."""
     streams = {
         row.id: row
-        for row in await session.execute(_STREAMS, {"ids": sorted({r.stream_id for r in requests})})
+        for row in await session.scalars(
+            select(StreamRow).from_statement(_STREAMS),
+            {"ids": sorted({r.stream_id for r in requests})},
+        )
     }
     gift_types = {
         row.code: row
@@ -268,7 +279,7 @@ def _check_and_lay(
     index: int,
     request: GiftRequest,
     books: LockedBooks,
-    stream: Row[Any] | None,
+    stream: StreamRow | None,
     gift_type: Row[Any] | None,
     *,
     frozen: bool,
@@ -321,12 +332,23 @@ def _check_and_lay(
         actor=f"user:{request.sender_id}",
     )
     postings = books.lay(entry, entry_id=index)
+    wallet_after = Wallet(
+        request.sender_id,
+        books.normal_balance(chart.user_coins(request.sender_id).code),
+        books.normal_balance(
+            chart.user_coins_value(request.sender_id, terms.functional_currency).code
+        ),
+        terms.functional_currency,
+        as_of=None,
+    )
     return _Accepted(
         index=index,
         request=request,
         request_hash=request.fingerprint(),
-        creator_id=stream.creator_id,
+        stream=stream,
+        gift_name=gift_type.name,
         coin_price=gift_type.coin_price,
+        wallet_after=wallet_after,
         entry=entry,
         amounts=amounts,
         postings=postings,
@@ -381,7 +403,18 @@ async def _write(
             release_entry_id=None,
             **record,
         )
-        results.append(_Written(gift.index, GiftResult(saved, replayed=False)))
+        results.append(
+            _Written(
+                gift.index,
+                GiftResult(
+                    saved,
+                    replayed=False,
+                    stream=gift.stream,
+                    gift_name=gift.gift_name,
+                    wallet_after=gift.wallet_after,
+                ),
+            )
+        )
     return results
 
 
@@ -393,7 +426,7 @@ def _record(gift: _Accepted) -> dict[str, Any]:
         "idempotency_key": request.idempotency_key,
         "request_hash": gift.request_hash,
         "stream_id": request.stream_id,
-        "creator_id": gift.creator_id,
+        "creator_id": gift.stream.creator_id,
         "gift_code": request.gift_code,
         "quantity": request.quantity,
         "coin_price": gift.coin_price,

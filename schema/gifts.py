@@ -336,9 +336,18 @@ class GiftMutations:
                 replayed=False,
                 errors=[SendGiftError(code=code, message=error.message, field=error.field)],
             )
-        async with services.sessions() as session:
-            [gift] = await gifts_of(session, [result.gift], services.functional_currency)
-            wallet = await balances.wallet(session, sender_id, services.functional_currency)
+        if result.stream and result.gift_name and result.wallet_after:  # a new gift: all known
+            gift = gift_of(
+                result.gift,
+                result.gift_name,
+                stream_of(result.stream),
+                services.functional_currency,
+            )
+            wallet = result.wallet_after
+        else:
+            async with services.sessions() as session:
+                [gift] = await gifts_of(session, [result.gift], services.functional_currency)
+                wallet = await balances.wallet(session, sender_id, services.functional_currency)
         return SendGiftPayload(
             gift=gift, wallet=wallet_of(wallet), replayed=result.replayed, errors=[]
         )
