@@ -491,7 +491,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def attempt_unbalanced_entry(self, debit: int, credit: int, user: str, raw_sql: bool) -> None:
         if debit == credit:
             credit += 1
-        if raw_sql:  # around the Python layer: the database refuses it at commit
+        if raw_sql:  # around the Python layer: the database refuses the statement
             self.run(self._raw_unbalanced(f"raw:{next(self.numbers)}", debit, credit))
             return
         try:
@@ -524,16 +524,25 @@ class LedgerMachine(RuleBasedStateMachine):
                             {"key": key},
                         )
                     ).one()
-                    for code, amount in ((ISSUED, debit), (chart.coins_spent().code, -credit)):
-                        await session.execute(
-                            text(
-                                "INSERT INTO posting (entry_id, posted_at, account_id, commodity,"
-                                " amount, account_seq, balance_after)"
-                                " SELECT :entry, :at, id, commodity, :amount, 0, 0"
-                                " FROM account WHERE code = :code"
-                            ),
-                            {"entry": entry_id, "at": posted_at, "amount": amount, "code": code},
-                        )
+                    await session.execute(
+                        text(
+                            "INSERT INTO posting (entry_id, posted_at, account_id, commodity,"
+                            " amount, account_seq, balance_after)"
+                            " SELECT :entry, :at, a.id, a.commodity, x.amount,"
+                            "        a.posting_count + 1, a.balance + x.amount"
+                            "   FROM (VALUES (:issued, CAST(:debit AS bigint)),"
+                            "                (:spent, CAST(:credit AS bigint))) AS x(code, amount)"
+                            "   JOIN account a ON a.code = x.code"
+                        ),
+                        {
+                            "entry": entry_id,
+                            "at": posted_at,
+                            "issued": ISSUED,
+                            "debit": debit,
+                            "spent": chart.coins_spent().code,
+                            "credit": -credit,
+                        },
+                    )
             except IntegrityError as refused:
                 self.saw("raw unbalanced entry refused")
                 assert f"COIN postings sum to {debit - credit}" in str(refused.orig)
