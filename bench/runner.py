@@ -1,6 +1,7 @@
 """One benchmark run against one PostgreSQL server: the pgbench baseline, the core phases
-(purchases, then gifts) and the HTTP phase (each ledger phase followed by the invariant check),
-the baseline again, and the report."""
+(purchases, gifts, the gift concurrency sweep) and the HTTP phases (purchases, gifts), each
+ledger phase followed by the invariant check; the baseline again; wallet reads as a long history
+grows, with the integrity check over all of it; then the report, its targets and its plots."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ FEW_USERS = 4
 UNIFORM_CREATORS = 100
 SWEEP_SENDERS = (1, 8, 32, 128)
 CONNECTION_RESERVE = 12
-"""Server connections a gift phase leaves free (the admin connection, the books check, pgbench
-is not running): its engine has at most ``max_connections`` minus these."""
+"""Server connections a gift phase leaves free (for the admin connection, the counts and the
+books check; pgbench is not running then): its engine has at most ``max_connections`` minus
+these."""
 HISTORY_USERS = 10_000
 HISTORY_READERS = 16
 READ_CLIENTS = (1, 4)
