@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart, idempotency
@@ -40,7 +40,7 @@ from accounting.errors import (
     StreamNotFound,
     StreamNotLive,
 )
-from accounting.ledger import LockedBooks, fingerprint, lock_accounts
+from accounting.ledger import LockedBooks, fingerprint, lock_accounts, locked_accounts
 from accounting.posting_rules import CoinRates, GiftAmounts, Spending, gift_entry
 from accounting.tables import GiftRow, StreamRow
 
@@ -98,20 +98,34 @@ class _Accepted:
     """Its postings as laid on the books, numbered by the batch index until written."""
 
 
-_STREAMS = text(
-    "SELECT * FROM stream WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
+_STREAM_CREATORS = text("SELECT id, creator_id FROM stream WHERE id = ANY(CAST(:ids AS bigint[]))")
+_BATCH_CONTEXT = text(
+    # Everything a batch reads, in one round trip: its streams (FOR KEY SHARE: a stream ending
+    # waits for the batch, and a batch after it sees the stream ended), then every account it
+    # touches (FOR UPDATE, in ascending id order, so batches queue instead of deadlocking), the
+    # gift types, what was sent before under the batch's idempotency keys, and who is frozen.
+    "WITH streams AS ("
+    "   SELECT * FROM stream WHERE id = ANY(CAST(:stream_ids AS bigint[]))"
+    "    ORDER BY id FOR KEY SHARE),"
+    " accounts AS ("
+    "   SELECT id, code, commodity, type, contra, no_overdraft, balance, posting_count"
+    "     FROM account WHERE code = ANY(CAST(:account_codes AS text[]))"
+    "    ORDER BY id FOR UPDATE)"
+    " SELECT (SELECT coalesce(json_agg(streams), '[]') FROM streams) AS streams,"
+    "        (SELECT coalesce(json_agg(accounts), '[]') FROM accounts) AS accounts,"
+    "        (SELECT coalesce(json_agg(t), '[]')"
+    "           FROM (SELECT code, name, coin_price, active FROM gift_type"
+    "                  WHERE code = ANY(CAST(:gift_codes AS text[]))) t) AS gift_types,"
+    "        (SELECT coalesce(json_agg(sent), '[]')"
+    "           FROM unnest(CAST(:senders AS text[]), CAST(:keys AS text[])) AS asked(s, k)"
+    "           JOIN LATERAL (SELECT * FROM gift"
+    "                          WHERE sender_id = asked.s AND idempotency_key = asked.k"
+    "                          LIMIT 1) sent ON true) AS sent,"
+    "        (SELECT coalesce(json_agg(user_id), '[]') FROM user_status"
+    "          WHERE frozen AND user_id = ANY(CAST(:senders AS text[]))) AS frozen"
 )
-_GIFT_TYPES = text(
-    "SELECT code, name, coin_price, active FROM gift_type WHERE code = ANY(CAST(:codes AS text[]))"
-)
-_FROZEN = text(
-    "SELECT user_id FROM user_status WHERE frozen AND user_id = ANY(CAST(:users AS text[]))"
-)
-_SENT_BEFORE = text(
-    "SELECT sent.* FROM unnest(CAST(:senders AS text[]), CAST(:keys AS text[])) AS asked(s, k)"
-    " JOIN LATERAL (SELECT * FROM gift WHERE sender_id = asked.s AND idempotency_key = asked.k"
-    "               LIMIT 1) sent ON true"
-)
+
+
 _GIFT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("sender_id", "text"),
     ("idempotency_key", "text"),
@@ -198,43 +212,57 @@ def platform_gift_accounts(terms: GiftTerms) -> list[AccountSpec]:
 
 
 async def post_gifts(
-    session: AsyncSession, requests: Sequence[GiftRequest], terms: GiftTerms
+    session: AsyncSession,
+    requests: Sequence[GiftRequest],
+    terms: GiftTerms,
+    stream_creators: dict[int, str] | None = None,
 ) -> list[GiftResult | LedgerError]:
     """Post ``requests`` (distinct (sender, idempotency key) pairs) inside the caller's
-    transaction; one outcome per request, in order: the gift, or why it was refused."""
-    streams = {
-        row.id: row
-        for row in await session.scalars(
-            select(StreamRow).from_statement(_STREAMS),
-            {"ids": sorted({r.stream_id for r in requests})},
-        )
-    }
-    gift_types = {
-        row.code: row
-        for row in await session.execute(
-            _GIFT_TYPES, {"codes": sorted({r.gift_code for r in requests})}
-        )
-    }
-    # What was sent before under these keys, and who is frozen: read before the accounts are
-    # locked, to keep the locked stretch short. A retry racing its first attempt from another
-    # process is still posted once: the entry's event key is unique, the batch that loses
-    # fails as a whole, and its gifts are then written one by one, each finding the first.
-    senders = [r.sender_id for r in requests]
-    sent_before = {
-        (gift.sender_id, gift.idempotency_key): gift
-        for gift in await session.scalars(
-            select(GiftRow).from_statement(_SENT_BEFORE),
-            {"senders": senders, "keys": [r.idempotency_key for r in requests]},
-        )
-    }
-    frozen = set((await session.scalars(_FROZEN, {"users": sorted(set(senders))})).all())
+    transaction; one outcome per request, in order: the gift, or why it was refused.
 
+    ``stream_creators`` remembers whose stream each stream is (that never changes), so that a
+    batch knows every account it touches before it reads anything: it then reads and locks all
+    it needs in one statement. A stream it does not know yet costs one more read.
+    """
+    creators = {} if stream_creators is None else stream_creators
+    unknown = sorted({r.stream_id for r in requests} - creators.keys())
+    if unknown:
+        creators.update(
+            (row.id, row.creator_id)
+            for row in await session.execute(_STREAM_CREATORS, {"ids": unknown})
+        )
     wanted: dict[str, AccountSpec] = {a.code: a for a in platform_gift_accounts(terms)}
     for request in requests:
-        stream = streams.get(request.stream_id)
-        creator = stream.creator_id if stream is not None else None
+        creator = creators.get(request.stream_id)
         wanted.update((a.code, a) for a in gift_accounts(terms, request.sender_id, creator))
-    books = LockedBooks(await lock_accounts(session, wanted.values()))
+
+    # A retry racing its first attempt from another server process is still posted once: the
+    # entry's event key is unique, the batch that loses fails as a whole, and its gifts are
+    # then written one by one, each finding the first.
+    senders = [r.sender_id for r in requests]
+    context = (
+        await session.execute(
+            _BATCH_CONTEXT,
+            {
+                "stream_ids": sorted({r.stream_id for r in requests}),
+                "account_codes": list(wanted),
+                "gift_codes": sorted({r.gift_code for r in requests}),
+                "senders": senders,
+                "keys": [r.idempotency_key for r in requests],
+            },
+        )
+    ).one()
+    streams = {row["id"]: _stream_row(row) for row in _json(context.streams)}
+    gift_types = {row["code"]: _GiftType(**row) for row in _json(context.gift_types)}
+    sent_before = {
+        (row["sender_id"], row["idempotency_key"]): _gift_row(row) for row in _json(context.sent)
+    }
+    frozen = set(_json(context.frozen))
+    rows = [_AccountRow(**row) for row in _json(context.accounts)]
+    if len(rows) == len(wanted):
+        books = LockedBooks(locked_accounts(rows, wanted))
+    else:  # accounts to open first: a creator's first gift, a sender who never bought coins
+        books = LockedBooks(await lock_accounts(session, wanted.values()))
 
     outcomes: list[GiftResult | LedgerError | None] = [None] * len(requests)
     accepted: list[_Accepted] = []
@@ -265,6 +293,57 @@ async def post_gifts(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class _GiftType:
+    code: str
+    name: str
+    coin_price: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountRow:
+    id: int
+    code: str
+    commodity: str
+    type: str
+    contra: bool
+    no_overdraft: bool
+    balance: int
+    posting_count: int
+
+
+def _json(value: Any) -> list[Any]:
+    """A json_agg column: decoded by the driver, or its text."""
+    decoded = json.loads(value) if isinstance(value, str) else value
+    assert isinstance(decoded, list)
+    return decoded
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _stream_row(row: dict[str, Any]) -> StreamRow:
+    return StreamRow(
+        **{
+            **row,
+            "started_at": _timestamp(row["started_at"]),
+            "ended_at": _timestamp(row["ended_at"]),
+        }
+    )
+
+
+def _gift_row(row: dict[str, Any]) -> GiftRow:
+    return GiftRow(
+        **{
+            **row,
+            "created_at": _timestamp(row["created_at"]),
+            "release_at": _timestamp(row["release_at"]),
+        }
+    )
+
+
 def _replay(existing: GiftRow, request: GiftRequest) -> GiftResult:
     if existing.request_hash != request.fingerprint():
         raise IdempotencyKeyReused(
@@ -280,7 +359,7 @@ def _check_and_lay(
     request: GiftRequest,
     books: LockedBooks,
     stream: StreamRow | None,
-    gift_type: Row[Any] | None,
+    gift_type: _GiftType | None,
     *,
     frozen: bool,
     terms: GiftTerms,

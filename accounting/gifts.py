@@ -38,6 +38,7 @@ from accounting.tables import FeatureRow, FeatureUnlockRow, GiftRow
 log = logging.getLogger(__name__)
 
 MAX_GIFT_QUANTITY = 9_999
+MAX_REMEMBERED_STREAMS = 100_000
 DEFAULT_HOLD = timedelta(days=7)
 
 
@@ -72,6 +73,8 @@ class GiftService:
         self.rates = rates or CoinRates()
         self.hold = hold
         self.terms = GiftTerms(self.rates, hold, functional_currency)
+        self._stream_creators: dict[int, str] = {}
+        """Whose stream each stream is, as far as this process has seen (that never changes)."""
         self.batches: GroupCommit[GiftRequest, GiftResult] = GroupCommit(
             self._write_gifts,
             key=lambda request: (request.sender_id, request.idempotency_key),
@@ -102,7 +105,7 @@ class GiftService:
         is wrong with one is its own error and not its neighbours'."""
         try:
             return await in_transaction(
-                self._sessions, lambda session: post_gifts(session, requests, self.terms)
+                self._sessions, lambda session: post_gifts(session, requests, *self._posting())
             )
         except (DBAPIError, LedgerError) as failed:
             if len(requests) == 1:
@@ -112,10 +115,15 @@ class GiftService:
             log.exception("a batch of %d gifts failed; writing them one by one", len(requests))
         return [await self._write_alone(request) for request in requests]
 
+    def _posting(self) -> tuple[GiftTerms, dict[int, str]]:
+        if len(self._stream_creators) > MAX_REMEMBERED_STREAMS:
+            self._stream_creators.clear()
+        return self.terms, self._stream_creators
+
     async def _write_alone(self, request: GiftRequest) -> GiftResult | Exception:
         try:
             (outcome,) = await in_transaction(
-                self._sessions, lambda session: post_gifts(session, [request], self.terms)
+                self._sessions, lambda session: post_gifts(session, [request], *self._posting())
             )
         except LedgerError as refused:
             return refused

@@ -115,11 +115,16 @@ def fingerprint(entry: Entry) -> str:
 class AccountFacts(Protocol):
     """What an account is, as an ORM row or a plain result row has it."""
 
-    code: str
-    commodity: str
-    type: str
-    contra: bool
-    no_overdraft: bool
+    @property
+    def code(self) -> str: ...
+    @property
+    def commodity(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def contra(self) -> bool: ...
+    @property
+    def no_overdraft(self) -> bool: ...
 
 
 def spec_of(row: AccountFacts) -> AccountSpec:
@@ -166,6 +171,24 @@ async def lock_accounts(
         found = {row.code for row in rows}
         await open_accounts(session, (s for c, s in wanted.items() if c not in found))
         rows = (await session.execute(_LOCK_ACCOUNTS, {"codes": list(wanted)})).all()
+    return locked_accounts(rows, wanted)
+
+
+class LockedRow(AccountFacts, Protocol):
+    """An account row as read under its lock."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def balance(self) -> int: ...
+    @property
+    def posting_count(self) -> int: ...
+
+
+def locked_accounts(
+    rows: Iterable[LockedRow], wanted: Mapping[str, AccountSpec]
+) -> dict[str, LockedAccount]:
+    """The accounts of ``rows`` (read under their locks), each checked against its spec."""
     locked: dict[str, LockedAccount] = {}
     for row in rows:
         actual = spec_of(row)
