@@ -95,7 +95,8 @@ class _Accepted:
     entry: Entry
     amounts: GiftAmounts
     postings: list[dict[str, Any]]
-    """Its postings as laid on the books, numbered by the batch index until written."""
+    """Its postings as laid on the books; their ``entry_id`` is the entry's place among the
+    batch's accepted gifts until the entries are written."""
 
 
 _STREAM_CREATORS = text("SELECT id, creator_id FROM stream WHERE id = ANY(CAST(:ids AS bigint[]))")
@@ -173,8 +174,8 @@ _WRITE_BATCH = text(
     "   INSERT INTO posting (entry_id, posted_at, " + _names(_POSTING_COLUMNS) + ")"
     "   SELECT entries.id, entries.posted_at, " + _names(_POSTING_COLUMNS) + ""
     "     FROM jsonb_to_recordset(CAST(:postings AS jsonb))"
-    "          AS p(event_key text, " + _record_type(_POSTING_COLUMNS) + ")"
-    "     JOIN entries USING (event_key)),"
+    "          AS p(entry_id bigint, " + _record_type(_POSTING_COLUMNS) + ")"
+    "     JOIN entries ON entries.event_key = (CAST(:event_keys AS text[]))[p.entry_id + 1]),"
     " gifts AS ("
     "   INSERT INTO gift (" + _names(_GIFT_COLUMNS) + ", entry_id, created_at, release_at)"
     "   SELECT " + _names(_GIFT_COLUMNS) + ", entries.id, entries.posted_at,"
@@ -275,6 +276,7 @@ async def post_gifts(
             accepted.append(
                 _check_and_lay(
                     index,
+                    len(accepted),
                     request,
                     books,
                     streams.get(request.stream_id),
@@ -356,6 +358,7 @@ def _replay(existing: GiftRow, request: GiftRequest) -> GiftResult:
 
 def _check_and_lay(
     index: int,
+    ordinal: int,
     request: GiftRequest,
     books: LockedBooks,
     stream: StreamRow | None,
@@ -410,7 +413,7 @@ def _check_and_lay(
         },
         actor=f"user:{request.sender_id}",
     )
-    postings = books.lay(entry, entry_id=index)
+    postings = books.lay(entry, entry_id=ordinal)
     wallet_after = Wallet(
         request.sender_id,
         books.normal_balance(chart.user_coins(request.sender_id).code),
@@ -459,9 +462,9 @@ async def _write(
                 for g in accepted
             ]
         ),
-        "postings": json.dumps(
-            [{**row, "event_key": g.entry.event_key} for g in accepted for row in g.postings]
-        ),
+        # Postings name their entry by its place in the batch (``event_keys``).
+        "postings": json.dumps([row for g in accepted for row in g.postings]),
+        "event_keys": [g.entry.event_key for g in accepted],
         "gifts": json.dumps(
             [
                 {**record, "event_key": g.entry.event_key}
