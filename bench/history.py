@@ -94,6 +94,7 @@ class HistorySeeder:
         self.entries_written = 0
         self._postings_before = 0
         self._entries_before = 0
+        self.last_entry_id = 0
 
     def user_id(self, index: int) -> str:
         return f"hist-{self.run}-{index}"
@@ -101,6 +102,12 @@ class HistorySeeder:
     @property
     def reader_ids(self) -> list[str]:
         return [self.user_id(i) for i in range(self.readers)]
+
+    @property
+    def middle_instant(self) -> datetime:
+        """Halfway through the history written so far: the date of the entry whose id is half
+        the newest's."""
+        return self.epoch + ENTRY_STEP * (self.last_entry_id // 2)
 
     @property
     def postings(self) -> int:
@@ -281,6 +288,7 @@ class HistorySeeder:
         )
         assert row is not None and row[2] == count == row[1] - row[0] + 1
         self.entries_written += count
+        self.last_entry_id = int(row[1])
         return int(row[0]), int(row[1])
 
 

@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,21 @@ from bench.over_http import ServiceMemory, ServiceProcess
 from bench.wallet_reads import drive_wallet_reads
 
 BALANCES = "SELECT code, balance * normal_sign, posting_count FROM account WHERE code = ANY($1)"
+BALANCES_AS_OF = """
+SELECT DISTINCT ON (a.code) a.code, p.balance_after * a.normal_sign
+  FROM account a JOIN posting p ON p.account_id = a.id
+ WHERE a.code = ANY($1) AND p.posted_at <= $2
+ ORDER BY a.code, p.posted_at DESC, p.account_seq DESC"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSeries:
+    """One way of reading the wallets at each history size."""
+
+    name: str
+    clients: int
+    past: bool = False
+    """Read the balance as of an instant halfway through the history, not the current one."""
 
 
 @dataclass(slots=True)
@@ -35,12 +51,14 @@ class ReadStep:
     """The shortest history among the wallets read (postings on a reader's coin account)."""
     seed_seconds: float
     """Writing time of the history so far (every chunk, opening balances included)."""
-    reads: dict[int, LoadResult] = field(default_factory=dict)
-    """By connections."""
+    reads: dict[str, LoadResult] = field(default_factory=dict)
+    """By read series."""
     mismatches: list[str] = field(default_factory=list)
     """Replies whose coins differ from the account's balance."""
-    service_cpu_ms: dict[int, float] = field(default_factory=dict)
-    """By connections: the service's CPU milliseconds per read (warm-up included)."""
+    service_cpu_ms: dict[str, float] = field(default_factory=dict)
+    """By read series: the service's CPU milliseconds per read (warm-up included)."""
+    as_of: datetime | None = None
+    """The past instant of the series that read past balances."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,8 +67,10 @@ class ReadStep:
             "reader_postings_min": self.reader_postings_min,
             "seed_seconds": round(self.seed_seconds, 1),
             "mismatches": self.mismatches,
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
             "reads": {
-                str(clients): {
+                name: {
+                    "connections": load.clients,
                     "per_second": round(load.per_second, 1),
                     "latency_p50_ms": _round(load.p50_ms),
                     "latency_p99_ms": _round(load.p99_ms),
@@ -59,12 +79,10 @@ class ReadStep:
                     "errors": load.errors,
                     "error_examples": load.error_examples,
                     "service_cpu_ms_per_read": (
-                        round(self.service_cpu_ms[clients], 3)
-                        if clients in self.service_cpu_ms
-                        else None
+                        round(self.service_cpu_ms[name], 3) if name in self.service_cpu_ms else None
                     ),
                 }
-                for clients, load in self.reads.items()
+                for name, load in self.reads.items()
             },
         }
 
@@ -95,9 +113,8 @@ class HistoryResult:
         for step in self.steps:
             found += [f"history at {step.postings:,} postings: {m}" for m in step.mismatches]
             found += [
-                f"history at {step.postings:,} postings, {clients} connections: "
-                f"{load.errors} reads failed"
-                for clients, load in step.reads.items()
+                f"history at {step.postings:,} postings, {name}: {load.errors} reads failed"
+                for name, load in step.reads.items()
                 if load.errors
             ]
         return found
@@ -128,7 +145,7 @@ async def _read_step(
     service: ServiceProcess,
     settings: Settings,
     *,
-    read_clients: tuple[int, ...],
+    series: tuple[ReadSeries, ...],
     seconds: float,
     warmup: float,
 ) -> ReadStep:
@@ -146,20 +163,32 @@ async def _read_step(
         reader_postings_min=min(count for _, count in balances.values()),
         seed_seconds=progress.seconds,
     )
-    for clients in read_clients:
+    past: dict[str, int] = {}
+    if any(s.past for s in series):
+        step.as_of = seeder.middle_instant
+        past = {row[0]: int(row[1]) for row in await conn.fetch(BALANCES_AS_OF, codes, step.as_of)}
+    for read in series:
         seen: dict[str, int] = {}
         cpu_before = service.cpu_seconds()
-        load = step.reads[clients] = await drive_wallet_reads(
-            service, settings, readers, clients=clients, seconds=seconds, warmup=warmup, seen=seen
+        load = step.reads[read.name] = await drive_wallet_reads(
+            service,
+            settings,
+            readers,
+            clients=read.clients,
+            seconds=seconds,
+            warmup=warmup,
+            seen=seen,
+            as_of=step.as_of if read.past else None,
         )
         if load.acknowledged:
-            step.service_cpu_ms[clients] = (
+            step.service_cpu_ms[read.name] = (
                 (service.cpu_seconds() - cpu_before) * 1000 / load.acknowledged
             )
         for reader, code in zip(readers, codes, strict=True):
-            if reader in seen and seen[reader] != balances[code][0]:
+            held = past.get(code, 0) if read.past else balances[code][0]
+            if reader in seen and seen[reader] != held:
                 step.mismatches.append(
-                    f"{reader} read {seen[reader]} coins, the account holds {balances[code][0]}"
+                    f"{read.name}: {reader} read {seen[reader]} coins, the books say {held}"
                 )
     return step
 
@@ -170,7 +199,7 @@ async def _history(
     max_postings: int,
     users: int,
     readers: int,
-    read_clients: tuple[int, ...],
+    series: tuple[ReadSeries, ...],
     seconds: float,
     warmup: float,
     log_path: Path,
@@ -196,7 +225,7 @@ async def _history(
                     seeder,
                     service,
                     settings,
-                    read_clients=read_clients,
+                    series=series,
                     seconds=seconds,
                     warmup=warmup,
                 )
@@ -204,9 +233,9 @@ async def _history(
                 say(
                     "    wallet reads: "
                     + "; ".join(
-                        f"{clients} conn {load.per_second:,.0f}/s p50 {load.p50_ms or 0:.1f}"
+                        f"{name} {load.per_second:,.0f}/s p50 {load.p50_ms or 0:.1f}"
                         f" p99 {load.p99_ms or 0:.1f} ms"
-                        for clients, load in step.reads.items()
+                        for name, load in step.reads.items()
                     )
                 )
             service.note_peak()
@@ -258,7 +287,7 @@ def run_history_phase(
     max_postings: int,
     users: int,
     readers: int,
-    read_clients: tuple[int, ...],
+    series: tuple[ReadSeries, ...],
     seconds: float,
     warmup: float,
     log_path: Path,
@@ -272,7 +301,7 @@ def run_history_phase(
             max_postings=max_postings,
             users=users,
             readers=readers,
-            read_clients=read_clients,
+            series=series,
             seconds=seconds,
             warmup=warmup,
             log_path=log_path,

@@ -364,22 +364,22 @@ class Report:
         )
         table.add_column("postings", justify="right")
         table.add_column("a read wallet's postings", justify="right")
-        table.add_column("connections", justify="right")
+        table.add_column("read", justify="left")
         table.add_column("reads/s", justify="right")
         table.add_column("p50 ms", justify="right")
         table.add_column("p99 ms", justify="right")
         table.add_column("service CPU/read ms", justify="right")
         table.add_column("balances")
         for step in history.steps:
-            for clients, load in step.reads.items():
+            for name, load in step.reads.items():
                 table.add_row(
                     f"{step.postings:,}",
                     f"{step.reader_postings_min:,}",
-                    str(clients),
+                    name,
                     f"{load.per_second:,.0f}",
                     _ms(load.p50_ms),
                     _ms(load.p99_ms),
-                    _ms(step.service_cpu_ms.get(clients)),
+                    _ms(step.service_cpu_ms.get(name)),
                     "[green]OK[/green]"
                     if not step.mismatches and not load.errors
                     else "[bold red]FAIL[/bold red]",

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL
 from api.database import migrate
 from bench import graphql_caches, pgbench
 from bench.database import BenchServer, bench_server
-from bench.history_phase import HistoryResult, run_history_phase
+from bench.history_phase import HistoryResult, ReadSeries, run_history_phase
 from bench.machine import machine_info
 from bench.phases import (
     PhaseResult,
@@ -42,9 +42,15 @@ books check; pgbench is not running then): its engine has at most ``max_connecti
 these."""
 HISTORY_USERS = 10_000
 HISTORY_READERS = 16
-READ_CLIENTS = (1, 4)
-"""Connections reading wallets, in turn: one (the latency of a read alone) and four."""
-READ_TARGET_CLIENTS = 4
+READ_SERIES = (
+    ReadSeries("now, 1 connection", 1),
+    ReadSeries("now, 4 connections", 4),
+    ReadSeries("asOf, 4 connections", 4, past=True),
+)
+"""How the wallets are read at each history size, in turn: the current balance from one
+connection (a read alone) and from four, and the balance halfway through the history from
+four."""
+READ_TARGET = READ_SERIES[1]
 READ_SECONDS_MAX = 5
 TARGET_HISTORY_POSTINGS = 10_000_000
 MB = 1_000_000
@@ -293,7 +299,7 @@ def targets(
         )
     else:
         last = history.last
-        read = last.reads.get(READ_TARGET_CLIENTS) or next(iter(last.reads.values()))
+        read = last.reads.get(READ_TARGET.name) or next(iter(last.reads.values()))
         short = last.postings < TARGET_HISTORY_POSTINGS
         found.append(
             Target(
@@ -366,10 +372,14 @@ def draw_plots(
     if history is not None:
         postings = [step.postings for step in history.steps]
         latencies: dict[str, list[float | None]] = {}
-        for clients in READ_CLIENTS:
+        for series in READ_SERIES:
             for name in ("p50", "p99"):
-                latencies[f"{name}, {clients} connection{'s' if clients > 1 else ''}"] = [
-                    (step.reads[clients].p50_ms if name == "p50" else step.reads[clients].p99_ms)
+                latencies[f"{name}, {series.name}"] = [
+                    (
+                        step.reads[series.name].p50_ms
+                        if name == "p50"
+                        else step.reads[series.name].p99_ms
+                    )
                     for step in history.steps
                 ]
         paths.append(
@@ -422,7 +432,7 @@ def run(options: Options, console: Console) -> int:
                 max_postings=options.history_postings,
                 users=HISTORY_USERS,
                 readers=HISTORY_READERS,
-                read_clients=READ_CLIENTS,
+                series=READ_SERIES,
                 seconds=min(options.seconds, READ_SECONDS_MAX),
                 warmup=min(options.warmup, 1.0),
                 log_path=RESULTS_DIR / "service-history.log",

@@ -1,10 +1,12 @@
-"""Wallet balance reads over HTTP: the GraphQL ``wallet`` query, each connection a closed loop
-over the reader wallets (each request with that reader's own bearer token), by the low-cost
-client of bench/rawhttp.py. Every reply's coins are kept, to be checked against the books."""
+"""Wallet balance reads over HTTP: the GraphQL ``wallet`` query (the balance now, or as of a past
+instant), each connection a closed loop over the reader wallets (each request with that
+reader's own bearer token), by the low-cost client of bench/rawhttp.py. Every reply's coins are
+kept, to be checked against the books."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from accounting.access import Role
@@ -19,6 +21,11 @@ query Wallet {
   wallet { userId coins coinsValue { amount currency } }
 }
 """
+WALLET_AS_OF = """
+query WalletAsOf($asOf: DateTime!) {
+  wallet(asOf: $asOf) { userId coins coinsValue { amount currency } asOf }
+}
+"""
 
 
 async def drive_wallet_reads(
@@ -30,13 +37,19 @@ async def drive_wallet_reads(
     seconds: float,
     warmup: float,
     seen: dict[str, int],
+    as_of: datetime | None = None,
 ) -> LoadResult:
-    """``clients`` connections read wallets for ``seconds``; connection ``i`` reads reader
-    ``(i + sequence) % len(readers)`` in turn. ``seen`` collects each reader's coins as the
-    replies gave them (a reply that disagrees with an earlier one is an error)."""
+    """``clients`` connections read wallets for ``seconds`` (their balance now, or as of
+    ``as_of``); connection ``i`` reads reader ``(i + sequence) % len(readers)`` in turn.
+    ``seen`` collects each reader's coins as the replies gave them (a reply that disagrees with
+    an earlier one is an error)."""
     host = urlsplit(service.base_url)
     assert host.hostname is not None and host.port is not None
-    body = graphql_body(WALLET)
+    body = (
+        graphql_body(WALLET)
+        if as_of is None
+        else graphql_body(WALLET_AS_OF, {"asOf": as_of.isoformat()})
+    )
     requests = [
         post_request(
             request_head(

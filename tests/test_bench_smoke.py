@@ -139,6 +139,20 @@ async def test_seeded_history_keeps_every_invariant_and_reads_back_over_http(
              GROUP BY a.id"""
         )
         readers = seeder.reader_ids
+        middle = seeder.middle_instant
+        held_then = {
+            reader: -int(
+                await conn.fetchval(
+                    """
+                    SELECT p.balance_after FROM posting p JOIN account a ON a.id = p.account_id
+                     WHERE a.code = $1 AND p.posted_at <= $2
+                     ORDER BY p.account_seq DESC LIMIT 1""",
+                    f"user:{reader}:coins",
+                    middle,
+                )
+            )
+            for reader in seeder.reader_ids
+        }
     finally:
         await conn.close()
 
@@ -163,12 +177,26 @@ async def test_seeded_history_keeps_every_invariant_and_reads_back_over_http(
 
     settings = Settings(database_url=db_url.render_as_string(hide_password=False))
     seen: dict[str, int] = {}
+    seen_then: dict[str, int] = {}
     with ServiceProcess(db_url, tmp_path / "service.log") as service:
         await service.wait_healthy()
         load = await drive_wallet_reads(
             service, settings, readers, clients=2, seconds=0.5, warmup=0, seen=seen
         )
+        load_then = await drive_wallet_reads(
+            service,
+            settings,
+            readers,
+            clients=2,
+            seconds=0.5,
+            warmup=0,
+            seen=seen_then,
+            as_of=middle,
+        )
     assert load.errors == 0, load.error_examples
-    assert load.completed > 0
+    assert load_then.errors == 0, load_then.error_examples
+    assert load.completed > 0 and load_then.completed > 0
     held = {w["code"]: -w["balance"] for w in wallets}
     assert seen == {reader: held[f"user:{reader}:coins"] for reader in readers}
+    assert seen_then == held_then
+    assert seen_then != seen  # halfway through, the readers' coins were not what they are now
