@@ -42,7 +42,7 @@ from accounting.errors import (
 )
 from accounting.ledger import LockedBooks, fingerprint, lock_accounts, locked_accounts
 from accounting.posting_rules import CoinRates, GiftAmounts, Spending, gift_entry
-from accounting.tables import GiftRow, StreamRow
+from accounting.tables import StreamRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +61,31 @@ class GiftRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SentGift:
+    """A gift as recorded (the ``gift`` table's row), as a plain value."""
+
+    id: int
+    sender_id: str
+    idempotency_key: str
+    request_hash: str
+    stream_id: int
+    creator_id: str
+    gift_code: str
+    quantity: int
+    coin_price: int
+    coins: int
+    value_micros: int
+    diamonds: int
+    payable_micros: int
+    entry_id: int
+    created_at: datetime
+    release_at: datetime
+    release_entry_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GiftResult:
-    gift: GiftRow
+    gift: SentGift
     replayed: bool
     stream: StreamRow | None = None
     """The stream it was sent in, as the batch read it (a new gift only)."""
@@ -256,7 +279,7 @@ async def post_gifts(
     streams = {row["id"]: _stream_row(row) for row in _json(context.streams)}
     gift_types = {row["code"]: _GiftType(**row) for row in _json(context.gift_types)}
     sent_before = {
-        (row["sender_id"], row["idempotency_key"]): _gift_row(row) for row in _json(context.sent)
+        (row["sender_id"], row["idempotency_key"]): _sent_gift(row) for row in _json(context.sent)
     }
     frozen = set(_json(context.frozen))
     rows = [_AccountRow(**row) for row in _json(context.accounts)]
@@ -336,17 +359,17 @@ def _stream_row(row: dict[str, Any]) -> StreamRow:
     )
 
 
-def _gift_row(row: dict[str, Any]) -> GiftRow:
-    return GiftRow(
+def _sent_gift(row: dict[str, Any]) -> SentGift:
+    return SentGift(
         **{
             **row,
-            "created_at": _timestamp(row["created_at"]),
-            "release_at": _timestamp(row["release_at"]),
+            "created_at": datetime.fromisoformat(row["created_at"]),
+            "release_at": datetime.fromisoformat(row["release_at"]),
         }
     )
 
 
-def _replay(existing: GiftRow, request: GiftRequest) -> GiftResult:
+def _replay(existing: SentGift, request: GiftRequest) -> GiftResult:
     if existing.request_hash != request.fingerprint():
         raise IdempotencyKeyReused(
             "This idempotency key was used for a different gift",
@@ -477,7 +500,7 @@ async def _write(
     results = []
     for gift, record in zip(accepted, records, strict=True):
         row = written[gift.entry.event_key]
-        saved = GiftRow(
+        saved = SentGift(
             id=row.gift_id,
             entry_id=row.entry_id,
             created_at=row.posted_at,

@@ -30,6 +30,7 @@ from accounting.errors import (
 from accounting.gift_posting import GiftRequest as GiftRequest
 from accounting.gift_posting import GiftResult as GiftResult
 from accounting.gift_posting import GiftTerms, post_gifts
+from accounting.gift_posting import SentGift as SentGift
 from accounting.group_commit import DEFAULT_MAX_BATCH, GroupCommit
 from accounting.ledger import in_transaction, lock_accounts, post_entry
 from accounting.posting_rules import CoinRates, Spending, feature_entry

@@ -117,6 +117,8 @@ class CoinRates:
     """Cash value of one diamond in functional micro-units ($0.005)."""
 
     def diamonds_for(self, coins: int) -> int:
+        if self.diamonds_per_coin == 1:
+            return coins
         return int((Decimal(coins) * self.diamonds_per_coin).to_integral_value(ROUND_FLOOR))
 
 

@@ -3,6 +3,7 @@ gifts sent and received, a stream's leaderboard and totals."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import balances, earnings, errors, gift_catalog, streams
 from accounting.access import may_read_earnings, may_read_leaderboards, may_spend_coins
-from accounting.gifts import FeatureRequest, GiftRequest, gift_by_key
+from accounting.gifts import FeatureRequest, GiftRequest, SentGift, gift_by_key
 from accounting.idempotency import check_key
 from accounting.tables import FeatureRow, FeatureUnlockRow, GiftRow, GiftTypeRow
 from schema.context import Info
@@ -124,7 +125,7 @@ class Gift:
     entry_id: strawberry.ID = strawberry.field(description="The journal entry of the gift.")
 
 
-def gift_of(row: GiftRow, name: str, stream: Stream, currency: str) -> Gift:
+def gift_of(row: GiftRow | SentGift, name: str, stream: Stream, currency: str) -> Gift:
     return Gift(
         id=strawberry.ID(str(row.id)),
         sender_id=row.sender_id,
@@ -144,7 +145,9 @@ def gift_of(row: GiftRow, name: str, stream: Stream, currency: str) -> Gift:
     )
 
 
-async def gifts_of(session: AsyncSession, rows: list[GiftRow], currency: str) -> list[Gift]:
+async def gifts_of(
+    session: AsyncSession, rows: Sequence[GiftRow | SentGift], currency: str
+) -> list[Gift]:
     """Gifts with their names and streams, read in two queries whatever the number of gifts."""
     if not rows:
         return []

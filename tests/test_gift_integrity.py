@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting import chart
 from accounting.balances import wallet
 from accounting.entries import Entry, EntryKind, Posting
-from accounting.gifts import FeatureRequest, GiftRequest, GiftService
+from accounting.gifts import FeatureRequest, GiftRequest, GiftService, SentGift
 from accounting.holds import release_due
 from accounting.integrity import CHECKS
 from accounting.ledger import PostedEntry, in_transaction, post_entry
@@ -60,11 +60,11 @@ GIFT_CHECKS = [
 @dataclass(frozen=True)
 class Books:
     ana_bought: PurchaseRow
-    roses: GiftRow
-    hearts: GiftRow
-    bo_to_cy: GiftRow
-    perfume: GiftRow
-    last_roses: GiftRow
+    roses: SentGift
+    hearts: SentGift
+    bo_to_cy: SentGift
+    perfume: SentGift
+    last_roses: SentGift
     sticker: FeatureUnlockRow
     bo_release: int
     cy_release: int
@@ -86,7 +86,7 @@ async def go_live(sessions: async_sessionmaker[AsyncSession], creator: str) -> S
 
 async def send(
     service: GiftService, sender: str, key: str, stream: StreamRow, gift: str, quantity: int = 1
-) -> GiftRow:
+) -> SentGift:
     result = await service.send_gift(GiftRequest(sender, key, stream.id, gift, quantity))
     assert not result.replayed
     return result.gift

@@ -29,7 +29,7 @@ from websockets.typing import Subprotocol
 
 from accounting.access import Role
 from accounting.gift_events import GIFT_CHANNEL
-from accounting.gifts import GiftRequest, GiftService
+from accounting.gifts import GiftRequest, GiftService, SentGift
 from accounting.purchases import PurchaseRequest, PurchaseService
 from accounting.streams import end_stream, start_stream
 from accounting.tables import GiftRow
@@ -216,11 +216,11 @@ async def go_offline(sessions: async_sessionmaker[AsyncSession], creator: str, s
 
 async def send(
     gifts: GiftService, sender: str, stream: int, code: str = "rose", quantity: int = 1
-) -> GiftRow:
+) -> SentGift:
     return (await gifts.send_gift(GiftRequest(sender, new_key(), stream, code, quantity))).gift
 
 
-def as_received(gift: GiftRow) -> dict[str, Any]:
+def as_received(gift: SentGift) -> dict[str, Any]:
     """What a subscriber receives for ``gift`` (createdAt parsed, to compare instants)."""
     return {
         "id": str(gift.id),
@@ -543,7 +543,7 @@ async def test_a_viewer_who_does_not_read_does_not_hold_up_one_who_does(
         await slow.subscribe(stream)
         await eventually(lambda: served.feed.subscriber_count(stream) == 2, "both subscribed")
 
-        async def sender() -> list[GiftRow]:
+        async def sender() -> list[SentGift]:
             return [await send(gifts, "ana", stream) for _ in range(30)]
 
         sending = asyncio.create_task(sender())
