@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     hold_hours: float = Field(default=7 * 24, ge=0)
     """How long a gift's diamonds stay pending before they become available."""
 
+    payout_minimum_minor: int = Field(default=1_000, ge=1)
+    """The smallest payout, in minor units of the functional currency (1000 = $10.00)."""
+    payout_daily_cap_minor: int = Field(default=100_000, ge=1)
+    """Cash a creator may request per calendar day (UTC), in minor units (100000 = $1,000)."""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
