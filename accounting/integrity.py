@@ -379,6 +379,32 @@ CHECKS: list[tuple[int, str, str]] = [
          WHERE e.kind = 'feature'
            AND NOT EXISTS (SELECT 1 FROM feature_unlock u WHERE u.entry_id = e.id)""",
     ),
+    # The weighted average releases a wallet's last value with its last coin. A raw ``transfer``
+    # entry (no flow posts one: tests and tools do) moves coins without their value by
+    # definition, so a wallet one has touched is not held to this.
+    (
+        5,
+        "empty_wallet_has_no_deferred_value",
+        r"""
+        SELECT format('user %s holds 0 coins and %s of deferred value', w.user_id, w.value)
+          FROM (SELECT substring(a.code FROM '^user\:(.*)\:coins_value$') AS user_id,
+                       -coalesce(sum(p.amount), 0) AS value
+                  FROM account a LEFT JOIN posting p ON p.account_id = a.id
+                 WHERE a.code ~ '^user\:.*\:coins_value$'
+                 GROUP BY a.code) w
+         WHERE w.value <> 0
+           AND NOT EXISTS (
+               SELECT 1 FROM account c JOIN posting p ON p.account_id = c.id
+                WHERE c.code = format('user:%s\:coins', w.user_id)
+               HAVING sum(p.amount) <> 0)
+           AND NOT EXISTS (
+               SELECT 1 FROM account c
+                 JOIN posting p ON p.account_id = c.id
+                 JOIN journal_entry e ON e.id = p.entry_id
+                 LEFT JOIN journal_entry o ON o.id = e.reverses_entry_id
+                WHERE c.code = format('user:%s\:coins', w.user_id)
+                  AND 'transfer' IN (e.kind, o.kind))""",
+    ),
     # Payouts: each phase is one event with exactly its entry, moving exactly what the payout
     # says; each payout's status is the last of its phases; reserved diamonds and the cash in
     # transit are exactly those of the payouts in flight.
@@ -493,32 +519,6 @@ CHECKS: list[tuple[int, str, str]] = [
                       coalesce(s.micros, 0))
           FROM held h FULL JOIN sent s ON s.currency = h.currency
          WHERE coalesce(h.micros, 0) <> coalesce(s.micros, 0)""",
-    ),
-    # The weighted average releases a wallet's last value with its last coin. A raw ``transfer``
-    # entry (no flow posts one: tests and tools do) moves coins without their value by
-    # definition, so a wallet one has touched is not held to this.
-    (
-        5,
-        "empty_wallet_has_no_deferred_value",
-        r"""
-        SELECT format('user %s holds 0 coins and %s of deferred value', w.user_id, w.value)
-          FROM (SELECT substring(a.code FROM '^user\:(.*)\:coins_value$') AS user_id,
-                       -coalesce(sum(p.amount), 0) AS value
-                  FROM account a LEFT JOIN posting p ON p.account_id = a.id
-                 WHERE a.code ~ '^user\:.*\:coins_value$'
-                 GROUP BY a.code) w
-         WHERE w.value <> 0
-           AND NOT EXISTS (
-               SELECT 1 FROM account c JOIN posting p ON p.account_id = c.id
-                WHERE c.code = format('user:%s\:coins', w.user_id)
-               HAVING sum(p.amount) <> 0)
-           AND NOT EXISTS (
-               SELECT 1 FROM account c
-                 JOIN posting p ON p.account_id = c.id
-                 JOIN journal_entry e ON e.id = p.entry_id
-                 LEFT JOIN journal_entry o ON o.id = e.reverses_entry_id
-                WHERE c.code = format('user:%s\:coins', w.user_id)
-                  AND 'transfer' IN (e.kind, o.kind))""",
     ),
 ]
 

@@ -348,7 +348,7 @@ APPEND_ONLY: dict[str, tuple[str, str]] = {
     ),
     "truncate_all_together": (
         # every table that references journal_entry, so no foreign key refuses it first
-        "TRUNCATE posting, journal_entry, purchase, gift, feature_unlock",
+        "TRUNCATE posting, journal_entry, purchase, gift, feature_unlock, payout_event",
         "is append-only: TRUNCATE refused",
     ),
 }
