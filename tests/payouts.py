@@ -52,9 +52,11 @@ async def earn(
     *,
     viewer: str = "ana",
     rates: CoinRates | None = None,
+    release: bool = True,
 ) -> None:
     """The viewer buys 7,000 coins and sends ``galaxies`` Galaxies (1,000 coins each) to the
-    creator's stream; the hold is zero and released at once: 1,000 diamonds a Galaxy."""
+    creator's stream; the hold is zero and, unless ``release`` is false, released at once:
+    1,000 diamonds a Galaxy."""
     bought = await purchases.purchase_coins(
         PurchaseRequest(
             viewer,
@@ -79,7 +81,8 @@ async def earn(
             viewer, f"{viewer}-galaxy-{creator_id}-{galaxies}", stream.id, "galaxy", galaxies
         )
     )
-    await release_due(sessions, creator_id=creator_id)
+    if release:
+        await release_due(sessions, creator_id=creator_id)
 
 
 async def make_ready(sessions: async_sessionmaker[AsyncSession], creator_id: str) -> ReadyCreator:
