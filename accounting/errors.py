@@ -197,3 +197,7 @@ class InvalidPayoutTransition(LedgerError):
     """The payout is not in the state the action needs: each phase happens at most once."""
 
     code = "INVALID_PAYOUT_TRANSITION"
+
+
+class InvalidProviderReference(LedgerError):
+    code = "INVALID_PROVIDER_REFERENCE"

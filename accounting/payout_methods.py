@@ -119,3 +119,10 @@ async def method_of(session: AsyncSession, creator_id: str, method_id: int) -> P
     if row is None or row.creator_id != creator_id:
         raise PayoutMethodNotFound(f"No payout method {method_id}", field="payoutMethodId")
     return row
+
+
+async def methods_by_id(session: AsyncSession, ids: set[int]) -> list[PayoutMethodRow]:
+    if not ids:
+        return []
+    rows = await session.scalars(select(PayoutMethodRow).where(PayoutMethodRow.id.in_(ids)))
+    return list(rows.all())

@@ -29,6 +29,7 @@ from accounting.errors import (
     InsufficientDiamonds,
     InvalidAmount,
     InvalidPayoutTransition,
+    InvalidProviderReference,
     KycNotVerified,
     PayoutNotFound,
 )
@@ -252,7 +253,7 @@ class PayoutService:
             action.provider_reference is not None
             and not 1 <= len(action.provider_reference) <= MAX_PROVIDER_REFERENCE
         ):
-            raise InvalidAmount(
+            raise InvalidProviderReference(
                 f"A provider reference is 1-{MAX_PROVIDER_REFERENCE} characters",
                 field="providerReference",
             )
