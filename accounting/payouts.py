@@ -7,7 +7,8 @@ webhook) marks it sent, then paid or failed, or rejects it before sending. Each 
 event row and one journal entry, at most once: the payout row is locked for the change, and
 the database refuses a second event of a phase and any transition out of order.
 
-Every request locks the creator's diamond and payable accounts first, so requests of one
+Every request first releases the creator's diamonds whose hold has passed (as reading their
+earnings does), then locks the creator's diamond and payable accounts, so requests of one
 creator (and hold releases for them) serialise: the available diamonds, the weighted average
 and the day's total are read as they really are."""
 
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import audit, chart, idempotency, payout_methods, second_factor, standing
+from accounting import audit, chart, holds, idempotency, payout_methods, second_factor, standing
 from accounting.earnings import CreatorBalances
 from accounting.errors import (
     BelowPayoutMinimum,
@@ -156,6 +157,8 @@ class PayoutService:
         fingerprint = request.fingerprint()
 
         async def reserve(session: AsyncSession) -> PayoutResult:
+            # diamonds whose hold has passed are available to this request (the on-read path)
+            await holds.release_due_in(session, creator_id=request.creator_id)
             balances = await self._lock_balances(session, request.creator_id)
             existing = await payout_by_key(session, request.creator_id, request.idempotency_key)
             if existing is not None:

@@ -83,9 +83,11 @@ async def test_requests_racing_the_hold_release_reserve_only_released_diamonds(
     purchases: PurchaseService,
 ) -> None:
     """Bo's 4,000 diamonds are due but still pending, and 2,000 are available, when eight
-    requests of 2,000 and four hold releases arrive together. Whatever the order, at most
-    three requests succeed, each reserving diamonds that were available at that moment, and
-    no gift is released twice."""
+    requests of 2,000 and four hold releases arrive together. A request releases what is due
+    before it reserves, unless another releaser holds the due gifts at that moment (it skips
+    them rather than wait): so one to three requests succeed, depending on the order, each
+    reserving only diamonds that were available when it held the creator's accounts, and the
+    due gift is released exactly once."""
     await earn(sessions, purchases, "bo", 2)
     await earn(sessions, purchases, "bo", 4, viewer="eve", release=False)
     bo = await make_ready(sessions, "bo")
@@ -103,9 +105,9 @@ async def test_requests_racing_the_hold_release_reserve_only_released_diamonds(
     requested = outcomes([r for r in results if not isinstance(r, int)])
     assert requested["ok"] + requested[InsufficientDiamonds.__name__] == 8
     assert 1 <= requested["ok"] <= 3
-    assert sum(r for r in results if isinstance(r, int)) == 1  # the one due gift, once
+    assert sum(r for r in results if isinstance(r, int)) <= 1  # a request may have released it
     pending, available, reserved = await held(sessions, "bo")
-    assert pending + available + reserved == 6_000
+    assert (pending, available + reserved) == (0, 6_000)
     assert reserved == 2_000 * requested["ok"]
     await check_books(sessions)
 
