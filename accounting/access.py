@@ -85,3 +85,27 @@ def may_manage_catalog(principal: Principal) -> bool:
 
 def may_freeze_accounts(principal: Principal) -> bool:
     return principal.has(Role.ADMIN)
+
+
+def may_request_payouts(principal: Principal) -> bool:
+    """Payout methods, the second factor and payout requests are a creator's own."""
+    return principal.has(Role.CREATOR)
+
+
+def may_read_payouts(principal: Principal, creator_id: str) -> bool:
+    """A creator's payouts and payout methods (masked): the creator, support and finance."""
+    return may_read_earnings(principal, creator_id)
+
+
+def may_resolve_payouts(principal: Principal) -> bool:
+    """Mark payouts sent, paid or failed, reject them, and see every payout in flight."""
+    return principal.has(Role.FINANCE)
+
+
+def may_verify_identity(principal: Principal) -> bool:
+    """Set a creator's KYC flag."""
+    return principal.has(Role.ADMIN)
+
+
+def may_read_audit_log(principal: Principal) -> bool:
+    return principal.has(Role.FINANCE, Role.ADMIN)

@@ -122,6 +122,14 @@ def fee_expense(provider: str, currency: str) -> AccountSpec:
 
 
 @cache_spec
+def payouts_in_transit(currency: str) -> AccountSpec:
+    """Payouts sent to creators, not yet confirmed paid by the bank or PayPal."""
+    return AccountSpec(
+        f"platform:payouts_in_transit:{currency}", fiat(currency).code, AccountType.LIABILITY
+    )
+
+
+@cache_spec
 def fx_trading(currency: str) -> AccountSpec:
     return AccountSpec(f"platform:fx:{currency}", fiat(currency).code, AccountType.EQUITY)
 

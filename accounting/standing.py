@@ -1,4 +1,5 @@
-"""A user's standing: whether their account is frozen, by whom and why."""
+"""A user's standing: whether their account is frozen, and whether a creator's identity is
+verified (KYC), by whom and why."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounting.audit import check_reason, record
 from accounting.chart import check_user_id
 from accounting.errors import AccountFrozen, InvalidReason
-from accounting.tables import UserStatusRow
+from accounting.tables import CreatorKycRow, UserStatusRow
 
 MAX_REASON = 500
 
@@ -48,4 +50,50 @@ async def set_frozen(
         ).returning(UserStatusRow)
     )
     assert row is not None
+    await record(
+        session,
+        actor=actor,
+        action="account.frozen" if frozen else "account.thawed",
+        subject=f"user:{user_id}",
+        reason=reason,
+    )
+    return row  # type: ignore[no-any-return]
+
+
+async def is_kyc_verified(session: AsyncSession, creator_id: str) -> bool:
+    verified = await session.scalar(
+        select(CreatorKycRow.verified).where(CreatorKycRow.creator_id == creator_id)
+    )
+    return bool(verified)
+
+
+async def set_kyc_verified(
+    session: AsyncSession, creator_id: str, *, verified: bool, reason: str, actor: str
+) -> CreatorKycRow:
+    """Record whether a creator's identity is verified (an admin's decision), and audit it."""
+    check_user_id(creator_id, field="creatorId")
+    check_reason(reason, required=True)
+    statement = pg_insert(CreatorKycRow).values(
+        creator_id=creator_id, verified=verified, reason=reason, changed_by=actor
+    )
+    row: Any = await session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=["creator_id"],
+            set_={
+                "verified": statement.excluded.verified,
+                "reason": statement.excluded.reason,
+                "changed_by": statement.excluded.changed_by,
+                "changed_at": statement.excluded.changed_at,
+            },
+        ).returning(CreatorKycRow)
+    )
+    assert row is not None
+    await record(
+        session,
+        actor=actor,
+        action="kyc.verified" if verified else "kyc.unverified",
+        subject=f"user:{creator_id}",
+        reason=reason,
+        details={"verified": verified},
+    )
     return row  # type: ignore[no-any-return]

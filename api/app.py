@@ -30,6 +30,7 @@ from api.database import (
     create_engine,
     gift_service,
     libpq_url,
+    payout_service,
     purchase_service,
     session_factory,
 )
@@ -237,6 +238,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         sessions=sessions,
         purchases=purchase_service(settings, sessions),
         gifts=gift_service(settings, sessions),
+        payouts=payout_service(settings, sessions),
         functional_currency=settings.functional_currency,
         gift_feed=gift_feed,
     )

@@ -24,6 +24,7 @@ import migrations
 from accounting.fees import fee_schedules
 from accounting.gifts import GiftService
 from accounting.payments.sandbox import SandboxGateway
+from accounting.payouts import PayoutPolicy, PayoutService
 from accounting.posting_rules import CoinRates
 from accounting.purchases import PurchaseService
 from api.settings import Settings
@@ -65,6 +66,18 @@ def gift_service(settings: Settings, sessions: async_sessionmaker[AsyncSession])
         rates=CoinRates(settings.diamonds_per_coin, settings.diamond_value_micros),
         hold=timedelta(hours=settings.hold_hours),
         max_batch=settings.gift_batch_max,
+    )
+
+
+def payout_service(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> PayoutService:
+    """Payouts with the configured minimum and daily cap."""
+    return PayoutService(
+        sessions,
+        functional_currency=settings.functional_currency,
+        policy=PayoutPolicy(
+            minimum_minor=settings.payout_minimum_minor,
+            daily_cap_minor=settings.payout_daily_cap_minor,
+        ),
     )
 
 

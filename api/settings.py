@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     gift_batch_max: int = Field(default=256, ge=1, le=4096)
     """Most gifts written in one transaction (they are group-committed)."""
 
+    payout_minimum_minor: int = Field(default=1_000, ge=1)
+    """The smallest payout, in minor units of the functional currency (1000 = $10.00)."""
+    payout_daily_cap_minor: int = Field(default=100_000, ge=1)
+    """Cash a creator may request per calendar day (UTC), in minor units (100000 = $1,000)."""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 

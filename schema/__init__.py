@@ -31,6 +31,7 @@ from schema.finance import FinanceQueries
 from schema.gifts import GiftMutations, GiftQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
+from schema.payouts import PayoutMutations, PayoutQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
 from schema.scalars import BIG_INT_SCALAR, BigInt
 from schema.streams import StreamMutations, StreamQueries
@@ -50,10 +51,12 @@ Query = merge_types(
         StreamQueries,
         GiftQueries,
         EarningsQueries,
+        PayoutQueries,
     ),
 )
 Mutation = merge_types(
-    "Mutation", (PurchaseMutations, StreamMutations, GiftMutations, AdminMutations)
+    "Mutation",
+    (PurchaseMutations, StreamMutations, GiftMutations, AdminMutations, PayoutMutations),
 )
 
 

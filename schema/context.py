@@ -13,6 +13,7 @@ from strawberry.types import Info as StrawberryInfo
 from accounting.access import Principal
 from accounting.gift_events import GiftEvent
 from accounting.gifts import GiftService
+from accounting.payouts import PayoutService
 from accounting.purchases import PurchaseService
 
 
@@ -67,6 +68,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     purchases: PurchaseService
     gifts: GiftService
+    payouts: PayoutService
     functional_currency: str
     gift_feed: GiftFeed
 

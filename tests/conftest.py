@@ -9,7 +9,7 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounting.access import Role
+from accounting.errors import LedgerError
 from accounting.gifts import GiftService
 from accounting.payments.sandbox import SandboxGateway
 from accounting.purchases import PurchaseService
@@ -196,3 +198,39 @@ def gql(client: httpx.AsyncClient, token: Callable[..., str]) -> GraphQLClient:
 def gifts(sessions: async_sessionmaker[AsyncSession]) -> GiftService:
     """Gifts at the default rates (1 diamond per coin, $0.005 a diamond) and no hold."""
     return GiftService(sessions, functional_currency="USD", hold=ZERO)
+
+
+CONNECTIONS = 64
+"""Requests in flight at once: the engine's pool, every connection opened before the race."""
+
+
+@pytest.fixture
+async def racing(db_url: URL) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an engine of this test's own, big enough for the race, pool warmed."""
+    engine = create_engine(db_url, pool_size=CONNECTIONS, max_overflow=0)
+    sessions = session_factory(engine)
+    ready = asyncio.Barrier(CONNECTIONS)
+
+    async def hold() -> None:
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))
+            await ready.wait()
+
+    await asyncio.gather(*(hold() for _ in range(CONNECTIONS)))
+    yield sessions
+    await engine.dispose()
+
+
+async def race(work: Iterable[Callable[[], Awaitable[T]]]) -> list[T | LedgerError]:
+    """Run every piece of work at once, at most CONNECTIONS in flight; each one's result, or
+    the business error it was refused with (anything else fails the test)."""
+    gate = asyncio.Semaphore(CONNECTIONS)
+
+    async def one(make: Callable[[], Awaitable[T]]) -> T | LedgerError:
+        async with gate:
+            try:
+                return await make()
+            except LedgerError as refused:
+                return refused
+
+    return list(await asyncio.gather(*(one(make) for make in work)))

@@ -17,6 +17,12 @@ and ``start`` (an earnings bucket's) when they hold an ISO 8601 instant with an 
 everything else (ids, cursors, amounts, messages, error locations) is compared exactly: ids come
 from sequences, which a fresh database and a fixed order make deterministic.
 
+A second factor's secret is random and its codes change every 30 seconds, so the guide cannot
+hold them: a ``provisioningUri`` in a reply (``otpauth://totp/Coinbooks:<user>?secret=...``) is
+replaced by a placeholder, and its secret kept for that user; an example whose ``input`` has a
+``totpCode`` is sent with the code of that user's secret at the moment it runs, in place of the
+documented digits.
+
 To refresh the replies after a deliberate API change, run
 ``COINBOOKS_WRITE_DOCS=1 .venv/bin/pytest -q tests/test_docs_examples.py``: it rewrites each
 reply block from the real reply (and skips). Review the diff before committing it.
@@ -32,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from graphql import OperationDefinitionNode, OperationType, build_schema, parse
 
@@ -65,6 +72,9 @@ CLOCK_FIELDS = frozenset(
     }
 )
 PROVIDER_REFERENCE = re.compile(r"^sbx_[a-z_]+_[0-9a-f]{16}$")
+PROVISIONING_URI = re.compile(
+    r"^otpauth://totp/Coinbooks:[A-Za-z0-9_.-]+\?secret=[A-Z2-7]+&issuer=Coinbooks$"
+)
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,27 @@ def normalised(value: Any, key: str | None = None) -> Any:
         return "<instant>"
     if key == "providerReference" and isinstance(value, str) and PROVIDER_REFERENCE.match(value):
         return "<provider reference>"
+    if key == "provisioningUri" and isinstance(value, str) and PROVISIONING_URI.match(value):
+        return "<provisioning uri>"
     return value
+
+
+def provisioning_uris(value: Any) -> list[str]:
+    """Every provisioning URI anywhere in a reply."""
+    if isinstance(value, dict):
+        found = [v for k, v in value.items() if k == "provisioningUri" and isinstance(v, str)]
+        return found + [uri for v in value.values() for uri in provisioning_uris(v)]
+    if isinstance(value, list):
+        return [uri for v in value for uri in provisioning_uris(v)]
+    return []
+
+
+def with_current_code(variables: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """The variables, with the current code of ``secret`` as the input's ``totpCode``."""
+    given = variables.get("input")
+    if secret is None or not isinstance(given, dict) or "totpCode" not in given:
+        return variables
+    return {**variables, "input": {**given, "totpCode": pyotp.TOTP(secret).now()}}
 
 
 def root_fields(query: str) -> set[tuple[str, str]]:
@@ -177,10 +207,14 @@ def test_the_guide_has_an_example_of_every_query_and_mutation() -> None:
 async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQLClient) -> None:
     text = GUIDE.read_text()
     replies: list[tuple[Example, dict[str, Any]]] = []
+    secrets: dict[str | None, str] = {}
 
     for example in examples(text):
-        reply = await gql(example.query, example.variables, user=example.user, roles=example.roles)
+        variables = with_current_code(example.variables, secrets.get(example.user))
+        reply = await gql(example.query, variables, user=example.user, roles=example.roles)
         replies.append((example, reply))
+        for uri in provisioning_uris(reply):
+            secrets[example.user] = pyotp.parse_uri(uri).secret
 
     if os.environ.get("COINBOOKS_WRITE_DOCS") == "1":
         for example, reply in reversed(replies):
@@ -221,6 +255,13 @@ async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQ
         ),
         ({"start": "2026-11-25T00:00:00+00:00"}, {"start": "<instant>"}),
         ({"start": "Cooking with Bo"}, {"start": "Cooking with Bo"}),
+        (
+            {
+                "provisioningUri": "otpauth://totp/Coinbooks:bo?secret=JBSWY3DPEHPK3PXP&issuer=Coinbooks"
+            },
+            {"provisioningUri": "<provisioning uri>"},
+        ),
+        ({"provisioningUri": "https://example.com"}, {"provisioningUri": "https://example.com"}),
     ],
 )
 def test_normalisation_hides_only_clock_and_provider_values_of_the_expected_form(

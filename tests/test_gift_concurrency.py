@@ -4,21 +4,18 @@ PostgreSQL. No reasoning about locks stands in for running them."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.balances import account_balance, wallet
 from accounting.earnings import creator_balances
-from accounting.errors import IdempotencyKeyReused, InsufficientCoins, LedgerError
+from accounting.errors import IdempotencyKeyReused, InsufficientCoins
 from accounting.gifts import FeatureRequest, GiftRequest, GiftResult, GiftService
 from accounting.holds import release_due, release_due_in
 from accounting.integrity import check_integrity
@@ -28,45 +25,9 @@ from accounting.posting_rules import release_value
 from accounting.purchases import PurchaseRequest, PurchaseService
 from accounting.streams import start_stream
 from accounting.tables import FeatureUnlockRow, GiftRow, JournalEntryRow, StreamRow
-from api.database import create_engine, session_factory
-
-T = TypeVar("T")
-CONNECTIONS = 64
-"""Requests in flight at once: the engine's pool, every connection opened before the race."""
+from tests.conftest import race
 
 PRICES = {"rose": 1, "finger_heart": 5, "perfume": 20, "doughnut": 30, "hand_hearts": 100}
-
-
-@pytest.fixture
-async def racing(db_url: URL) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on an engine of this test's own, big enough for the race, pool warmed."""
-    engine = create_engine(db_url, pool_size=CONNECTIONS, max_overflow=0)
-    sessions = session_factory(engine)
-    ready = asyncio.Barrier(CONNECTIONS)
-
-    async def hold() -> None:
-        async with sessions() as session:
-            await session.execute(text("SELECT 1"))
-            await ready.wait()
-
-    await asyncio.gather(*(hold() for _ in range(CONNECTIONS)))
-    yield sessions
-    await engine.dispose()
-
-
-async def race(work: Iterable[Callable[[], Awaitable[T]]]) -> list[T | LedgerError]:
-    """Run every piece of work at once, at most CONNECTIONS in flight; each one's result, or
-    the business error it was refused with (anything else fails the test)."""
-    gate = asyncio.Semaphore(CONNECTIONS)
-
-    async def one(make: Callable[[], Awaitable[T]]) -> T | LedgerError:
-        async with gate:
-            try:
-                return await make()
-            except LedgerError as refused:
-                return refused
-
-    return list(await asyncio.gather(*(one(make) for make in work)))
 
 
 async def buy(purchases: PurchaseService, user: str, package: str, key: str) -> None:

@@ -1,0 +1,74 @@
+-- Payouts move through their phases forward only, each at most once:
+--   requested -> sent -> paid | failed, or requested -> rejected.
+-- The status may change only to a phase the payout has an event (and so an entry) for; nothing
+-- else about a payout ever changes, and no payout is deleted.
+
+CREATE FUNCTION coinbooks_payout_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
+        RAISE EXCEPTION 'payouts are never deleted' USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.status <> 'requested' THEN
+            RAISE EXCEPTION 'a payout starts requested, not %', NEW.status
+                USING ERRCODE = 'restrict_violation';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF NOT ((OLD.status = 'requested' AND NEW.status IN ('sent', 'rejected'))
+            OR (OLD.status = 'sent' AND NEW.status IN ('paid', 'failed'))) THEN
+        RAISE EXCEPTION 'payout % is %: it cannot become %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF (NEW.id, NEW.creator_id, NEW.idempotency_key, NEW.request_hash, NEW.method_id,
+        NEW.diamonds_requested, NEW.diamonds, NEW.currency, NEW.amount_micros, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.id, OLD.creator_id, OLD.idempotency_key, OLD.request_hash, OLD.method_id,
+        OLD.diamonds_requested, OLD.diamonds, OLD.currency, OLD.amount_micros, OLD.created_at) THEN
+        RAISE EXCEPTION 'what payout % redeems cannot change', OLD.id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM payout_event
+                    WHERE payout_id = NEW.id AND phase = NEW.status) THEN
+        RAISE EXCEPTION 'payout % cannot become % without its % event', OLD.id, NEW.status,
+            NEW.status USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER payout_guard BEFORE INSERT OR UPDATE OR DELETE ON payout
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_payout_guard();
+CREATE TRIGGER payout_no_truncate BEFORE TRUNCATE ON payout
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_payout_guard();
+
+-- A payout's phase events: a new one must follow from the payout's current status (the first,
+-- 'requested', comes with the payout itself), and once written an event never changes.
+CREATE FUNCTION coinbooks_payout_event_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    current_status text;
+BEGIN
+    SELECT status INTO current_status FROM payout WHERE id = NEW.payout_id FOR UPDATE;
+    IF NOT ((NEW.phase = 'requested' AND current_status = 'requested'
+             AND NOT EXISTS (SELECT 1 FROM payout_event WHERE payout_id = NEW.payout_id))
+            OR (current_status = 'requested' AND NEW.phase IN ('sent', 'rejected'))
+            OR (current_status = 'sent' AND NEW.phase IN ('paid', 'failed'))) THEN
+        RAISE EXCEPTION 'payout % is %: it cannot be %', NEW.payout_id, current_status, NEW.phase
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER payout_event_guard BEFORE INSERT ON payout_event
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_payout_event_guard();
+CREATE TRIGGER payout_event_append_only BEFORE UPDATE OR DELETE ON payout_event
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER payout_event_no_truncate BEFORE TRUNCATE ON payout_event
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
+
+-- The audit log is a record: it only grows.
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();

@@ -1,0 +1,133 @@
+"""Shared set-up for payout tests in the domain: a creator with available diamonds, verified,
+with a confirmed second factor and a payout method, ready to request a payout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounting import integrity, payout_methods, second_factor, standing
+from accounting.gifts import GiftRequest, GiftService
+from accounting.holds import release_due
+from accounting.ledger import in_transaction
+from accounting.payout_methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts import PayoutAction, PayoutRequest, PayoutService
+from accounting.posting_rules import CoinRates, PayoutPhase
+from accounting.purchases import PurchaseRequest, PurchaseService
+from accounting.streams import live_stream_of, start_stream
+from accounting.tables import StreamRow
+
+FINANCE = "user:fiona"
+
+
+@dataclass(frozen=True)
+class ReadyCreator:
+    creator_id: str
+    secret: str
+    method_id: int
+
+    def code(self) -> str:
+        return pyotp.TOTP(self.secret).now()
+
+    def request(self, key: str, diamonds: int, **overrides: object) -> PayoutRequest:
+        fields: dict[str, object] = {
+            "creator_id": self.creator_id,
+            "idempotency_key": key,
+            "diamonds": diamonds,
+            "method_id": self.method_id,
+            "totp_code": self.code(),
+        }
+        fields.update(overrides)
+        return PayoutRequest(**fields)  # type: ignore[arg-type]
+
+
+async def earn(
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+    creator_id: str,
+    galaxies: int,
+    *,
+    viewer: str = "ana",
+    rates: CoinRates | None = None,
+    release: bool = True,
+) -> None:
+    """The viewer buys 7,000 coins and sends ``galaxies`` Galaxies (1,000 coins each) to the
+    creator's stream; the hold is zero and, unless ``release`` is false, released at once:
+    1,000 diamonds a Galaxy."""
+    bought = await purchases.purchase_coins(
+        PurchaseRequest(
+            viewer,
+            f"{viewer}-buys-for-{creator_id}-{galaxies}",
+            "USD",
+            "web",
+            "card",
+            "tok_success",
+            package_code="coins_7000",
+        )
+    )
+    assert bought.purchase.status == "completed"
+    gifts = GiftService(sessions, functional_currency="USD", hold=timedelta(0), rates=rates)
+
+    async def live(session: AsyncSession) -> StreamRow:
+        found = await live_stream_of(session, creator_id)
+        return found or await start_stream(session, creator_id, "Payday")
+
+    stream = await in_transaction(sessions, live)
+    await gifts.send_gift(
+        GiftRequest(
+            viewer, f"{viewer}-galaxy-{creator_id}-{galaxies}", stream.id, "galaxy", galaxies
+        )
+    )
+    if release:
+        await release_due(sessions, creator_id=creator_id)
+
+
+async def make_ready(sessions: async_sessionmaker[AsyncSession], creator_id: str) -> ReadyCreator:
+    """KYC verified by an admin, a confirmed TOTP factor, a bank account."""
+    await in_transaction(
+        sessions,
+        lambda s: standing.set_kyc_verified(
+            s, creator_id, verified=True, reason="passport checked", actor="user:adam"
+        ),
+    )
+    uri = await in_transaction(sessions, lambda s: second_factor.enrol(s, creator_id))
+    secret = pyotp.parse_uri(uri).secret
+    await in_transaction(
+        sessions, lambda s: second_factor.confirm(s, creator_id, pyotp.TOTP(secret).now())
+    )
+    method = await in_transaction(
+        sessions,
+        lambda s: payout_methods.register(
+            s,
+            creator_id,
+            PayoutMethodDetails(
+                PayoutMethodKind.BANK_ACCOUNT,
+                f"{creator_id.title()} Example",
+                account_number="000123456789",
+                routing_number="021000021",
+            ),
+        ),
+    )
+    return ReadyCreator(creator_id, secret, method.id)
+
+
+def action(
+    payout_id: int, phase: PayoutPhase, key: str, reason: str = "", actor: str = FINANCE
+) -> PayoutAction:
+    return PayoutAction(payout_id, phase, actor, key, reason=reason)
+
+
+async def advance(
+    payouts: PayoutService, payout_id: int, phase: PayoutPhase, reason: str = ""
+) -> str:
+    result = await payouts.advance(action(payout_id, phase, f"fin-{payout_id}-{phase}", reason))
+    return result.payout.status
+
+
+async def check_books(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session, session.begin():
+        report = await integrity.check_integrity(session)
+    assert report.violations == []
