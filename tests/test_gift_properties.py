@@ -49,11 +49,12 @@ from accounting.balances import account_balance
 from accounting.errors import (
     IdempotencyKeyReused,
     InsufficientCoins,
+    LedgerError,
     SelfGift,
     StreamNotLive,
 )
 from accounting.fees import CHANNEL_PROVIDERS
-from accounting.gifts import FeatureRequest, GiftRequest, GiftService
+from accounting.gifts import FeatureRequest, GiftRequest, GiftResult, GiftService
 from accounting.holds import release_due
 from accounting.integrity import check_integrity
 from accounting.ledger import in_transaction
@@ -406,26 +407,81 @@ class GiftMachine(RuleBasedStateMachine):
         quantity = data.draw(st.one_of(st.integers(1, min(most, 5)), st.just(most)))
         self._send(sender, creator, gift, quantity, card, hold)
 
+    @rule(
+        gifts=st.lists(
+            st.tuples(
+                st.sampled_from(VIEWERS),
+                st.sampled_from(CREATORS),
+                st.sampled_from(sorted(GIFT_PRICES)),
+                st.integers(1, 40),
+            ),
+            min_size=2,
+            max_size=8,
+        ),
+        card=st.sampled_from(sorted(RATE_CARDS)),
+        hold=st.sampled_from(sorted(HOLDS)),
+    )
+    def send_a_burst_of_gifts(
+        self, gifts: list[tuple[str, str, str, int]], card: str, hold: str
+    ) -> None:
+        """Several gifts at once through one service: they share a batch, and each must come
+        out exactly as if they had been sent one after another in the order they were sent
+        (a sender's later gift sees what the earlier ones spent)."""
+        requests = [
+            GiftRequest(sender, self.key(), self.streams[creator], gift, quantity)
+            for sender, creator, gift, quantity in gifts
+        ]
+        service = self.services[(card, hold)]
+        batches_before = service.batches.batches_written
+
+        async def burst() -> list[GiftResult | BaseException]:
+            return await asyncio.gather(
+                *(service.send_gift(request) for request in requests), return_exceptions=True
+            )
+
+        outcomes = self.run(burst())
+        assert service.batches.batches_written == batches_before + 1
+        for (_, creator, _, _), request, outcome in zip(gifts, requests, outcomes, strict=True):
+            self._expect(request, creator, card, hold, outcome)
+        self.saw("burst of gifts in one batch")
+
     def _send(
         self, sender: str, creator: str, gift: str, quantity: int, card: str, hold: str
     ) -> None:
-        held = self.model.coins[sender]
         request = GiftRequest(sender, self.key(), self.streams[creator], gift, quantity)
         service = self.services[(card, hold)]
-        coins = GIFT_PRICES[gift] * quantity
         try:
-            result = self.run(service.send_gift(request))
-        except SelfGift:
+            outcome: GiftResult | BaseException = self.run(service.send_gift(request))
+        except LedgerError as refused:
+            outcome = refused
+        self._expect(request, creator, card, hold, outcome)
+
+    def _expect(
+        self,
+        request: GiftRequest,
+        creator: str,
+        card: str,
+        hold: str,
+        outcome: GiftResult | BaseException,
+    ) -> None:
+        """Check one gift's outcome against the model, and apply it to the model."""
+        sender, gift, quantity = request.sender_id, request.gift_code, request.quantity
+        held = self.model.coins[sender]
+        coins = GIFT_PRICES[gift] * quantity
+        if isinstance(outcome, SelfGift):
             self.saw("gift refused: to oneself")
             assert sender == creator
             return
-        except InsufficientCoins as refused:
+        if isinstance(outcome, InsufficientCoins):
+            refused = outcome
             self.saw("gift refused: insufficient coins")
             assert sender != creator
             assert coins > held
             assert refused.facts == {"held": held, "needed": coins}
             assert refused.code == "INSUFFICIENT_COINS"
             return
+        assert isinstance(outcome, GiftResult), outcome
+        result = outcome
         assert sender != creator and coins <= held, (sender, creator, held)
         rates = RATE_CARDS[card]
         value = self.model.spend(sender, coins)
@@ -624,6 +680,7 @@ def test_gift_books_match_the_model_after_every_step(gift_machine: type[GiftMach
         "gift sent",
         "gift refused: insufficient coins",
         "gift emptied the wallet",
+        "burst of gifts in one batch",
         "released by the job",
         "released by reading",
         "feature unlocked",
