@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart
@@ -55,20 +55,48 @@ async def account_balance(
     return AccountBalance(code, account.commodity, balance * account.normal_sign, count)
 
 
+_BALANCES_NOW = text(
+    "SELECT code, balance * normal_sign AS balance FROM account"
+    " WHERE code = ANY(CAST(:codes AS text[]))"
+)
+_BALANCES_AS_OF = text(
+    "SELECT a.code, coalesce(p.balance_after, 0) * a.normal_sign AS balance"
+    "  FROM account a"
+    "  LEFT JOIN LATERAL (SELECT balance_after FROM posting"
+    "                      WHERE account_id = a.id AND posted_at <= :as_of"
+    "                      ORDER BY posted_at DESC, account_seq DESC LIMIT 1) p ON true"
+    " WHERE a.code = ANY(CAST(:codes AS text[]))"
+)
+
+
+async def balances_of(
+    session: AsyncSession, codes: list[str], as_of: datetime | None = None
+) -> dict[str, int]:
+    """The balances of accounts ``codes`` in their natural reading, now or as of ``as_of``, in
+    one statement (so from one instant); an account never opened holds zero."""
+    if as_of is None:
+        rows = await session.execute(_BALANCES_NOW, {"codes": codes})
+    else:
+        rows = await session.execute(_BALANCES_AS_OF, {"codes": codes, "as_of": as_of})
+    found = {row.code: int(row.balance) for row in rows}
+    return {code: found.get(code, 0) for code in codes}
+
+
 async def wallet(
     session: AsyncSession,
     user_id: str,
     functional_currency: str,
     as_of: datetime | None = None,
 ) -> Wallet:
-    coins = await account_balance(session, chart.user_coins(user_id).code, as_of)
-    value = await account_balance(
-        session, chart.user_coins_value(user_id, functional_currency).code, as_of
-    )
+    """A user's coins and their value, both read in one statement: never one from before a gift
+    and the other from after it."""
+    coins = chart.user_coins(user_id).code
+    value = chart.user_coins_value(user_id, functional_currency).code
+    held = await balances_of(session, [coins, value], as_of)
     return Wallet(
         user_id=user_id,
-        coins=coins.balance if coins else 0,
-        coins_value_micros=value.balance if value else 0,
+        coins=held[coins],
+        coins_value_micros=held[value],
         currency=functional_currency,
         as_of=as_of,
     )
