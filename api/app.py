@@ -32,6 +32,7 @@ from api.database import (
     libpq_url,
     payout_service,
     purchase_service,
+    read_session_factory,
     session_factory,
 )
 from api.gift_feed import FeedLimits, PostgresGiftFeed
@@ -236,6 +237,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     )
     services = Services(
         sessions=sessions,
+        reads=read_session_factory(engine),
         purchases=purchase_service(settings, sessions),
         gifts=gift_service(settings, sessions),
         payouts=payout_service(settings, sessions),

@@ -58,6 +58,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads that are one statement (so from one instant): autocommit, so such a
+    read is one round trip, without a BEGIN before it and a ROLLBACK after it."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
 def gift_service(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> GiftService:
     """Gifts and unlocks at the configured rates and hold."""
     return GiftService(

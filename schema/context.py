@@ -66,6 +66,8 @@ class GiftFeed(Protocol):
 @dataclass(frozen=True, slots=True)
 class Services:
     sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
+    """For reads that are one statement: autocommit, one round trip."""
     purchases: PurchaseService
     gifts: GiftService
     payouts: PayoutService

@@ -75,7 +75,7 @@ class WalletQueries:
         self, info: Info, user_id: str | None = None, as_of: datetime | None = None
     ) -> Wallet:
         _, wanted = readable_user(info, user_id)
-        async with info.context.services.sessions() as session:
+        async with info.context.services.reads() as session:  # one statement
             found = await balances.wallet(
                 session, wanted, info.context.services.functional_currency, as_of
             )
