@@ -25,6 +25,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
+from accounting.refunds import RefundPolicy
 from api.auth import InvalidToken, principal_from_header
 from api.database import (
     create_engine,
@@ -243,6 +244,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         payouts=payout_service(settings, sessions),
         functional_currency=settings.functional_currency,
         gift_feed=gift_feed,
+        refund_policy=RefundPolicy(window=timedelta(days=settings.refund_window_days)),
     )
     graphql = CoinbooksGraphQL(services, settings)
 

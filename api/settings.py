@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     """How long a gift's diamonds stay pending before they become available."""
     gift_batch_max: int = Field(default=256, ge=1, le=4096)
     """Most gifts written in one transaction (they are group-committed)."""
+    refund_window_days: int = Field(default=14, ge=0, le=365)
+    """How long after a purchase its coins may be refunded, if none of them was spent."""
 
     payout_minimum_minor: int = Field(default=1_000, ge=1)
     """The smallest payout, in minor units of the functional currency (1000 = $10.00)."""

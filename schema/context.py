@@ -15,6 +15,7 @@ from accounting.gift_events import GiftEvent
 from accounting.gifts import GiftService
 from accounting.payouts import PayoutService
 from accounting.purchases import PurchaseService
+from accounting.refunds import RefundPolicy
 
 
 class FeedEnd(StrEnum):
@@ -73,6 +74,7 @@ class Services:
     payouts: PayoutService
     functional_currency: str
     gift_feed: GiftFeed
+    refund_policy: RefundPolicy
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ from enum import Enum
 
 import strawberry
 
-from accounting import balances, errors, history
+from accounting import balances, errors, history, refunds
 from accounting.access import may_buy_coins, may_read_wallet
 from accounting.money import minor_to_micros
 from accounting.purchases import PurchaseRequest
@@ -183,6 +183,69 @@ class PurchaseMutations:
         )
 
 
+@strawberry.enum(description="Why a purchase may not be refunded now.")
+class RefundBlockCode(Enum):
+    NOT_COMPLETED = "NOT_COMPLETED"
+    COINS_SPENT = "COINS_SPENT"
+    WINDOW_PASSED = "WINDOW_PASSED"
+    PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+
+
+@strawberry.type(description="One reason a purchase may not be refunded now.")
+class RefundReason:
+    code: RefundBlockCode
+    message: str
+
+
+@strawberry.type(description="What refunding a purchase would move.")
+class RefundAmounts:
+    coins: BigInt = strawberry.field(description="Coins taken back, bonus coins included.")
+    cash: Money = strawberry.field(description="Returned to the payment provider.")
+    value_released: Money = strawberry.field(
+        description="The wallet's weighted-average value for those coins (deferred revenue)."
+    )
+    contra_revenue: Money = strawberry.field(
+        description="Cash paid (in the reporting currency) less the value released."
+    )
+
+
+@strawberry.type(description="Whether a purchase may be refunded now, and if not, why.")
+class RefundCheck:
+    purchase: Purchase
+    refundable: bool
+    reasons: list[RefundReason] = strawberry.field(
+        description="Every reason it may not be refunded now; empty when it may."
+    )
+    refundable_until: datetime = strawberry.field(
+        description="The end of the refund window, whatever else blocks it."
+    )
+    amounts: RefundAmounts | None = strawberry.field(
+        description="Null when the wallet no longer holds the purchase's coins."
+    )
+
+
+def refund_check_of(check: refunds.RefundCheck) -> RefundCheck:
+    amounts = check.amounts
+    return RefundCheck(
+        purchase=purchase_of(check.purchase),
+        refundable=check.refundable,
+        reasons=[
+            RefundReason(code=RefundBlockCode(r.code.value), message=r.message)
+            for r in check.reasons
+        ],
+        refundable_until=check.refundable_until,
+        amounts=None
+        if amounts is None
+        else RefundAmounts(
+            coins=BigInt(amounts.coins),
+            cash=Money.of(amounts.cash_micros, amounts.currency),
+            value_released=Money.of(amounts.value_released_micros, amounts.functional_currency),
+            contra_revenue=Money.of(amounts.contra_revenue_micros, amounts.functional_currency),
+        ),
+    )
+
+
 @strawberry.type
 class PurchaseQueries:
     @strawberry.field(description="Purchases, newest first (yours when userId is omitted).")
@@ -203,16 +266,42 @@ class PurchaseQueries:
     @strawberry.field(description="One purchase: your own, or anyone's for support and finance.")
     async def purchase(self, info: Info, id: strawberry.ID) -> Purchase:
         principal = require_principal(info)
-        try:
-            purchase_id = int(id)
-        except ValueError:
-            raise ClientError(NOT_FOUND, f"No purchase {id}") from None
-        if not 1 <= purchase_id <= MAX_BIG_INT:  # no such id fits a bigint column
-            raise ClientError(NOT_FOUND, f"No purchase {id}")
         async with info.context.services.sessions() as session:
-            row = await session.get(PurchaseRow, purchase_id)
+            row = await session.get(PurchaseRow, purchase_id_of(id))
         if row is None:
             raise ClientError(NOT_FOUND, f"No purchase {id}")
         if not may_read_wallet(principal, row.user_id):
             raise forbidden("see another user's purchase")
         return purchase_of(row)
+
+    @strawberry.field(
+        description="Whether a purchase may be refunded now, every reason if not, and what a "
+        "refund would move: your own purchase, or anyone's for support and finance. Read-only."
+    )
+    async def refund_check(self, info: Info, purchase_id: strawberry.ID) -> RefundCheck:
+        principal = require_principal(info)
+        services = info.context.services
+        async with services.sessions() as session, session.begin():
+            row = await session.get(PurchaseRow, purchase_id_of(purchase_id))
+            if row is None:
+                raise ClientError(NOT_FOUND, f"No purchase {purchase_id}")
+            if not may_read_wallet(principal, row.user_id):
+                raise forbidden("check another user's purchase for a refund")
+            check = await refunds.check_refund(
+                session,
+                row.id,
+                policy=services.refund_policy,
+                functional_currency=services.functional_currency,
+            )
+        return refund_check_of(check)
+
+
+def purchase_id_of(id: strawberry.ID) -> int:
+    """The purchase an ID names: ``NOT_FOUND`` when it cannot name one."""
+    try:
+        purchase_id = int(id)
+    except ValueError:
+        raise ClientError(NOT_FOUND, f"No purchase {id}") from None
+    if not 1 <= purchase_id <= MAX_BIG_INT:  # no such id fits a bigint column
+        raise ClientError(NOT_FOUND, f"No purchase {id}")
+    return purchase_id

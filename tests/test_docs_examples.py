@@ -11,11 +11,11 @@ An example in the guide is a marker line naming the caller, then three fenced bl
 Normalisation, applied to both the documented and the real reply before comparing: values that
 the server's clock or the payment provider choose are replaced by a placeholder, provided they
 have the expected form. That is the fields ``createdAt``, ``settledAt``, ``postedAt``,
-``checkedAt``, ``asOf``, ``startedAt``, ``endedAt``, ``releaseAt``, ``updatedAt``, ``changedAt``
-and ``start`` (an earnings bucket's) when they hold an ISO 8601 instant with an offset, and
-``providerReference`` (a sandbox reference ``sbx_<provider>_<hex>``). Nulls stay null, and
-everything else (ids, cursors, amounts, messages, error locations) is compared exactly: ids come
-from sequences, which a fresh database and a fixed order make deterministic.
+``checkedAt``, ``asOf``, ``startedAt``, ``endedAt``, ``releaseAt``, ``updatedAt``, ``changedAt``,
+``refundableUntil`` and ``start`` (an earnings bucket's) when they hold an ISO 8601 instant
+with an offset, and ``providerReference`` (a sandbox reference ``sbx_<provider>_<hex>``). Nulls
+stay null, and everything else (ids, cursors, amounts, messages, error locations) is compared
+exactly: ids come from sequences, which a fresh database and a fixed order make deterministic.
 
 A second factor's secret is random and its codes change every 30 seconds, so the guide cannot
 hold them: a ``provisioningUri`` in a reply (``otpauth://totp/Coinbooks:<user>?secret=...``) is
@@ -68,6 +68,7 @@ CLOCK_FIELDS = frozenset(
         "releaseAt",
         "updatedAt",
         "changedAt",
+        "refundableUntil",
         "start",
     }
 )

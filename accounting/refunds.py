@@ -1,0 +1,159 @@
+"""Whether a purchase may be refunded now, and if not, every reason why (DESIGN.md: Refund
+check). Read-only: it posts nothing.
+
+Coins are not refundable, by policy, except within a window after the purchase while the
+buyer still holds every coin it granted; app-store purchases are refunded by the store, never
+by us; a frozen account is refunded by nobody until support lifts the freeze.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounting import balances, chart, standing
+from accounting.errors import PurchaseNotFound
+from accounting.money import minor_to_micros
+from accounting.posting_rules import release_value
+from accounting.tables import AccountRow, PostingRow, PurchaseRow
+
+DEFAULT_REFUND_WINDOW = timedelta(days=14)
+REFUNDING_PROVIDERS = frozenset({"card", "paypal", "mobile_wallet"})
+"""Providers we refund through; Apple and Google refund their purchases themselves."""
+
+
+class RefundBlock(StrEnum):
+    NOT_COMPLETED = "NOT_COMPLETED"
+    COINS_SPENT = "COINS_SPENT"
+    WINDOW_PASSED = "WINDOW_PASSED"
+    PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPolicy:
+    window: timedelta = DEFAULT_REFUND_WINDOW
+    providers: frozenset[str] = field(default_factory=lambda: REFUNDING_PROVIDERS)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundReason:
+    code: RefundBlock
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAmounts:
+    """What a refund would move (DESIGN.md: Refund)."""
+
+    coins: int
+    """The purchase's coins, bonus included, back from the wallet."""
+    cash_micros: int
+    """The price, back to the provider, in the purchase's currency."""
+    currency: str
+    value_released_micros: int
+    """The wallet's weighted-average value for those coins, in the functional currency."""
+    contra_revenue_micros: int
+    """What was paid (in the functional currency) less the value released: refunds' contra
+    revenue (negative when the wallet's average is above what this purchase cost)."""
+    functional_currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundCheck:
+    purchase: PurchaseRow
+    reasons: tuple[RefundReason, ...]
+    refundable_until: datetime
+    amounts: RefundAmounts | None
+    """``None`` when the wallet no longer holds the purchase's coins (nothing to take back)."""
+
+    @property
+    def refundable(self) -> bool:
+        return not self.reasons
+
+
+async def check_refund(
+    session: AsyncSession,
+    purchase_id: int,
+    *,
+    policy: RefundPolicy,
+    functional_currency: str,
+) -> RefundCheck:
+    """Every reason purchase ``purchase_id`` may not be refunded now, and what a refund would
+    move; reads only, in one transaction's snapshot if the caller holds one."""
+    purchase = await session.get(PurchaseRow, purchase_id)
+    if purchase is None:
+        raise PurchaseNotFound(f"No purchase {purchase_id}", field="purchaseId")
+    now = await session.scalar(select(func.now()))
+    assert now is not None
+    refundable_until = purchase.created_at + policy.window
+    reasons: list[RefundReason] = []
+    if purchase.status != "completed":
+        reasons.append(
+            RefundReason(
+                RefundBlock.NOT_COMPLETED,
+                f"The purchase is {purchase.status}: it granted no coins to refund",
+            )
+        )
+    if now > refundable_until:
+        reasons.append(
+            RefundReason(
+                RefundBlock.WINDOW_PASSED,
+                f"Coins are refundable for {policy.window.days} days after purchase, until "
+                f"{refundable_until.isoformat()}",
+            )
+        )
+    if purchase.provider not in policy.providers:
+        reasons.append(
+            RefundReason(
+                RefundBlock.PROVIDER_DOES_NOT_REFUND,
+                f"Purchases through {purchase.provider} are refunded by the store, not by us",
+            )
+        )
+    if await standing.is_frozen(session, purchase.user_id):
+        reasons.append(
+            RefundReason(RefundBlock.ACCOUNT_FROZEN, f"Account {purchase.user_id} is frozen")
+        )
+
+    amounts = None
+    coins = purchase.coins + purchase.bonus_coins
+    if purchase.status == "completed":
+        held = await balances.wallet(session, purchase.user_id, functional_currency)
+        if held.coins < coins:
+            reasons.append(
+                RefundReason(
+                    RefundBlock.COINS_SPENT,
+                    f"The purchase granted {coins:,} coins; the wallet holds {held.coins:,}",
+                )
+            )
+        else:
+            released = release_value(held.coins_value_micros, held.coins, coins)
+            paid = await _value_paid(session, purchase, functional_currency)
+            amounts = RefundAmounts(
+                coins=coins,
+                cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
+                currency=purchase.currency,
+                value_released_micros=released,
+                contra_revenue_micros=paid - released,
+                functional_currency=functional_currency,
+            )
+    return RefundCheck(purchase, tuple(reasons), refundable_until, amounts)
+
+
+async def _value_paid(
+    session: AsyncSession, purchase: PurchaseRow, functional_currency: str
+) -> int:
+    """What the purchase put on the wallet's deferred value, as its entry posted it."""
+    credited = await session.scalar(
+        select(PostingRow.amount)
+        .join(AccountRow, AccountRow.id == PostingRow.account_id)
+        .where(
+            PostingRow.entry_id == purchase.entry_id,
+            AccountRow.code == chart.user_coins_value(purchase.user_id, functional_currency).code,
+        )
+    )
+    return -int(credited or 0)
