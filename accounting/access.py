@@ -109,3 +109,8 @@ def may_verify_identity(principal: Principal) -> bool:
 
 def may_read_audit_log(principal: Principal) -> bool:
     return principal.has(Role.FINANCE, Role.ADMIN)
+
+
+def may_refund(principal: Principal) -> bool:
+    """Refunding a purchase: support only."""
+    return principal.has(Role.SUPPORT)

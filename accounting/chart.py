@@ -141,6 +141,17 @@ def revenue(stream: str, functional_currency: str) -> AccountSpec:
     )
 
 
+@cache_spec
+def refunds_contra_revenue(functional_currency: str) -> AccountSpec:
+    """Refunded cash above the deferred value the refund released (contra revenue)."""
+    return AccountSpec(
+        "platform:contra_revenue:refunds",
+        fiat(functional_currency).code,
+        AccountType.REVENUE,
+        contra=True,
+    )
+
+
 CREATOR_DIAMOND_STATES = ("pending", "available", "reserved")
 
 

@@ -97,6 +97,12 @@ class PurchaseNotFound(LedgerError):
     code = "PURCHASE_NOT_FOUND"
 
 
+class RefundNotAllowed(LedgerError):
+    """The refund check said no; ``reasons`` holds every code it gave."""
+
+    code = "REFUND_NOT_ALLOWED"
+
+
 class AccountFrozen(LedgerError):
     code = "ACCOUNT_FROZEN"
 

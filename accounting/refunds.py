@@ -1,5 +1,5 @@
-"""Whether a purchase may be refunded now, and if not, every reason why (DESIGN.md: Refund
-check). Read-only: it posts nothing.
+"""Refunds: whether a purchase may be refunded now, and if not, every reason why (the refund
+check, read-only), and the refund itself, at most once per purchase (DESIGN.md: Refund).
 
 Coins are not refundable, by policy, except within a window after the purchase while the
 buyer still holds every coin it granted; app-store purchases are refunded by the store, never
@@ -13,13 +13,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import balances, chart, standing
-from accounting.errors import PurchaseNotFound
+from accounting import balances, chart, idempotency, standing
+from accounting.errors import (
+    IdempotencyKeyReused,
+    InvalidReason,
+    PurchaseNotFound,
+    RefundNotAllowed,
+)
+from accounting.ledger import in_transaction, lock_accounts, post_entry
 from accounting.money import minor_to_micros
-from accounting.posting_rules import release_value
-from accounting.tables import AccountRow, PostingRow, PurchaseRow
+from accounting.posting_rules import RefundFacts, refund_entry, release_value
+from accounting.tables import AccountRow, PostingRow, PurchaseRow, RefundRow
 
 DEFAULT_REFUND_WINDOW = timedelta(days=14)
 REFUNDING_PROVIDERS = frozenset({"card", "paypal", "mobile_wallet"})
@@ -28,6 +34,7 @@ REFUNDING_PROVIDERS = frozenset({"card", "paypal", "mobile_wallet"})
 
 class RefundBlock(StrEnum):
     NOT_COMPLETED = "NOT_COMPLETED"
+    ALREADY_REFUNDED = "ALREADY_REFUNDED"
     COINS_SPENT = "COINS_SPENT"
     WINDOW_PASSED = "WINDOW_PASSED"
     PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
@@ -61,6 +68,8 @@ class RefundAmounts:
     """What was paid (in the functional currency) less the value released: refunds' contra
     revenue (negative when the wallet's average is above what this purchase cost)."""
     functional_currency: str
+    value_paid_micros: int
+    """What the purchase put into deferred value, in the functional currency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,13 @@ async def check_refund(
                 f"The purchase is {purchase.status}: it granted no coins to refund",
             )
         )
+    refunded = await session.scalar(
+        select(RefundRow.id).where(RefundRow.purchase_id == purchase.id)
+    )
+    if refunded is not None:
+        reasons.append(
+            RefundReason(RefundBlock.ALREADY_REFUNDED, f"The purchase was refunded ({refunded})")
+        )
     if now > refundable_until:
         reasons.append(
             RefundReason(
@@ -121,7 +137,7 @@ async def check_refund(
 
     amounts = None
     coins = purchase.coins + purchase.bonus_coins
-    if purchase.status == "completed":
+    if purchase.status == "completed" and refunded is None:
         held = await balances.wallet(session, purchase.user_id, functional_currency)
         if held.coins < coins:
             reasons.append(
@@ -134,6 +150,7 @@ async def check_refund(
             released = release_value(held.coins_value_micros, held.coins, coins)
             paid = await _value_paid(session, purchase, functional_currency)
             amounts = RefundAmounts(
+                value_paid_micros=paid,
                 coins=coins,
                 cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
                 currency=purchase.currency,
@@ -157,3 +174,111 @@ async def _value_paid(
         )
     )
     return -int(credited or 0)
+
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    purchase_id: int
+    idempotency_key: str
+    actor: str
+    """Who refunds (``user:<id>`` of a support person): recorded, with ``reason``."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    refund: RefundRow
+    purchase: PurchaseRow
+    replayed: bool
+
+
+async def refund_purchase(
+    sessions: async_sessionmaker[AsyncSession],
+    request: RefundRequest,
+    *,
+    policy: RefundPolicy,
+    functional_currency: str,
+) -> RefundResult:
+    """Refund a purchase, if the refund check says it may be, in one transaction: the purchase
+    is locked (two refunds of it queue, and the second finds the first), then the wallet, so
+    the check and the entry see the same coins. The same idempotency key again gives back the
+    first refund and posts nothing; with another purchase it is refused."""
+    idempotency.check_key(request.idempotency_key)
+    reason = request.reason.strip()
+    if not 1 <= len(reason) <= MAX_REASON:
+        raise InvalidReason(f"A reason is 1-{MAX_REASON} characters", field="reason")
+
+    async def refund(session: AsyncSession) -> RefundResult:
+        existing = await session.scalar(
+            select(RefundRow).where(
+                RefundRow.actor == request.actor,
+                RefundRow.idempotency_key == request.idempotency_key,
+            )
+        )
+        if existing is not None:
+            if existing.purchase_id != request.purchase_id:
+                raise IdempotencyKeyReused(
+                    "This idempotency key was used to refund another purchase",
+                    field="idempotencyKey",
+                )
+            purchase = await session.get(PurchaseRow, existing.purchase_id)
+            assert purchase is not None
+            return RefundResult(existing, purchase, replayed=True)
+        purchase = await session.get(PurchaseRow, request.purchase_id, with_for_update=True)
+        if purchase is None:
+            raise PurchaseNotFound(f"No purchase {request.purchase_id}", field="purchaseId")
+        await lock_accounts(
+            session,
+            (
+                chart.user_coins(purchase.user_id),
+                chart.user_coins_value(purchase.user_id, functional_currency),
+            ),
+        )
+        check = await check_refund(
+            session, purchase.id, policy=policy, functional_currency=functional_currency
+        )
+        if not check.refundable or check.amounts is None:
+            raise RefundNotAllowed(
+                "; ".join(reason.message for reason in check.reasons),
+                field="purchaseId",
+                reasons=[str(reason.code) for reason in check.reasons],
+            )
+        amounts = check.amounts
+        posted = await post_entry(
+            session,
+            refund_entry(
+                RefundFacts(
+                    purchase_id=purchase.id,
+                    user_id=purchase.user_id,
+                    provider=purchase.provider,
+                    currency=purchase.currency,
+                    coins=amounts.coins,
+                    cash_micros=amounts.cash_micros,
+                    value_paid_micros=amounts.value_paid_micros,
+                    value_released_micros=amounts.value_released_micros,
+                    functional_currency=functional_currency,
+                ),
+                actor=request.actor,
+                reason=reason,
+            ),
+        )
+        row = RefundRow(
+            purchase_id=purchase.id,
+            entry_id=posted.id,
+            actor=request.actor,
+            idempotency_key=request.idempotency_key,
+            reason=reason,
+            coins=amounts.coins,
+            cash_minor=purchase.price_minor,
+            value_released_micros=amounts.value_released_micros,
+            contra_revenue_micros=amounts.contra_revenue_micros,
+            created_at=posted.posted_at,
+        )
+        session.add(row)
+        await session.flush()
+        return RefundResult(row, purchase, replayed=False)
+
+    return await in_transaction(sessions, refund)

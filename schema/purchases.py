@@ -8,13 +8,13 @@ from enum import Enum
 import strawberry
 
 from accounting import balances, errors, history, refunds
-from accounting.access import may_buy_coins, may_read_wallet
+from accounting.access import may_buy_coins, may_read_wallet, may_refund
 from accounting.money import minor_to_micros
 from accounting.purchases import PurchaseRequest
-from accounting.tables import PurchaseRow
+from accounting.tables import PurchaseRow, RefundRow
 from schema.context import Info
 from schema.enums import Channel, PaymentProvider, PurchaseStatus
-from schema.errors import NOT_FOUND, ClientError, forbidden, require_principal
+from schema.errors import NOT_FOUND, ClientError, forbidden, payload_code, require_principal
 from schema.pagination import Connection, check_first, connection, decode_cursor
 from schema.scalars import MAX_BIG_INT, BigInt, Money
 from schema.wallet import Wallet, readable_user, wallet_of
@@ -139,8 +139,116 @@ class PurchaseCoinsInput:
     )
 
 
+@strawberry.enum
+class RefundPurchaseErrorCode(Enum):
+    PURCHASE_NOT_FOUND = "PURCHASE_NOT_FOUND"
+    REFUND_NOT_ALLOWED = "REFUND_NOT_ALLOWED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
+    INVALID_REASON = "INVALID_REASON"
+
+
+_REFUND_CODES: dict[type[errors.LedgerError], RefundPurchaseErrorCode] = {
+    errors.PurchaseNotFound: RefundPurchaseErrorCode.PURCHASE_NOT_FOUND,
+    errors.RefundNotAllowed: RefundPurchaseErrorCode.REFUND_NOT_ALLOWED,
+    errors.IdempotencyKeyReused: RefundPurchaseErrorCode.IDEMPOTENCY_KEY_REUSED,
+    errors.InvalidIdempotencyKey: RefundPurchaseErrorCode.INVALID_IDEMPOTENCY_KEY,
+    errors.InvalidReason: RefundPurchaseErrorCode.INVALID_REASON,
+}
+
+
+@strawberry.type
+class RefundPurchaseError:
+    code: RefundPurchaseErrorCode
+    message: str
+    field: str | None
+    reasons: list[RefundBlockCode] = strawberry.field(
+        description="With REFUND_NOT_ALLOWED: every reason the refund check gave."
+    )
+
+
+@strawberry.type(description="A refunded purchase: who refunded it, why, and what moved.")
+class Refund:
+    id: strawberry.ID
+    purchase_id: strawberry.ID
+    entry_id: strawberry.ID = strawberry.field(description="The journal entry of the refund.")
+    coins: BigInt
+    cash: Money = strawberry.field(description="Returned to the payment provider.")
+    value_released: Money
+    contra_revenue: Money
+    refunded_by: str
+    reason: str
+    created_at: datetime
+
+
+@strawberry.type
+class RefundPurchasePayload:
+    refund: Refund | None
+    purchase: Purchase | None
+    replayed: bool = strawberry.field(
+        description="True when this idempotency key was seen before: nothing new happened."
+    )
+    errors: list[RefundPurchaseError]
+
+
+@strawberry.input
+class RefundPurchaseInput:
+    purchase_id: strawberry.ID
+    idempotency_key: str = strawberry.field(
+        description="8-128 printable characters, unique per refund (a UUID)."
+    )
+    reason: str = strawberry.field(description="Why, for the record: 1-500 characters.")
+
+
 @strawberry.type
 class PurchaseMutations:
+    @strawberry.mutation(
+        description="Refund a purchase (support role), when the refund check says it may be: "
+        "its coins back, the cash back to the provider. At most once per purchase."
+    )
+    async def refund_purchase(
+        self, info: Info, input: RefundPurchaseInput
+    ) -> RefundPurchasePayload:
+        principal = require_principal(info)
+        if not may_refund(principal):
+            raise forbidden("refund purchases without the support role")
+        services = info.context.services
+        try:
+            result = await refunds.refund_purchase(
+                services.sessions,
+                refunds.RefundRequest(
+                    purchase_id=purchase_id_of(input.purchase_id),
+                    idempotency_key=input.idempotency_key,
+                    actor=principal.actor,
+                    reason=input.reason,
+                ),
+                policy=services.refund_policy,
+                functional_currency=services.functional_currency,
+            )
+        except errors.LedgerError as error:
+            reasons = (
+                error.facts.get("reasons", []) if isinstance(error, errors.RefundNotAllowed) else []
+            )
+            return RefundPurchasePayload(
+                refund=None,
+                purchase=None,
+                replayed=False,
+                errors=[
+                    RefundPurchaseError(
+                        code=payload_code(error, _REFUND_CODES),
+                        message=error.message,
+                        field=error.field,
+                        reasons=[RefundBlockCode(code) for code in reasons],
+                    )
+                ],
+            )
+        return RefundPurchasePayload(
+            refund=refund_of(result.refund, result.purchase, services.functional_currency),
+            purchase=purchase_of(result.purchase),
+            replayed=result.replayed,
+            errors=[],
+        )
+
     @strawberry.mutation(description="Buy coins with a package or a custom amount.")
     async def purchase_coins(self, info: Info, input: PurchaseCoinsInput) -> PurchaseCoinsPayload:
         principal = require_principal(info)
@@ -186,6 +294,7 @@ class PurchaseMutations:
 @strawberry.enum(description="Why a purchase may not be refunded now.")
 class RefundBlockCode(Enum):
     NOT_COMPLETED = "NOT_COMPLETED"
+    ALREADY_REFUNDED = "ALREADY_REFUNDED"
     COINS_SPENT = "COINS_SPENT"
     WINDOW_PASSED = "WINDOW_PASSED"
     PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
@@ -294,6 +403,21 @@ class PurchaseQueries:
                 functional_currency=services.functional_currency,
             )
         return refund_check_of(check)
+
+
+def refund_of(row: RefundRow, purchase: PurchaseRow, functional_currency: str) -> Refund:
+    return Refund(
+        id=strawberry.ID(str(row.id)),
+        purchase_id=strawberry.ID(str(row.purchase_id)),
+        entry_id=strawberry.ID(str(row.entry_id)),
+        coins=BigInt(row.coins),
+        cash=Money.of(minor_to_micros(row.cash_minor, purchase.currency), purchase.currency),
+        value_released=Money.of(row.value_released_micros, functional_currency),
+        contra_revenue=Money.of(row.contra_revenue_micros, functional_currency),
+        refunded_by=row.actor,
+        reason=row.reason,
+        created_at=row.created_at,
+    )
 
 
 def purchase_id_of(id: strawberry.ID) -> int:

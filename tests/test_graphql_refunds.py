@@ -210,3 +210,199 @@ async def test_support_checks_anyone_and_a_viewer_only_their_own(gql: GraphQLCli
 async def test_an_unknown_purchase_is_not_found(gql: GraphQLClient, purchase_id: str) -> None:
     reply = await gql(REFUND_CHECK, {"id": purchase_id}, user="ana")
     assert [e["extensions"]["code"] for e in reply["errors"]] == ["NOT_FOUND"]
+
+
+REFUND = """
+mutation Refund($input: RefundPurchaseInput!) {
+  refundPurchase(input: $input) {
+    refund { id purchaseId coins cash { amount currency } valueReleased { amount currency }
+             contraRevenue { amount currency } refundedBy reason }
+    purchase { id status }
+    replayed
+    errors { code message field reasons }
+  }
+}
+"""
+WALLET = "{ wallet { coins coinsValue { amount currency } } }"
+
+
+async def refund(
+    gql: GraphQLClient, purchase_id: str, refund_key: str | None = None, reason: str = "asked"
+) -> dict[str, Any]:
+    reply = await gql(
+        REFUND,
+        {"input": {"purchaseId": purchase_id, "idempotencyKey": refund_key or key(),
+                   "reason": reason}},
+        user="sam",
+        roles=("support",),
+    )  # fmt: skip
+    assert "errors" not in reply, reply
+    payload: dict[str, Any] = reply["data"]["refundPurchase"]
+    return payload
+
+
+async def books(gql: GraphQLClient) -> dict[str, Any]:
+    found: dict[str, Any] = (await gql(BOOKS, user="fin", roles=("finance",)))["data"][
+        "integrityReport"
+    ]
+    return found
+
+
+async def test_support_refunds_an_unspent_purchase_and_the_wallet_is_empty_again(
+    gql: GraphQLClient,
+) -> None:
+    """Ana buys 350 coins for $4.99 by card and asks for her money back: Sam in support
+    refunds it. The coins leave her wallet, so does their $4.99 of deferred value, and the
+    $4.99 goes back to the card: no contra revenue. The books still check out."""
+    purchase = await buy(gql)
+    done = await refund(gql, purchase, reason="bought by mistake")
+    assert done["errors"] == [] and done["replayed"] is False
+    assert done["refund"]["purchaseId"] == purchase
+    assert (done["refund"]["coins"], done["refund"]["cash"]) == (
+        "350",
+        {"amount": "4.99", "currency": "USD"},
+    )
+    assert done["refund"]["valueReleased"] == {"amount": "4.99", "currency": "USD"}
+    assert done["refund"]["contraRevenue"] == {"amount": "0.00", "currency": "USD"}
+    assert (done["refund"]["refundedBy"], done["refund"]["reason"]) == (
+        "user:sam",
+        "bought by mistake",
+    )
+    wallet = (await gql(WALLET, user="ana"))["data"]["wallet"]
+    assert wallet == {"coins": "0", "coinsValue": {"amount": "0.00", "currency": "USD"}}
+    report = await books(gql)
+    assert report["ok"] is True and report["entries"] == "2"
+    found = await check(gql, purchase)
+    assert codes(found) == ["ALREADY_REFUNDED"] and found["amounts"] is None
+
+
+async def test_a_refund_of_one_of_two_purchases_books_the_difference_as_contra_revenue(
+    gql: GraphQLClient,
+) -> None:
+    first = await buy(gql)
+    await buy(gql, packageCode="coins_17500")
+    done = await refund(gql, first)
+    assert done["errors"] == []
+    released = float(done["refund"]["valueReleased"]["amount"])
+    contra = float(done["refund"]["contraRevenue"]["amount"])
+    assert 0 < released < 4.99 and round(released + contra, 6) == 4.99
+    wallet = (await gql(WALLET, user="ana"))["data"]["wallet"]
+    assert wallet["coins"] == str(17_500 + 875)
+    assert (await books(gql))["ok"] is True
+
+
+async def test_the_same_key_gives_back_the_first_refund_and_another_key_is_refused(
+    gql: GraphQLClient,
+) -> None:
+    purchase = await buy(gql)
+    first = await refund(gql, purchase, refund_key="refund-key-0001")
+    again = await refund(gql, purchase, refund_key="refund-key-0001")
+    assert again["replayed"] is True and again["refund"] == first["refund"]
+    other = await refund(gql, purchase, refund_key="refund-key-0002")
+    assert [(e["code"], e["reasons"]) for e in other["errors"]] == [
+        ("REFUND_NOT_ALLOWED", ["ALREADY_REFUNDED"])
+    ]
+    second_purchase = await buy(gql)
+    reused = await refund(gql, second_purchase, refund_key="refund-key-0001")
+    assert [e["code"] for e in reused["errors"]] == ["IDEMPOTENCY_KEY_REUSED"]
+    assert (await books(gql))["entries"] == "3"  # two purchases and one refund
+
+
+async def test_a_refund_the_check_refuses_posts_nothing_and_says_why(gql: GraphQLClient) -> None:
+    purchase = await buy(gql, channel="IOS", provider="APPLE")
+    before = await books(gql)
+    refused = await refund(gql, purchase)
+    assert refused["refund"] is None
+    assert [(e["code"], e["field"], e["reasons"]) for e in refused["errors"]] == [
+        ("REFUND_NOT_ALLOWED", "purchaseId", ["PROVIDER_DOES_NOT_REFUND"])
+    ]
+    assert await books(gql) == before
+
+
+@pytest.mark.parametrize(
+    ("purchase_id", "refund_key", "reason", "code"),
+    [
+        ("999999", "refund-key-0009", "asked", "PURCHASE_NOT_FOUND"),
+        (None, "short", "asked", "INVALID_IDEMPOTENCY_KEY"),
+        (None, "refund-key-0010", "   ", "INVALID_REASON"),
+        (None, "refund-key-0011", "x" * 501, "INVALID_REASON"),
+    ],
+)
+async def test_bad_input_is_a_clear_error_and_changes_nothing(
+    gql: GraphQLClient, purchase_id: str | None, refund_key: str, reason: str, code: str
+) -> None:
+    purchase = await buy(gql)
+    before = await books(gql)
+    refused = await refund(gql, purchase_id or purchase, refund_key=refund_key, reason=reason)
+    assert [e["code"] for e in refused["errors"]] == [code]
+    assert await books(gql) == before
+
+
+async def test_only_support_refunds(gql: GraphQLClient) -> None:
+    purchase = await buy(gql)
+    for user, roles in (("ana", ("viewer",)), ("fin", ("finance",)), ("root", ("admin",))):
+        reply = await gql(
+            REFUND,
+            {"input": {"purchaseId": purchase, "idempotencyKey": key(), "reason": "mine"}},
+            user=user,
+            roles=roles,
+        )
+        assert [e["extensions"]["code"] for e in reply["errors"]] == ["FORBIDDEN"]
+    assert (await check(gql, purchase))["refundable"] is True
+
+
+async def test_racing_refunds_of_one_purchase_refund_it_once(
+    gql: GraphQLClient, sessions: Any
+) -> None:
+    """Ten support people refund the same purchase at once, each with a key of their own:
+    one refund is made, the nine others are told it was already refunded."""
+    import asyncio
+
+    from accounting.errors import RefundNotAllowed
+    from accounting.refunds import RefundPolicy, RefundRequest, refund_purchase
+
+    purchase = int(await buy(gql))
+
+    async def one(n: int) -> str:
+        try:
+            await refund_purchase(
+                sessions,
+                RefundRequest(purchase, f"race-key-{n:04d}", f"user:agent{n}", "race"),
+                policy=RefundPolicy(),
+                functional_currency="USD",
+            )
+        except RefundNotAllowed as refused:
+            return ",".join(refused.facts["reasons"])
+        return "refunded"
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(10)))
+    assert sorted(outcomes) == ["ALREADY_REFUNDED"] * 9 + ["refunded"]
+    report = await books(gql)
+    assert report["ok"] is True and report["entries"] == "2"
+
+
+async def test_the_database_keeps_a_refund_as_it_was_made_and_one_per_purchase(
+    gql: GraphQLClient, db_url: URL
+) -> None:
+    import asyncpg
+
+    from api.database import libpq_url
+
+    purchase = await buy(gql)
+    assert (await refund(gql, purchase))["errors"] == []
+    raw = await asyncpg.connect(libpq_url(db_url))
+    try:
+        for statement in ("UPDATE refund SET reason = 'edited'", "DELETE FROM refund"):
+            with pytest.raises(asyncpg.RestrictViolationError, match="refund is append-only"):
+                await raw.execute(statement)
+        with pytest.raises(asyncpg.UniqueViolationError) as refused:
+            await raw.execute(
+                "INSERT INTO refund (purchase_id, entry_id, actor, idempotency_key, reason,"
+                " coins, cash_minor, value_released_micros, contra_revenue_micros, created_at)"
+                " SELECT purchase_id, entry_id, 'user:eve', 'another-key-01', 'twice', coins,"
+                " cash_minor, value_released_micros, contra_revenue_micros, now() FROM refund"
+            )
+        assert refused.value.constraint_name in {"uq_refund_purchase_id", "uq_refund_entry_id"}
+    finally:
+        await raw.close()
+    assert (await books(gql))["ok"] is True
