@@ -152,6 +152,43 @@ def refunds_contra_revenue(functional_currency: str) -> AccountSpec:
     )
 
 
+@cache_spec
+def chargebacks_contra_revenue(functional_currency: str) -> AccountSpec:
+    """What a chargeback took back beyond the value it released and the loss it booked: the
+    averaging difference between the purchase's own price and the wallet's (contra revenue)."""
+    return AccountSpec(
+        "platform:contra_revenue:chargebacks",
+        fiat(functional_currency).code,
+        AccountType.REVENUE,
+        contra=True,
+    )
+
+
+@cache_spec
+def user_receivable(user_id: str, functional_currency: str) -> AccountSpec:
+    """What a user owes after a chargeback on coins they had already spent."""
+    check_user_id(user_id)
+    return AccountSpec(
+        f"user:{user_id}:receivable", fiat(functional_currency).code, AccountType.ASSET
+    )
+
+
+@cache_spec
+def fraud_losses(functional_currency: str) -> AccountSpec:
+    """Charged-back value already spent, written off rather than claimed from the user."""
+    return AccountSpec(
+        "platform:expense:fraud_losses", fiat(functional_currency).code, AccountType.EXPENSE
+    )
+
+
+@cache_spec
+def dispute_fees(currency: str) -> AccountSpec:
+    """What card networks charge for a dispute, win or lose."""
+    return AccountSpec(
+        f"platform:expense:dispute_fees:{currency}", fiat(currency).code, AccountType.EXPENSE
+    )
+
+
 CREATOR_DIAMOND_STATES = ("pending", "available", "reserved")
 
 

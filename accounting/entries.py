@@ -29,6 +29,8 @@ class EntryKind(StrEnum):
     HOLD_RELEASE = "hold_release"
     REFUND = "refund"
     CHARGEBACK = "chargeback"
+    CHARGEBACK_WON = "chargeback_won"
+    DISPUTE_FEE = "dispute_fee"
     PAYOUT = "payout"
 
 

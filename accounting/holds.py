@@ -12,11 +12,12 @@ from collections import defaultdict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from accounting import chart
 from accounting.entries import Entry, EntryKind, Posting
 from accounting.ledger import in_transaction, post_entry
-from accounting.tables import GiftRow
+from accounting.tables import ChargebackClawbackRow, ChargebackRow, GiftRow
 
 MAX_BATCH = 1000
 
@@ -39,15 +40,31 @@ def release_entry(creator_id: str, gifts: list[tuple[int, int]]) -> Entry:
     )
 
 
+def diamonds_left() -> ColumnElement[int]:
+    """A gift's diamonds less those standing chargebacks clawed back from it (a chargeback
+    undone by a dispute won gives them back)."""
+    clawed = (
+        select(func.coalesce(func.sum(ChargebackClawbackRow.diamonds), 0))
+        .join(ChargebackRow, ChargebackRow.id == ChargebackClawbackRow.chargeback_id)
+        .where(ChargebackClawbackRow.gift_id == GiftRow.id, ChargebackRow.status != "won")
+        .scalar_subquery()
+    )
+    return (GiftRow.diamonds - clawed).label("diamonds_left")
+
+
 async def release_due_in(
     session: AsyncSession, *, creator_id: str | None = None, limit: int = MAX_BATCH
 ) -> int:
-    """Release what is due inside the caller's transaction; the number of gifts released."""
+    """Release what is due inside the caller's transaction; the number of gifts released. A
+    gift's diamonds that a chargeback clawed back stay out of it; a gift a chargeback took
+    every diamond from stays in its hold (a dispute won would give them back to pending)."""
+    left = diamonds_left()
     statement = (
-        select(GiftRow.id, GiftRow.creator_id, GiftRow.diamonds)
+        select(GiftRow.id, GiftRow.creator_id, left)
         .where(
             GiftRow.release_entry_id.is_(None),
             GiftRow.diamonds > 0,
+            left > 0,
             GiftRow.release_at <= func.now(),
         )
         .order_by(GiftRow.release_at, GiftRow.id)

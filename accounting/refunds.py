@@ -25,7 +25,7 @@ from accounting.errors import (
 from accounting.ledger import in_transaction, lock_accounts, post_entry
 from accounting.money import minor_to_micros
 from accounting.posting_rules import RefundFacts, refund_entry, release_value
-from accounting.tables import AccountRow, PostingRow, PurchaseRow, RefundRow
+from accounting.tables import AccountRow, ChargebackRow, PostingRow, PurchaseRow, RefundRow
 
 DEFAULT_REFUND_WINDOW = timedelta(days=14)
 REFUNDING_PROVIDERS = frozenset({"card", "paypal", "mobile_wallet"})
@@ -35,6 +35,7 @@ REFUNDING_PROVIDERS = frozenset({"card", "paypal", "mobile_wallet"})
 class RefundBlock(StrEnum):
     NOT_COMPLETED = "NOT_COMPLETED"
     ALREADY_REFUNDED = "ALREADY_REFUNDED"
+    CHARGED_BACK = "CHARGED_BACK"
     COINS_SPENT = "COINS_SPENT"
     WINDOW_PASSED = "WINDOW_PASSED"
     PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
@@ -115,6 +116,19 @@ async def check_refund(
         reasons.append(
             RefundReason(RefundBlock.ALREADY_REFUNDED, f"The purchase was refunded ({refunded})")
         )
+    charged_back = await session.scalar(
+        select(ChargebackRow).where(
+            ChargebackRow.purchase_id == purchase.id, ChargebackRow.status != "won"
+        )
+    )
+    if charged_back is not None:
+        reasons.append(
+            RefundReason(
+                RefundBlock.CHARGED_BACK,
+                f"The purchase was taken back by {charged_back.provider}"
+                f" ({charged_back.kind} {charged_back.case_id})",
+            )
+        )
     if now > refundable_until:
         reasons.append(
             RefundReason(
@@ -137,7 +151,7 @@ async def check_refund(
 
     amounts = None
     coins = purchase.coins + purchase.bonus_coins
-    if purchase.status == "completed" and refunded is None:
+    if purchase.status == "completed" and refunded is None and charged_back is None:
         held = await balances.wallet(session, purchase.user_id, functional_currency)
         if held.coins < coins:
             reasons.append(
@@ -148,7 +162,7 @@ async def check_refund(
             )
         else:
             released = release_value(held.coins_value_micros, held.coins, coins)
-            paid = await _value_paid(session, purchase, functional_currency)
+            paid = await value_paid(session, purchase, functional_currency)
             amounts = RefundAmounts(
                 value_paid_micros=paid,
                 coins=coins,
@@ -161,9 +175,7 @@ async def check_refund(
     return RefundCheck(purchase, tuple(reasons), refundable_until, amounts)
 
 
-async def _value_paid(
-    session: AsyncSession, purchase: PurchaseRow, functional_currency: str
-) -> int:
+async def value_paid(session: AsyncSession, purchase: PurchaseRow, functional_currency: str) -> int:
     """What the purchase put on the wallet's deferred value, as its entry posted it."""
     credited = await session.scalar(
         select(PostingRow.amount)

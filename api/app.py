@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, a health check at /health."""
+"""The ASGI application: GraphQL at /graphql, provider webhooks at /webhooks/{provider}, a
+health check at /health."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from api.database import (
 )
 from api.gift_feed import FeedLimits, PostgresGiftFeed
 from api.settings import Settings, get_settings
+from api.webhooks import webhook_endpoint
 from schema import Limits, build_schema
 from schema.context import Context, Services
 
@@ -267,6 +269,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
+            Route("/webhooks/{provider}", webhook_endpoint(settings, sessions), methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -10,7 +10,13 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from accounting.chart import PROVIDERS
+from accounting.posting_rules import LossPolicy
+
 DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"
+DEVELOPMENT_WEBHOOK_SECRET = "coinbooks-development-webhook-{provider}"
+"""In development, each provider signs with this (``card`` with
+``coinbooks-development-webhook-card``) unless ``COINBOOKS_WEBHOOK_SECRETS`` names its own."""
 
 
 class Environment(StrEnum):
@@ -64,6 +70,15 @@ class Settings(BaseSettings):
     payout_daily_cap_minor: int = Field(default=100_000, ge=1)
     """Cash a creator may request per calendar day (UTC), in minor units (100000 = $1,000)."""
 
+    webhook_secrets: dict[str, str] = Field(default_factory=dict)
+    """Each provider's webhook signing secret, as JSON: ``{"card": "whsec_...", "apple": ...}``.
+    In production a provider without one is refused as unknown."""
+    webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
+    """How far a webhook's signature timestamp may be from now (replays older are refused)."""
+    chargeback_loss_policy: LossPolicy = LossPolicy.RECEIVABLE
+    """Where a chargeback books the value of coins already spent: ``receivable`` (claimed
+    from the user) or ``fraud_loss`` (written off)."""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
@@ -92,6 +107,15 @@ class Settings(BaseSettings):
     @property
     def development(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
+
+    def provider_webhook_secrets(self) -> dict[str, str]:
+        """The secret each provider signs its webhooks with."""
+        defaults = (
+            {p: DEVELOPMENT_WEBHOOK_SECRET.format(provider=p) for p in PROVIDERS}
+            if self.development
+            else {}
+        )
+        return {**defaults, **self.webhook_secrets}
 
 
 @lru_cache(maxsize=1)

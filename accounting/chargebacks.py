@@ -1,0 +1,421 @@
+"""Chargebacks: a purchase taken back by its provider (a card dispute, an Apple refund, a Google
+void, a refund made at the provider), DESIGN.md: Chargeback.
+
+The purchase's coins the buyer still holds are clawed back. The coins already spent are traced
+to what they bought: the buyer's gifts and unlocks from the purchase on, earliest first (the
+coins a purchase brings are the ones spent next; a balance held from before it is not spent
+first, so a thief cannot shield a stolen purchase behind an old balance). Of those gifts, the
+diamonds still pending at their creators are clawed back with their payable; diamonds already
+available stay, and what they cost is the loss, booked to the buyer's receivable or to fraud
+losses by policy. The buyer's account is frozen until support lifts it. A dispute the platform
+wins undoes the chargeback; a dispute fee is an expense either way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounting import chart, standing
+from accounting.errors import PurchaseNotFound
+from accounting.ledger import entry_postings, find_entry, lock_accounts, post_entry
+from accounting.money import minor_to_micros
+from accounting.posting_rules import (
+    ChargebackFacts,
+    CreatorClawback,
+    LossPolicy,
+    chargeback_amounts,
+    chargeback_entry,
+    chargeback_won_entry,
+    dispute_fee_entry,
+)
+from accounting.refunds import value_paid
+from accounting.tables import (
+    ChargebackClawbackRow,
+    ChargebackRow,
+    GiftRow,
+    PurchaseRow,
+    RefundRow,
+)
+
+
+class ChargebackKind(StrEnum):
+    DISPUTE = "dispute"
+    """A card dispute: open until the provider says won or lost."""
+    APP_STORE_REFUND = "app_store_refund"
+    VOIDED = "voided"
+    PROVIDER_REFUND = "provider_refund"
+    """A refund made at the provider (its dashboard), not through us."""
+
+
+class Outcome(StrEnum):
+    """What a provider event did to the books."""
+
+    CHARGED_BACK = "charged_back"
+    ALREADY_CHARGED_BACK = "already_charged_back"
+    ALREADY_REFUNDED = "already_refunded"
+    """The provider reports a refund we made: nothing more to post."""
+    NOT_COMPLETED = "not_completed"
+    """The purchase never granted coins: nothing to take back."""
+    AMOUNT_MISMATCH = "amount_mismatch"
+    """The provider takes back another amount than the purchase's price: left for finance."""
+    UNKNOWN_PURCHASE = "unknown_purchase"
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_LOST = "dispute_lost"
+    ALREADY_RESOLVED = "already_resolved"
+    NO_OPEN_DISPUTE = "no_open_dispute"
+    IGNORED = "ignored"
+    """An event type that moves no money here."""
+    REFUSED = "refused"
+    """The event was read but a rule refused what it asked (the detail says which)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargebackClaim:
+    """A provider taking a purchase's money back."""
+
+    purchase_id: int
+    kind: ChargebackKind
+    case_id: str
+    """The provider's name for the case: the dispute id, else the event id."""
+    reason: str
+    actor: str
+    """``provider:<name>``, or the finance person who entered it."""
+    amount_minor: int | None = None
+    currency: str | None = None
+    fee_minor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChargebackResult:
+    outcome: Outcome
+    chargeback: ChargebackRow | None
+    detail: str
+
+
+_SPENDING = text(
+    """
+    SELECT 'gift' AS what, g.id, g.created_at, g.coins, g.creator_id, g.diamonds,
+           g.payable_micros, g.release_entry_id IS NOT NULL AS released,
+           coalesce((SELECT sum(c.coins) FROM chargeback_clawback c
+                       JOIN chargeback b ON b.id = c.chargeback_id
+                      WHERE c.gift_id = g.id AND b.status <> 'won'), 0) AS claimed
+      FROM gift g
+     WHERE g.sender_id = :user_id AND g.created_at >= :since
+    UNION ALL
+    SELECT 'unlock', u.id, u.created_at, u.coins, NULL, 0, 0, true, 0
+      FROM feature_unlock u
+     WHERE u.user_id = :user_id AND u.created_at >= :since
+     ORDER BY created_at, id"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _GiftClaim:
+    gift_id: int
+    creator_id: str
+    coins: int
+    diamonds: int
+    payable_micros: int
+
+
+async def _trace_spending(
+    session: AsyncSession, purchase: PurchaseRow, posted_at: object, coins_spent: int
+) -> list[_GiftClaim]:
+    """The purchase's ``coins_spent`` spent coins, traced to the gifts (still in their hold)
+    they paid for: the buyer's spending from the purchase on, earliest first, skipping coins of
+    gifts that other chargebacks already claim. The gifts claimed are locked, so no hold
+    release or other chargeback moves their diamonds meanwhile."""
+    left = coins_spent
+    claims: list[_GiftClaim] = []
+    rows = (
+        await session.execute(_SPENDING, {"user_id": purchase.user_id, "since": posted_at})
+    ).mappings()
+    candidates: list[tuple[int, int]] = []
+    for row in rows:
+        if left <= 0:
+            break
+        unclaimed = int(row["coins"]) - int(row["claimed"])
+        taken = min(left, unclaimed)
+        if taken <= 0:
+            continue
+        left -= taken
+        if row["what"] == "gift" and not row["released"]:
+            candidates.append((int(row["id"]), taken))
+    if not candidates:
+        return claims
+    locked = {
+        gift.id: gift
+        for gift in (
+            await session.scalars(
+                select(GiftRow)
+                .where(GiftRow.id.in_([gift_id for gift_id, _ in candidates]))
+                .order_by(GiftRow.id)
+                .with_for_update()
+            )
+        ).all()
+    }
+    for gift_id, taken in candidates:
+        gift = locked[gift_id]
+        if gift.release_entry_id is not None:  # released while we looked
+            continue
+        claims.append(
+            _GiftClaim(
+                gift_id=gift.id,
+                creator_id=gift.creator_id,
+                coins=taken,
+                diamonds=gift.diamonds * taken // gift.coins,
+                payable_micros=gift.payable_micros * taken // gift.coins,
+            )
+        )
+    return claims
+
+
+async def charge_back(
+    session: AsyncSession,
+    claim: ChargebackClaim,
+    *,
+    functional_currency: str,
+    loss_policy: LossPolicy,
+) -> ChargebackResult:
+    """Post a chargeback of ``claim.purchase_id`` inside the caller's transaction, once: the
+    purchase is locked first (a refund of it, or a second chargeback, queues and then finds
+    this one), then the buyer's wallet, then the gifts traced to it."""
+    purchase = await session.get(PurchaseRow, claim.purchase_id, with_for_update=True)
+    if purchase is None:
+        raise PurchaseNotFound(f"No purchase {claim.purchase_id}", field="purchaseId")
+    await _book_fee(session, claim, purchase)
+    if purchase.status != "completed" or purchase.entry_id is None:
+        return ChargebackResult(
+            Outcome.NOT_COMPLETED, None, f"Purchase {purchase.id} is {purchase.status}"
+        )
+    existing = await session.scalar(
+        select(ChargebackRow).where(ChargebackRow.purchase_id == purchase.id)
+    )
+    if existing is not None:
+        return ChargebackResult(
+            Outcome.ALREADY_CHARGED_BACK,
+            existing,
+            f"Purchase {purchase.id} was charged back ({existing.kind} {existing.case_id})",
+        )
+    refund = await session.scalar(select(RefundRow).where(RefundRow.purchase_id == purchase.id))
+    if refund is not None:
+        return ChargebackResult(
+            Outcome.ALREADY_REFUNDED, None, f"Purchase {purchase.id} was refunded ({refund.id})"
+        )
+    if claim.amount_minor is not None and (
+        claim.amount_minor != purchase.price_minor
+        or (claim.currency or purchase.currency).upper() != purchase.currency
+    ):
+        return ChargebackResult(
+            Outcome.AMOUNT_MISMATCH,
+            None,
+            f"The provider takes back {claim.amount_minor} {claim.currency}; purchase "
+            f"{purchase.id} was {purchase.price_minor} {purchase.currency}",
+        )
+
+    accounts = await lock_accounts(
+        session,
+        (
+            chart.user_coins(purchase.user_id),
+            chart.user_coins_value(purchase.user_id, functional_currency),
+        ),
+    )
+    wallet_coins = accounts[chart.user_coins(purchase.user_id).code].normal_balance
+    wallet_value = accounts[
+        chart.user_coins_value(purchase.user_id, functional_currency).code
+    ].normal_balance
+    coins = purchase.coins + purchase.bonus_coins
+    paid = await value_paid(session, purchase, functional_currency)
+    spent = coins - min(coins, wallet_coins)
+    purchase_entry_at = await session.scalar(
+        text("SELECT posted_at FROM journal_entry WHERE id = :id"), {"id": purchase.entry_id}
+    )
+    gifts = await _trace_spending(session, purchase, purchase_entry_at, spent) if spent else []
+    by_creator: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for gift in gifts:
+        by_creator[gift.creator_id][0] += gift.diamonds
+        by_creator[gift.creator_id][1] += gift.payable_micros
+    clawbacks = tuple(
+        CreatorClawback(creator, diamonds, payable)
+        for creator, (diamonds, payable) in sorted(by_creator.items())
+    )
+    amounts = chargeback_amounts(
+        coins=coins,
+        value_paid_micros=paid,
+        wallet_coins=wallet_coins,
+        wallet_value_micros=wallet_value,
+        payable_clawed_micros=sum(c.payable_micros for c in clawbacks),
+    )
+    case = f"{claim.kind} {claim.case_id}" + (f" ({claim.reason})" if claim.reason else "")
+    posted = await post_entry(
+        session,
+        chargeback_entry(
+            ChargebackFacts(
+                purchase_id=purchase.id,
+                user_id=purchase.user_id,
+                provider=purchase.provider,
+                currency=purchase.currency,
+                cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
+                value_paid_micros=paid,
+                functional_currency=functional_currency,
+                amounts=amounts,
+                clawbacks=clawbacks,
+                loss_policy=loss_policy,
+                case=case,
+            ),
+            actor=claim.actor,
+        ),
+    )
+    row = ChargebackRow(
+        purchase_id=purchase.id,
+        user_id=purchase.user_id,
+        provider=purchase.provider,
+        kind=str(claim.kind),
+        case_id=claim.case_id,
+        reason=claim.reason[:500],
+        entry_id=posted.id,
+        currency=purchase.currency,
+        cash_minor=purchase.price_minor,
+        value_paid_micros=paid,
+        coins_clawed=amounts.coins_clawed,
+        coins_spent=amounts.coins_spent,
+        value_released_micros=amounts.value_released_micros,
+        diamonds_clawed=sum(c.diamonds for c in clawbacks),
+        payable_clawed_micros=amounts.payable_clawed_micros,
+        loss_micros=amounts.loss_micros,
+        loss_booked_to=str(loss_policy),
+        contra_revenue_micros=amounts.contra_revenue_micros,
+        status="open" if claim.kind is ChargebackKind.DISPUTE else "final",
+        created_at=posted.posted_at,
+    )
+    session.add(row)
+    await session.flush()
+    session.add_all(
+        ChargebackClawbackRow(
+            chargeback_id=row.id,
+            gift_id=gift.gift_id,
+            creator_id=gift.creator_id,
+            coins=gift.coins,
+            diamonds=gift.diamonds,
+            payable_micros=gift.payable_micros,
+        )
+        for gift in gifts
+    )
+    await session.flush()
+    await standing.set_frozen(
+        session,
+        purchase.user_id,
+        frozen=True,
+        reason=f"Purchase {purchase.id} charged back: {case}"[:500],
+        actor=claim.actor,
+    )
+    return ChargebackResult(
+        Outcome.CHARGED_BACK,
+        row,
+        f"{amounts.coins_clawed} coins and {row.diamonds_clawed} pending diamonds clawed back;"
+        f" {amounts.loss_micros} micro-{functional_currency} booked to {loss_policy}",
+    )
+
+
+async def _book_fee(session: AsyncSession, claim: ChargebackClaim, purchase: PurchaseRow) -> None:
+    """A dispute's fee, once per case, whatever becomes of the chargeback itself."""
+    if claim.fee_minor <= 0:
+        return
+    entry = dispute_fee_entry(
+        provider=purchase.provider,
+        currency=purchase.currency,
+        fee_micros=minor_to_micros(claim.fee_minor, purchase.currency),
+        case_id=claim.case_id,
+        purchase_id=purchase.id,
+        actor=claim.actor,
+    )
+    if await find_entry(session, entry.event_key) is None:
+        await post_entry(session, entry)
+
+
+async def resolve_dispute(
+    session: AsyncSession,
+    claim: ChargebackClaim,
+    *,
+    won: bool,
+    functional_currency: str,
+    loss_policy: LossPolicy,
+) -> ChargebackResult:
+    """The provider decided a dispute. Lost: the chargeback stands (posted first if its opening
+    never reached us). Won: the chargeback is undone, and the buyer's freeze stays until support
+    lifts it. Either happens once."""
+    purchase = await session.get(PurchaseRow, claim.purchase_id, with_for_update=True)
+    if purchase is None:
+        raise PurchaseNotFound(f"No purchase {claim.purchase_id}", field="purchaseId")
+    chargeback = await session.scalar(
+        select(ChargebackRow).where(ChargebackRow.purchase_id == purchase.id)
+    )
+    if chargeback is None and not won:
+        opened = await charge_back(
+            session, claim, functional_currency=functional_currency, loss_policy=loss_policy
+        )
+        if opened.chargeback is None or opened.outcome is not Outcome.CHARGED_BACK:
+            return opened
+        chargeback = opened.chargeback
+    else:
+        await _book_fee(session, claim, purchase)
+    if chargeback is None or chargeback.kind != ChargebackKind.DISPUTE:
+        return ChargebackResult(
+            Outcome.NO_OPEN_DISPUTE, chargeback, f"Purchase {purchase.id} has no open dispute"
+        )
+    if chargeback.status != "open":
+        return ChargebackResult(
+            Outcome.ALREADY_RESOLVED,
+            chargeback,
+            f"The dispute on purchase {purchase.id} was already {chargeback.status}",
+        )
+    now = await session.scalar(select(func.clock_timestamp()))
+    if not won:
+        await session.execute(
+            update(ChargebackRow)
+            .where(ChargebackRow.id == chargeback.id)
+            .values(status="lost", resolved_at=now)
+        )
+        await session.refresh(chargeback)
+        return ChargebackResult(Outcome.DISPUTE_LOST, chargeback, "The chargeback stands")
+
+    clawed = (
+        await session.execute(
+            select(ChargebackClawbackRow.creator_id, ChargebackClawbackRow.diamonds, GiftRow)
+            .join(GiftRow, GiftRow.id == ChargebackClawbackRow.gift_id)
+            .where(ChargebackClawbackRow.chargeback_id == chargeback.id)
+            .order_by(GiftRow.id)
+            .with_for_update(of=GiftRow)
+        )
+    ).all()
+    released: dict[str, int] = defaultdict(int)
+    for creator_id, diamonds, gift in clawed:
+        if gift.release_entry_id is not None:
+            released[creator_id] += diamonds
+    posted = await post_entry(
+        session,
+        chargeback_won_entry(
+            purchase.id,
+            tuple(await entry_postings(session, chargeback.entry_id)),
+            released=dict(released),
+            actor=claim.actor,
+            memo=f"dispute {claim.case_id} won: chargeback of purchase {purchase.id} undone",
+        ),
+    )
+    await session.execute(
+        update(ChargebackRow)
+        .where(ChargebackRow.id == chargeback.id)
+        .values(status="won", won_entry_id=posted.id, resolved_at=now)
+    )
+    await session.refresh(chargeback)
+    return ChargebackResult(
+        Outcome.DISPUTE_WON,
+        chargeback,
+        f"The chargeback of purchase {purchase.id} is undone; the account stays frozen until "
+        "support lifts it",
+    )

@@ -1,0 +1,88 @@
+"""Provider webhooks: ``POST /webhooks/{provider}``, HMAC-signed, each event applied once.
+
+Answers: 200 with what the event did (``duplicate`` true for a delivery of an event already
+accepted, with the first outcome); 401 for a missing, wrong or stale signature; 404 for an
+unknown provider; 400 for a body that is not an event of that provider. Every refusal is
+recorded (``webhook_rejection``), and every accepted event too (``provider_event``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from accounting.provider_events import (
+    SIGNATURE_HEADER,
+    Refusal,
+    WebhookRefused,
+    accept_event,
+    check_provider,
+    read_event,
+    record_refusal,
+    verify_signature,
+)
+from api.settings import Settings
+
+STATUS = {
+    Refusal.UNKNOWN_PROVIDER: 404,
+    Refusal.MISSING_SIGNATURE: 401,
+    Refusal.BAD_SIGNATURE: 401,
+    Refusal.STALE_TIMESTAMP: 401,
+    Refusal.MALFORMED_EVENT: 400,
+}
+
+
+def webhook_endpoint(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    secrets = settings.provider_webhook_secrets()
+
+    async def receive(request: Request) -> JSONResponse:
+        provider = str(request.path_params["provider"])
+        body = await request.body()
+        try:
+            secret = check_provider(provider, secrets)
+            signed_at = verify_signature(
+                request.headers.get(SIGNATURE_HEADER),
+                body,
+                secret=secret,
+                now=datetime.now(UTC),
+                tolerance_seconds=settings.webhook_tolerance_seconds,
+            )
+            event = read_event(provider, body)
+        except WebhookRefused as refusal:
+            await record_refusal(
+                sessions,
+                provider=provider,
+                refusal=refusal,
+                body=body,
+                client=request.client.host if request.client else None,
+            )
+            return JSONResponse(
+                {"error": {"code": str(refusal.code), "message": refusal.message}},
+                status_code=STATUS[refusal.code],
+            )
+        accepted = await accept_event(
+            sessions,
+            event,
+            signed_at=signed_at,
+            functional_currency=settings.functional_currency,
+            loss_policy=settings.chargeback_loss_policy,
+        )
+        row = accepted.event
+        return JSONResponse(
+            {
+                "eventId": row.event_id,
+                "duplicate": accepted.duplicate,
+                "outcome": row.outcome,
+                "detail": row.detail,
+                "purchaseId": row.purchase_id,
+                "chargebackId": row.chargeback_id,
+            }
+        )
+
+    return receive

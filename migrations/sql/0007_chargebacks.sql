@@ -1,0 +1,84 @@
+-- Chargebacks keep their history. What a chargeback clawed back never changes; a dispute
+-- resolves once (open -> won | lost), and won exactly when its reversing entry exists. The
+-- other kinds (app-store refunds, voids, refunds made at the provider) are final at once.
+-- Clawbacks, provider events and refused webhook deliveries are append-only.
+
+CREATE FUNCTION coinbooks_chargeback_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
+        RAISE EXCEPTION 'chargebacks are never deleted' USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF (NEW.kind = 'dispute' AND NEW.status <> 'open')
+           OR (NEW.kind <> 'dispute' AND NEW.status <> 'final')
+           OR NEW.resolved_at IS NOT NULL THEN
+            RAISE EXCEPTION 'a % chargeback cannot start %', NEW.kind, NEW.status
+                USING ERRCODE = 'restrict_violation';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF NOT (OLD.status = 'open' AND NEW.status IN ('won', 'lost')
+            AND NEW.resolved_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'chargeback % is %: it cannot become %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF (to_jsonb(NEW) - 'status' - 'won_entry_id' - 'resolved_at')
+       IS DISTINCT FROM (to_jsonb(OLD) - 'status' - 'won_entry_id' - 'resolved_at') THEN
+        RAISE EXCEPTION 'what chargeback % clawed back cannot change', OLD.id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER chargeback_guard BEFORE INSERT OR UPDATE OR DELETE ON chargeback
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_chargeback_guard();
+CREATE TRIGGER chargeback_no_truncate BEFORE TRUNCATE ON chargeback
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_chargeback_guard();
+
+-- A clawback takes diamonds only from a gift still in its hold, and never more than the gift
+-- has left after the clawbacks standing against it.
+CREATE FUNCTION coinbooks_clawback_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    gift_row gift%ROWTYPE;
+    clawed bigint;
+BEGIN
+    SELECT * INTO gift_row FROM gift WHERE id = NEW.gift_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'clawback from gift %, which does not exist', NEW.gift_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF gift_row.release_entry_id IS NOT NULL THEN
+        RAISE EXCEPTION 'gift % was released from hold: its diamonds can no longer be clawed back',
+            NEW.gift_id USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF NEW.creator_id <> gift_row.creator_id THEN
+        RAISE EXCEPTION 'gift % went to %, not %', NEW.gift_id, gift_row.creator_id,
+            NEW.creator_id USING ERRCODE = 'restrict_violation';
+    END IF;
+    SELECT coalesce(sum(c.coins), 0) INTO clawed
+      FROM chargeback_clawback c JOIN chargeback b ON b.id = c.chargeback_id
+     WHERE c.gift_id = NEW.gift_id AND b.status <> 'won';
+    IF clawed > gift_row.coins THEN
+        RAISE EXCEPTION 'gift % is % coins; chargebacks claim % of them', NEW.gift_id,
+            gift_row.coins, clawed USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER chargeback_clawback_check AFTER INSERT ON chargeback_clawback
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_clawback_check();
+
+CREATE TRIGGER chargeback_clawback_append_only BEFORE UPDATE OR DELETE ON chargeback_clawback
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER chargeback_clawback_no_truncate BEFORE TRUNCATE ON chargeback_clawback
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER provider_event_append_only BEFORE UPDATE OR DELETE ON provider_event
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER provider_event_no_truncate BEFORE TRUNCATE ON provider_event
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER webhook_rejection_append_only BEFORE UPDATE OR DELETE ON webhook_rejection
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER webhook_rejection_no_truncate BEFORE TRUNCATE ON webhook_rejection
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
