@@ -76,7 +76,7 @@ async def release_due_in(
     due = (await session.execute(statement)).all()
     by_creator: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for gift_id, creator, diamonds in due:
-        by_creator[creator].append((gift_id, diamonds))
+        by_creator[creator].append((gift_id, int(diamonds)))
     for creator in sorted(by_creator):
         gifts = by_creator[creator]
         posted = await post_entry(session, release_entry(creator, gifts))

@@ -191,6 +191,60 @@ CHECKS: list[tuple[int, str, str]] = [
          WHERE e.kind = 'refund'
            AND NOT EXISTS (SELECT 1 FROM refund r WHERE r.entry_id = e.id)""",
     ),
+    # Chargebacks: each has exactly its entry, and a won one exactly its undoing; what it says
+    # it clawed back is what its clawbacks and its entry moved; a purchase is never both
+    # refunded and charged back.
+    (
+        6,
+        "chargeback_posted_once",
+        """
+        SELECT format('chargeback %s of purchase %s has entry %s keyed %s',
+                      b.id, b.purchase_id, b.entry_id, coalesce(e.event_key, 'none'))
+          FROM chargeback b LEFT JOIN journal_entry e ON e.id = b.entry_id
+         WHERE e.event_key IS DISTINCT FROM 'chargeback:' || b.purchase_id
+            OR e.kind <> 'chargeback'
+            OR NOT EXISTS (SELECT 1 FROM purchase pu
+                            WHERE pu.id = b.purchase_id AND pu.status = 'completed')
+        UNION ALL
+        SELECT format('chargeback %s (%s) has won entry %s keyed %s', b.id, b.status,
+                      b.won_entry_id, coalesce(w.event_key, 'none'))
+          FROM chargeback b LEFT JOIN journal_entry w ON w.id = b.won_entry_id
+         WHERE (b.status = 'won')
+               <> (w.kind = 'chargeback_won' AND w.event_key = format('chargeback:%s:won',
+                                                                        b.purchase_id))
+        UNION ALL
+        SELECT format('%s entry %s (%s) has no chargeback', e.kind, e.id, e.event_key)
+          FROM journal_entry e
+         WHERE (e.kind = 'chargeback'
+                AND NOT EXISTS (SELECT 1 FROM chargeback b WHERE b.entry_id = e.id))
+            OR (e.kind = 'chargeback_won'
+                AND NOT EXISTS (SELECT 1 FROM chargeback b WHERE b.won_entry_id = e.id))""",
+    ),
+    (
+        6,
+        "chargeback_moved_what_it_says",
+        r"""
+        SELECT format('chargeback %s says %s coins, %s diamonds and %s payable clawed back;'
+                      ' its entry moved %s coins, its clawbacks hold %s diamonds and %s payable',
+                      b.id, b.coins_clawed, b.diamonds_clawed, b.payable_clawed_micros,
+                      m.coins, c.diamonds, c.payable)
+          FROM chargeback b
+         CROSS JOIN LATERAL (
+               SELECT coalesce(sum(p.amount), 0) AS coins
+                 FROM posting p JOIN account a ON a.id = p.account_id
+                WHERE p.entry_id = b.entry_id AND a.code = format('user:%s:coins', b.user_id)) m
+         CROSS JOIN LATERAL (
+               SELECT coalesce(sum(x.diamonds), 0) AS diamonds,
+                      coalesce(sum(x.payable_micros), 0) AS payable
+                 FROM chargeback_clawback x WHERE x.chargeback_id = b.id) c
+         WHERE (m.coins, c.diamonds, c.payable)
+               <> (b.coins_clawed, b.diamonds_clawed, b.payable_clawed_micros)
+        UNION ALL
+        SELECT format('purchase %s was refunded (%s) and charged back (%s)',
+                      r.purchase_id, r.id, b.id)
+          FROM refund r JOIN chargeback b ON b.purchase_id = r.purchase_id
+         WHERE b.status <> 'won'""",
+    ),
     (
         6,
         "purchase_entry_belongs_to_a_completed_purchase",
@@ -293,8 +347,15 @@ CHECKS: list[tuple[int, str, str]] = [
                           AS into_available
                  FROM posting p JOIN account a ON a.id = p.account_id
                 WHERE p.entry_id = e.id) m
-         CROSS JOIN LATERAL (
-               SELECT count(*) AS gifts, coalesce(sum(g.diamonds), 0) AS diamonds
+         CROSS JOIN LATERAL (  -- less what chargebacks standing at the release had clawed
+               SELECT count(*) AS gifts,
+                      coalesce(sum(g.diamonds - (
+                          SELECT coalesce(sum(c.diamonds), 0)
+                            FROM chargeback_clawback c
+                            JOIN chargeback b ON b.id = c.chargeback_id
+                            LEFT JOIN journal_entry w ON w.id = b.won_entry_id
+                           WHERE c.gift_id = g.id
+                             AND (w.id IS NULL OR w.posted_at > e.posted_at))), 0) AS diamonds
                  FROM gift g WHERE g.release_entry_id = e.id) r
          WHERE e.kind = 'hold_release'
            AND (r.gifts = 0 OR m.out_of_pending <> r.diamonds OR m.into_available <> r.diamonds)""",
@@ -309,8 +370,11 @@ CHECKS: list[tuple[int, str, str]] = [
                FROM account a LEFT JOIN posting p ON p.account_id = a.id
               WHERE a.code ~ '^creator\:.*\:diamonds\:pending$'
               GROUP BY a.code),
-        unreleased AS (
-             SELECT creator_id, sum(diamonds) AS diamonds
+        unreleased AS (  -- less what standing chargebacks clawed back from them
+             SELECT creator_id, sum(diamonds - (SELECT coalesce(sum(c.diamonds), 0)
+                                     FROM chargeback_clawback c
+                                     JOIN chargeback b ON b.id = c.chargeback_id
+                                    WHERE c.gift_id = gift.id AND b.status <> 'won')) AS diamonds
                FROM gift WHERE release_entry_id IS NULL GROUP BY creator_id)
         SELECT format('creator %s has %s diamonds pending; their unreleased gifts hold %s',
                       coalesce(h.creator_id, u.creator_id), coalesce(h.diamonds, 0),
@@ -344,8 +408,11 @@ CHECKS: list[tuple[int, str, str]] = [
                JOIN posting p ON p.entry_id = x.entry_id
                JOIN account d ON d.id = p.account_id AND d.code = 'platform:diamonds:redeemed'
               GROUP BY 1),
-        released AS (
-             SELECT creator_id, sum(diamonds) AS diamonds
+        released AS (  -- less what standing chargebacks clawed back from them
+             SELECT creator_id, sum(diamonds - (SELECT coalesce(sum(c.diamonds), 0)
+                                     FROM chargeback_clawback c
+                                     JOIN chargeback b ON b.id = c.chargeback_id
+                                    WHERE c.gift_id = gift.id AND b.status <> 'won')) AS diamonds
                FROM gift WHERE release_entry_id IS NOT NULL GROUP BY creator_id)
         SELECT format('creator %s has %s diamonds available or reserved and %s redeemed;'
                       ' their released gifts hold %s', c.creator_id, coalesce(k.diamonds, 0),

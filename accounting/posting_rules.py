@@ -532,7 +532,7 @@ def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
     if amounts.loss_micros:
         loss_account = (
             chart.user_receivable(facts.user_id, functional)
-            if facts.loss_policy is LossPolicy.RECEIVABLE
+            if facts.loss_policy == LossPolicy.RECEIVABLE
             else chart.fraud_losses(functional)
         )
         postings.append(Posting(loss_account, amounts.loss_micros))

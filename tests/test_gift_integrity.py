@@ -599,8 +599,8 @@ async def test_value_credited_to_an_empty_wallet_is_found_unless_coins_moved_wit
     await forge(
         sessions,
         entry(
-            EntryKind.CHARGEBACK,  # a kind no flow posts yet, so no other check minds it
-            "chargeback:value-without-coins",
+            EntryKind.DISPUTE_FEE,  # a kind no record is tied to, so no other check minds it
+            "dispute_fee:value-without-coins",
             (revenue, 3),
             (chart.user_coins_value("ana", "USD"), -3),
         ),
