@@ -84,7 +84,18 @@ def may_manage_catalog(principal: Principal) -> bool:
 
 
 def may_freeze_accounts(principal: Principal) -> bool:
-    return principal.has(Role.ADMIN)
+    """Freeze or thaw an account (support lifts the freeze a chargeback puts on)."""
+    return principal.has(Role.ADMIN, Role.SUPPORT)
+
+
+def may_read_chargebacks(principal: Principal) -> bool:
+    """Chargebacks, with what each clawed back and lost: support and finance."""
+    return principal.has(Role.SUPPORT, Role.FINANCE)
+
+
+def may_read_provider_events(principal: Principal) -> bool:
+    """Provider events as received, and webhook deliveries refused: finance."""
+    return principal.has(Role.FINANCE)
 
 
 def may_request_payouts(principal: Principal) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart, standing
 from accounting.errors import PurchaseNotFound
+from accounting.history import Page, page_size
 from accounting.ledger import entry_postings, find_entry, lock_accounts, post_entry
 from accounting.money import minor_to_micros
 from accounting.posting_rules import (
@@ -419,3 +420,36 @@ async def resolve_dispute(
         f"The chargeback of purchase {purchase.id} is undone; the account stays frozen until "
         "support lifts it",
     )
+
+
+async def chargebacks_page(
+    session: AsyncSession,
+    *,
+    user_id: str | None = None,
+    first: int = 20,
+    before_id: int | None = None,
+) -> Page[ChargebackRow]:
+    """Chargebacks, newest first, of one buyer or of all."""
+    size = page_size(first)
+    statement = select(ChargebackRow).order_by(ChargebackRow.id.desc()).limit(size + 1)
+    if user_id is not None:
+        statement = statement.where(ChargebackRow.user_id == user_id)
+    if before_id is not None:
+        statement = statement.where(ChargebackRow.id < before_id)
+    rows = list((await session.scalars(statement)).all())
+    return Page(rows[:size], len(rows) > size)
+
+
+async def clawbacks_of(
+    session: AsyncSession, chargeback_ids: list[int]
+) -> dict[int, list[ChargebackClawbackRow]]:
+    """Each chargeback's clawbacks, gift by gift."""
+    found: dict[int, list[ChargebackClawbackRow]] = {id_: [] for id_ in chargeback_ids}
+    rows = await session.scalars(
+        select(ChargebackClawbackRow)
+        .where(ChargebackClawbackRow.chargeback_id.in_(chargeback_ids))
+        .order_by(ChargebackClawbackRow.chargeback_id, ChargebackClawbackRow.gift_id)
+    )
+    for row in rows:
+        found[row.chargeback_id].append(row)
+    return found

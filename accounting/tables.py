@@ -602,7 +602,8 @@ class ChargebackClawbackRow(Base):
     chargeback_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("chargeback.id"), primary_key=True
     )
-    gift_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("gift.id"), primary_key=True)
+    gift_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The gift (never deleted; the clawback trigger checks it exists and is still held)."""
     creator_id: Mapped[str] = mapped_column(Text)
     coins: Mapped[int] = mapped_column(BigInteger)
     """The gift's coins this purchase paid for."""

@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext
 
 from accounting.errors import LedgerError
 from schema.admin import AdminMutations
+from schema.chargebacks import ChargebackQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
 from schema.gifts import GiftMutations, GiftQueries
@@ -52,6 +53,7 @@ Query = merge_types(
         GiftQueries,
         EarningsQueries,
         PayoutQueries,
+        ChargebackQueries,
     ),
 )
 Mutation = merge_types(

@@ -198,14 +198,15 @@ class AdminMutations:
         return UpsertFeaturePayload(feature=feature_of(row), errors=[])
 
     @strawberry.mutation(
-        description="Freeze or thaw a user's account (admin role). Coins already held stay."
+        description="Freeze or thaw a user's account (support or admin role). Coins already held"
+        " stay. A chargeback freezes the buyer's account; support lifts it here."
     )
     async def set_account_frozen(
         self, info: Info, input: SetAccountFrozenInput
     ) -> SetAccountFrozenPayload:
         principal = require_principal(info)
         if not may_freeze_accounts(principal):
-            raise forbidden("freeze accounts without the admin role")
+            raise forbidden("freeze accounts without the support or admin role")
         try:
             row = await in_transaction(
                 info.context.services.sessions,

@@ -64,7 +64,11 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert at_head["gift_type"] > 0 and at_head["feature"] > 0 and at_head["account"] > 0
     assert {"postings_apply", "account_no_delete"} <= triggers_at_head
     payout_tables = {"payout", "payout_event", "payout_method", "creator_totp", "creator_kyc"}
-    assert payout_tables | {"refund"} <= set(at_head)
+    chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_rejection"}
+    assert payout_tables | {"refund"} | chargeback_tables <= set(at_head)
+
+    downgrade(db_url, "-1")  # 0007: no chargebacks
+    assert not chargeback_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
 
     downgrade(db_url, "-1")  # 0006: no refunds
     assert "refund" not in run_sync(lambda: _tables_and_counts(db_url))

@@ -363,3 +363,99 @@ async def test_two_events_for_one_purchase_at_once_charge_it_back_once(
     assert taken == 1, (outcomes, refund_errors)
     assert await coins_of(gql, "ana") == "0"
     await books_ok(gql)
+
+
+# What support and finance see ---------------------------------------------------------------
+
+CHARGEBACKS = """
+query C($user: String) {
+  chargebacks(userId: $user) {
+    edges { node {
+      purchaseId userId provider kind caseId reason status cash { amount currency }
+      coinsClawedBack coinsSpent valueReleased { amount } diamondsClawedBack
+      payableClawedBack { amount } loss { amount } lossBookedTo contraRevenue { amount }
+      clawbacks { creatorId coins diamonds } resolvedAt
+    } }
+  }
+}
+"""
+PROVIDER_EVENTS = """
+query E($purchase: ID) {
+  providerEvents(purchaseId: $purchase) { edges { node { provider eventType outcome } } }
+}
+"""
+REFUSED = "{ refusedDeliveries { edges { node { provider reason bodyBytes } } } }"
+FREEZE = """
+mutation F($input: SetAccountFrozenInput!) {
+  setAccountFrozen(input: $input) { standing { frozen } errors { code } }
+}
+"""
+
+
+async def test_support_and_finance_read_chargebacks_and_finance_reads_provider_events(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    await deliver(client, "card", dispute(reference, amount=PRICE_350, dispute_id="dp_9"))
+    await deliver(client, "card", dispute(reference, amount=PRICE_350), signature="")
+    expected = {
+        "purchaseId": purchase,
+        "userId": "ana",
+        "provider": "card",
+        "kind": "DISPUTE",
+        "caseId": "dp_9",
+        "reason": "fraudulent",
+        "status": "OPEN",
+        "cash": {"amount": "4.99", "currency": "USD"},
+        "coinsClawedBack": "350",
+        "coinsSpent": "0",
+        "valueReleased": {"amount": "4.99"},
+        "diamondsClawedBack": "0",
+        "payableClawedBack": {"amount": "0.00"},
+        "loss": {"amount": "0.00"},
+        "lossBookedTo": "RECEIVABLE",
+        "contraRevenue": {"amount": "0.00"},
+        "clawbacks": [],
+        "resolvedAt": None,
+    }
+    for user, roles in (("sue", ("support",)), ("fin", ("finance",))):
+        reply = await gql(CHARGEBACKS, {"user": "ana"}, user=user, roles=roles)
+        assert [e["node"] for e in reply["data"]["chargebacks"]["edges"]] == [expected]
+    events = await gql(PROVIDER_EVENTS, {"purchase": purchase}, user="fin", roles=("finance",))
+    assert [e["node"] for e in events["data"]["providerEvents"]["edges"]] == [
+        {"provider": "card", "eventType": "charge.dispute.created", "outcome": "charged_back"}
+    ]
+    refused = await gql(REFUSED, user="fin", roles=("finance",))
+    nodes = [e["node"] for e in refused["data"]["refusedDeliveries"]["edges"]]
+    assert [(n["provider"], n["reason"]) for n in nodes] == [("card", "MISSING_SIGNATURE")]
+    for query, variables in ((CHARGEBACKS, {}), (PROVIDER_EVENTS, {}), (REFUSED, {})):
+        denied = await gql(query, variables, user="ana")
+        assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    for query in (PROVIDER_EVENTS, REFUSED):
+        denied = await gql(query, user="sue", roles=("support",))
+        assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_support_lifts_the_freeze_a_chargeback_put_on(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    purchase = await buy(gql)
+    await deliver(client, "card", dispute(await reference_of(sessions, purchase), amount=499))
+    lifted = await gql(
+        FREEZE,
+        {"input": {"userId": "ana", "frozen": False, "reason": "card owner confirmed"}},
+        user="sue",
+        roles=("support",),
+    )
+    assert lifted["data"]["setAccountFrozen"] == {"standing": {"frozen": False}, "errors": []}
+    assert await buy(gql)
+    audit = await gql(
+        '{ auditLog(subject: "user:ana") { edges { node { actor action reason } } } }',
+        user="fin",
+        roles=("finance",),
+    )
+    actions = [
+        (e["node"]["actor"], e["node"]["action"]) for e in audit["data"]["auditLog"]["edges"]
+    ]
+    assert actions == [("user:sue", "account.thawed"), ("provider:card", "account.frozen")]

@@ -1,0 +1,261 @@
+"""Chargebacks as support and finance read them, and the provider events behind them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from accounting import chargebacks, provider_events
+from accounting.access import may_read_chargebacks, may_read_provider_events
+from accounting.chart import check_user_id
+from accounting.errors import InvalidUserId
+from accounting.money import minor_to_micros
+from accounting.tables import (
+    ChargebackClawbackRow,
+    ChargebackRow,
+    ProviderEventRow,
+    WebhookRejectionRow,
+)
+from schema.context import Info
+from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
+from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.scalars import BigInt, Money, parse_id
+
+
+@strawberry.enum(description="How the provider took the purchase back.")
+class ChargebackKind(Enum):
+    DISPUTE = "dispute"
+    APP_STORE_REFUND = "app_store_refund"
+    VOIDED = "voided"
+    PROVIDER_REFUND = "provider_refund"
+
+
+@strawberry.enum(
+    description="OPEN: a dispute not yet decided. WON: decided for us, the chargeback undone. "
+    "LOST: decided against us, the chargeback stands. FINAL: a refund or void, not disputable."
+)
+class ChargebackStatus(Enum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+    FINAL = "final"
+
+
+@strawberry.enum(description="Where the value of coins already spent was booked.")
+class LossBookedTo(Enum):
+    RECEIVABLE = "receivable"
+    FRAUD_LOSS = "fraud_loss"
+
+
+@strawberry.type(description="Diamonds taken back from one gift the purchase paid for.")
+class Clawback:
+    gift_id: strawberry.ID
+    creator_id: str
+    coins: BigInt = strawberry.field(description="The gift's coins this purchase paid for.")
+    diamonds: BigInt
+    payable: Money
+
+
+@strawberry.type(description="A purchase taken back by its provider, and what it moved.")
+class Chargeback:
+    id: strawberry.ID
+    purchase_id: strawberry.ID
+    user_id: str
+    provider: str
+    kind: ChargebackKind
+    case_id: str = strawberry.field(description="The provider's dispute id, or event id.")
+    reason: str
+    status: ChargebackStatus
+    cash: Money = strawberry.field(description="What the provider took back.")
+    coins_clawed_back: BigInt = strawberry.field(description="Coins the buyer still held.")
+    coins_spent: BigInt
+    value_released: Money
+    diamonds_clawed_back: BigInt = strawberry.field(
+        description="Diamonds the spent coins bought that were still pending at creators."
+    )
+    payable_clawed_back: Money
+    loss: Money = strawberry.field(
+        description="What the spent coins cost, less the payable clawed back."
+    )
+    loss_booked_to: LossBookedTo
+    contra_revenue: Money
+    clawbacks: list[Clawback]
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+def chargeback_of(row: ChargebackRow, clawed: list[ChargebackClawbackRow], fc: str) -> Chargeback:
+    return Chargeback(
+        id=strawberry.ID(str(row.id)),
+        purchase_id=strawberry.ID(str(row.purchase_id)),
+        user_id=row.user_id,
+        provider=row.provider,
+        kind=ChargebackKind(row.kind),
+        case_id=row.case_id,
+        reason=row.reason,
+        status=ChargebackStatus(row.status),
+        cash=Money.of(minor_to_micros(row.cash_minor, row.currency), row.currency),
+        coins_clawed_back=BigInt(row.coins_clawed),
+        coins_spent=BigInt(row.coins_spent),
+        value_released=Money.of(row.value_released_micros, fc),
+        diamonds_clawed_back=BigInt(row.diamonds_clawed),
+        payable_clawed_back=Money.of(row.payable_clawed_micros, fc),
+        loss=Money.of(row.loss_micros, fc),
+        loss_booked_to=LossBookedTo(row.loss_booked_to),
+        contra_revenue=Money.of(row.contra_revenue_micros, fc),
+        clawbacks=[
+            Clawback(
+                gift_id=strawberry.ID(str(c.gift_id)),
+                creator_id=c.creator_id,
+                coins=BigInt(c.coins),
+                diamonds=BigInt(c.diamonds),
+                payable=Money.of(c.payable_micros, fc),
+            )
+            for c in clawed
+        ],
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+    )
+
+
+@strawberry.type(description="A signed provider event, accepted once, and what it did.")
+class ProviderEvent:
+    id: strawberry.ID
+    provider: str
+    event_id: str
+    event_type: str
+    outcome: str = strawberry.field(
+        description="charged_back, already_charged_back, already_refunded, not_completed, "
+        "amount_mismatch, unknown_purchase, dispute_won, dispute_lost, already_resolved, "
+        "no_open_dispute, ignored or refused."
+    )
+    detail: str
+    purchase_id: strawberry.ID | None
+    chargeback_id: strawberry.ID | None
+    signed_at: datetime
+    received_at: datetime
+
+
+def provider_event_of(row: ProviderEventRow) -> ProviderEvent:
+    return ProviderEvent(
+        id=strawberry.ID(str(row.id)),
+        provider=row.provider,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        outcome=row.outcome,
+        detail=row.detail,
+        purchase_id=strawberry.ID(str(row.purchase_id)) if row.purchase_id else None,
+        chargeback_id=strawberry.ID(str(row.chargeback_id)) if row.chargeback_id else None,
+        signed_at=row.signed_at,
+        received_at=row.received_at,
+    )
+
+
+@strawberry.type(description="A webhook delivery refused before it was read as an event.")
+class RefusedDelivery:
+    id: strawberry.ID
+    provider: str = strawberry.field(description="As the delivery's address named it.")
+    reason: str = strawberry.field(
+        description="UNKNOWN_PROVIDER, MISSING_SIGNATURE, BAD_SIGNATURE, STALE_TIMESTAMP or "
+        "MALFORMED_EVENT."
+    )
+    detail: str
+    body_sha256: str
+    body_bytes: BigInt
+    client: str | None
+    received_at: datetime
+
+
+def refused_delivery_of(row: WebhookRejectionRow) -> RefusedDelivery:
+    return RefusedDelivery(
+        id=strawberry.ID(str(row.id)),
+        provider=row.provider,
+        reason=row.reason,
+        detail=row.detail,
+        body_sha256=row.body_sha256,
+        body_bytes=BigInt(row.body_bytes),
+        client=row.client,
+        received_at=row.received_at,
+    )
+
+
+@strawberry.type
+class ChargebackQueries:
+    @strawberry.field(
+        description="Chargebacks, newest first, of one buyer or of all (support and finance)."
+    )
+    async def chargebacks(
+        self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
+    ) -> Connection[Chargeback]:
+        principal = require_principal(info)
+        if not may_read_chargebacks(principal):
+            raise forbidden("read chargebacks without the support or finance role")
+        check_first(first)
+        if user_id is not None:
+            try:
+                check_user_id(user_id)
+            except InvalidUserId as error:
+                raise ClientError(BAD_USER_INPUT, error.message) from None
+        before = decode_cursor("chargeback", after)
+        fc = info.context.services.functional_currency
+        async with info.context.services.reads() as session:
+            page = await chargebacks.chargebacks_page(
+                session, user_id=user_id, first=first, before_id=before
+            )
+            clawed = await chargebacks.clawbacks_of(session, [row.id for row in page.items])
+        return connection(
+            "chargeback",
+            [(row.id, chargeback_of(row, clawed[row.id], fc)) for row in page.items],
+            page.has_next,
+        )
+
+    @strawberry.field(
+        description="Provider events as accepted, newest first, of one purchase or all (finance)."
+    )
+    async def provider_events(
+        self,
+        info: Info,
+        purchase_id: strawberry.ID | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[ProviderEvent]:
+        principal = require_principal(info)
+        if not may_read_provider_events(principal):
+            raise forbidden("read provider events without the finance role")
+        check_first(first)
+        purchase = None
+        if purchase_id is not None:
+            purchase = parse_id(purchase_id)
+            if purchase is None:
+                raise ClientError(BAD_USER_INPUT, "'purchaseId' is not a purchase id")
+        before = decode_cursor("provider_event", after)
+        async with info.context.services.reads() as session:
+            page = await provider_events.provider_events_page(
+                session, purchase_id=purchase, first=first, before_id=before
+            )
+        return connection(
+            "provider_event",
+            [(row.id, provider_event_of(row)) for row in page.items],
+            page.has_next,
+        )
+
+    @strawberry.field(description="Webhook deliveries refused, newest first (finance).")
+    async def refused_deliveries(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[RefusedDelivery]:
+        principal = require_principal(info)
+        if not may_read_provider_events(principal):
+            raise forbidden("read refused webhook deliveries without the finance role")
+        check_first(first)
+        before = decode_cursor("refused_delivery", after)
+        async with info.context.services.reads() as session:
+            page = await provider_events.refused_deliveries_page(
+                session, first=first, before_id=before
+            )
+        return connection(
+            "refused_delivery",
+            [(row.id, refused_delivery_of(row)) for row in page.items],
+            page.has_next,
+        )
