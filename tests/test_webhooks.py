@@ -399,7 +399,7 @@ async def test_support_and_finance_read_chargebacks_and_finance_reads_provider_e
     reference = await reference_of(sessions, purchase)
     await deliver(client, "card", dispute(reference, amount=PRICE_350, dispute_id="dp_9"))
     await deliver(client, "card", dispute(reference, amount=PRICE_350), signature="")
-    expected = {
+    expected: dict[str, Any] = {
         "purchaseId": purchase,
         "userId": "ana",
         "provider": "card",
@@ -429,8 +429,8 @@ async def test_support_and_finance_read_chargebacks_and_finance_reads_provider_e
     refused = await gql(REFUSED, user="fin", roles=("finance",))
     nodes = [e["node"] for e in refused["data"]["refusedDeliveries"]["edges"]]
     assert [(n["provider"], n["reason"]) for n in nodes] == [("card", "MISSING_SIGNATURE")]
-    for query, variables in ((CHARGEBACKS, {}), (PROVIDER_EVENTS, {}), (REFUSED, {})):
-        denied = await gql(query, variables, user="ana")
+    for query in (CHARGEBACKS, PROVIDER_EVENTS, REFUSED):
+        denied = await gql(query, user="ana")
         assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     for query in (PROVIDER_EVENTS, REFUSED):
         denied = await gql(query, user="sue", roles=("support",))
