@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import balances, chart, idempotency, standing
+from accounting import audit, balances, chart, idempotency, standing
 from accounting.errors import (
     IdempotencyKeyReused,
     InvalidReason,
@@ -291,6 +291,14 @@ async def refund_purchase(
         )
         session.add(row)
         await session.flush()
+        await audit.record(
+            session,
+            actor=request.actor,
+            action="purchase.refunded",
+            subject=f"purchase:{purchase.id}",
+            reason=reason,
+            details={"refund_id": row.id, "entry_id": posted.id, "coins": amounts.coins},
+        )
         return RefundResult(row, purchase, replayed=False)
 
     return await in_transaction(sessions, refund)

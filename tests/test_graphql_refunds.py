@@ -274,6 +274,16 @@ async def test_support_refunds_an_unspent_purchase_and_the_wallet_is_empty_again
     assert report["ok"] is True and report["entries"] == "2"
     found = await check(gql, purchase)
     assert codes(found) == ["ALREADY_REFUNDED"] and found["amounts"] is None
+    audit = await gql(
+        """query A($s: String) {
+             auditLog(subject: $s) { edges { node { actor action reason } } } }""",
+        {"s": f"purchase:{purchase}"},
+        user="fin",
+        roles=("finance",),
+    )
+    assert [e["node"] for e in audit["data"]["auditLog"]["edges"]] == [
+        {"actor": "user:sam", "action": "purchase.refunded", "reason": "bought by mistake"}
+    ]
 
 
 async def test_a_refund_of_one_of_two_purchases_books_the_difference_as_contra_revenue(
