@@ -23,6 +23,14 @@ replaced by a placeholder, and its secret kept for that user; an example whose `
 ``totpCode`` is sent with the code of that user's secret at the moment it runs, in place of the
 documented digits.
 
+Provider webhooks are not GraphQL, but the guide shows them in the same way, and they run in
+the same order: a marker line naming the provider, then the event as the provider sends it
+and the webhook's answer:
+
+    <!-- webhook: card -->           the provider (the delivery is signed with its secret)
+    ```json                           the event; "{{providerReference of purchase 7}}" stands for
+    ```json                           that purchase's reference at the provider
+
 To refresh the replies after a deliberate API change, run
 ``COINBOOKS_WRITE_DOCS=1 .venv/bin/pytest -q tests/test_docs_examples.py``: it rewrites each
 reply block from the real reply (and skips). Review the diff before committing it.
@@ -33,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +51,8 @@ import pyotp
 import pytest
 from graphql import OperationDefinitionNode, OperationType, build_schema, parse
 
+from accounting.provider_events import sign
+from api.settings import DEVELOPMENT_WEBHOOK_SECRET
 from schema import sdl
 from tests.conftest import GraphQLClient
 
@@ -55,6 +66,13 @@ EXAMPLE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
+WEBHOOK = re.compile(
+    r"^<!-- webhook: (?P<provider>[a-z_]+)(?P<unsigned>, unsigned)? -->\n"
+    r"```json\n(?P<event>.*?)\n```\n"
+    r"```json\n(?P<reply>.*?)\n```$",
+    re.MULTILINE | re.DOTALL,
+)
+REFERENCE = re.compile(r"\{\{providerReference of purchase (\d+)\}\}")
 
 CLOCK_FIELDS = frozenset(
     {
@@ -114,6 +132,62 @@ def examples(text: str) -> list[Example]:
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A signed webhook delivery shown in the guide."""
+
+    start: int
+    line: int
+    provider: str
+    signed: bool
+    event: str
+    reply_text: str
+    reply_span: tuple[int, int]
+
+    def __str__(self) -> str:
+        return f"webhook delivery to {self.provider} (line {self.line})"
+
+
+def deliveries(text: str) -> list[Delivery]:
+    return [
+        Delivery(
+            start=match.start(),
+            line=text.count("\n", 0, match.start()) + 1,
+            provider=match["provider"],
+            signed=match["unsigned"] is None,
+            event=match["event"],
+            reply_text=match["reply"],
+            reply_span=match.span("reply"),
+        )
+        for match in WEBHOOK.finditer(text)
+    ]
+
+
+async def deliver(gql: GraphQLClient, delivery: Delivery) -> dict[str, Any]:
+    """Send the delivery's event to its webhook, signed now, with references filled in."""
+    event = delivery.event
+    for number in set(REFERENCE.findall(event)):
+        found = await gql(
+            "query P($id: ID!) { purchase(id: $id) { providerReference } }",
+            {"id": number},
+            user="sue",
+            roles=("support",),
+        )
+        assert found.get("data") and found["data"]["purchase"], f"{delivery}: no purchase {number}"
+        reference = found["data"]["purchase"]["providerReference"]
+        event = event.replace(f"{{{{providerReference of purchase {number}}}}}", reference)
+    body = json.dumps(json.loads(event)).encode()
+    secret = DEVELOPMENT_WEBHOOK_SECRET.format(provider=delivery.provider)
+    signature = sign(secret, int(time.time()), body) if delivery.signed else None
+    response = await gql.http.post(
+        f"/webhooks/{delivery.provider}",
+        content=body,
+        headers={"coinbooks-signature": signature} if signature else {},
+    )
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 def is_instant(value: str) -> bool:
@@ -207,10 +281,15 @@ def test_the_guide_has_an_example_of_every_query_and_mutation() -> None:
 
 async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQLClient) -> None:
     text = GUIDE.read_text()
-    replies: list[tuple[Example, dict[str, Any]]] = []
+    replies: list[tuple[Example | Delivery, dict[str, Any]]] = []
     secrets: dict[str | None, str] = {}
+    steps: list[Example | Delivery] = [*examples(text), *deliveries(text)]
 
-    for example in examples(text):
+    for step in sorted(steps, key=lambda step: step.reply_span[0]):
+        if isinstance(step, Delivery):
+            replies.append((step, await deliver(gql, step)))
+            continue
+        example = step
         variables = with_current_code(example.variables, secrets.get(example.user))
         reply = await gql(example.query, variables, user=example.user, roles=example.roles)
         replies.append((example, reply))
