@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +18,7 @@ from accounting.errors import (
     IdempotencyKeyReused,
     InvalidAmount,
     ProviderNotAvailable,
+    PurchaseLimitExceeded,
     PurchaseNotFound,
 )
 from accounting.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
@@ -33,6 +34,15 @@ MAX_CUSTOM_COINS = 10_000_000
 DEFAULT_UNANSWERED_GRACE = timedelta(minutes=2)
 """How long a charge the provider has no record of may still be on its way there. Within it, a
 pending purchase stays pending; after it, the purchase fails as never charged."""
+DEFAULT_DAILY_COIN_LIMIT = 100_000
+"""Coins (bonus coins included) a user may buy per calendar day (UTC), as the service is
+configured by default (``COINBOOKS_PURCHASE_DAILY_COIN_LIMIT``)."""
+COUNTED_AGAINST_LIMIT = ("pending", "completed")
+"""A failed purchase granted nothing: it does not count against the daily limit. A pending one
+may still grant its coins, so it does."""
+_LOCK_BUYER = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('purchase:' || CAST(:user_id AS text), 0))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +86,18 @@ class PurchaseService:
         functional_currency: str = "USD",
         fees: dict[str, FeeSchedule] | None = None,
         unanswered_grace: timedelta = DEFAULT_UNANSWERED_GRACE,
+        daily_coin_limit: int | None = None,
     ) -> None:
+        """``daily_coin_limit``: coins a user may buy per calendar day (UTC); None for no
+        limit (the service process always sets one, see api/database.py)."""
+        if daily_coin_limit is not None and daily_coin_limit < 1:
+            raise ValueError("a daily coin limit is at least one coin")
         self._sessions = sessions
         self._gateway = gateway
         self.functional_currency = fiat(functional_currency).code
         self._fees = fees or fee_schedules()
         self.unanswered_grace = unanswered_grace
+        self.daily_coin_limit = daily_coin_limit
 
     def _check(self, request: PurchaseRequest) -> None:
         check_user_id(request.user_id)
@@ -117,6 +133,10 @@ class PurchaseService:
         fingerprint = request.fingerprint()
 
         async def record(session: AsyncSession) -> tuple[PurchaseRow, bool]:
+            if self.daily_coin_limit is not None:
+                # One buyer's new purchases queue here, so each one counts what the ones
+                # before it recorded (a plain read could not see a purchase being recorded).
+                await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
             existing = await self._by_key(session, request.user_id, request.idempotency_key)
             if existing is not None:
                 return existing, True
@@ -129,6 +149,10 @@ class PurchaseService:
                 assert request.custom_coins is not None
                 offer = await catalog.custom_offer(
                     session, request.custom_coins, request.currency, request.channel
+                )
+            if self.daily_coin_limit is not None:
+                await self._check_daily_limit(
+                    session, request, offer.total_coins, self.daily_coin_limit
                 )
             inserted = await session.scalar(
                 pg_insert(PurchaseRow)
@@ -191,6 +215,23 @@ class PurchaseService:
         )
         purchase = await self._resolve(purchase.id, result)
         return PurchaseResult(purchase, replayed=False)
+
+    @staticmethod
+    async def _check_daily_limit(
+        session: AsyncSession, request: PurchaseRequest, asked_coins: int, limit_coins: int
+    ) -> None:
+        """Refuse the purchase if its coins would take the user past the day's limit. Runs
+        under the buyer's lock, so the purchases counted are all there are."""
+        bought = await coins_bought_today(session, request.user_id)
+        if bought + asked_coins > limit_coins:
+            raise PurchaseLimitExceeded(
+                f"{asked_coins:,} coins more would pass the daily limit of {limit_coins:,} "
+                f"coins: {bought:,} bought today (UTC)",
+                field="packageCode" if request.package_code is not None else "customCoins",
+                limit_coins=limit_coins,
+                bought_today_coins=bought,
+                asked_coins=asked_coins,
+            )
 
     async def settle(self, purchase_id: int) -> PurchaseRow:
         """Ask the provider what became of a pending purchase and resolve it (at most once)."""
@@ -291,6 +332,19 @@ class PurchaseService:
             )
         )
         return row
+
+
+async def coins_bought_today(session: AsyncSession, user_id: str) -> int:
+    """Coins, bonus coins included, of the user's purchases created since midnight UTC that
+    completed or may still complete (pending)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PurchaseRow.coins + PurchaseRow.bonus_coins), 0)).where(
+            PurchaseRow.user_id == user_id,
+            PurchaseRow.status.in_(COUNTED_AGAINST_LIMIT),
+            PurchaseRow.created_at >= func.date_trunc("day", func.now(), "UTC"),
+        )
+    )
+    return int(total or 0)
 
 
 def merchant_reference(purchase_id: int) -> str:
