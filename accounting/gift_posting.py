@@ -461,7 +461,7 @@ async def _sender_rates(
             _RECOUNT_SENT_IN_WINDOW,
             {"senders": recount, "rate_limit": limit.gifts, "rate_window": limit.window},
         )
-        for sender, sent in counted.tuples():
+        for sender, sent in counted.all():
             rates[sender].sent_in_window = sent
     return rates
 
