@@ -174,7 +174,7 @@ _BATCH_CONTEXT = text(
     "   SELECT id, code, commodity, type, contra, no_overdraft, balance, posting_count"
     "     FROM account WHERE code = ANY(CAST(:account_codes AS text[]))"
     "    ORDER BY id FOR UPDATE),"
-    " rates AS ("
+    " rates AS MATERIALIZED ("
     "   SELECT asked.sender_id, asked.gifts,"
     "          coalesce(seen.posting_count, 0) AS seen_postings,"
     "          coalesce(locked.posting_count, 0) AS locked_postings,"
@@ -332,7 +332,7 @@ async def post_gifts(
     senders = [r.sender_id for r in requests]
     limit = terms.rate_limit
     batch_gifts = Counter(senders) if limit is not None else Counter[str]()
-    rate_senders = sorted(batch_gifts)
+    wallets = {sender: chart.user_coins(sender).code for sender in sorted(batch_gifts)}
     context = (
         await session.execute(
             _BATCH_CONTEXT,
@@ -342,9 +342,9 @@ async def post_gifts(
                 "gift_codes": sorted({r.gift_code for r in requests}),
                 "senders": senders,
                 "keys": [r.idempotency_key for r in requests],
-                "rate_senders": rate_senders,
-                "rate_wallets": [chart.user_coins(sender).code for sender in rate_senders],
-                "rate_gifts": [batch_gifts[sender] for sender in rate_senders],
+                "rate_senders": list(wallets),
+                "rate_wallets": list(wallets.values()),
+                "rate_gifts": [batch_gifts[sender] for sender in wallets],
                 "rate_limit": None if limit is None else limit.gifts,
                 "rate_window": None if limit is None else limit.window,
             },
@@ -364,7 +364,7 @@ async def post_gifts(
     rates = (
         {}
         if limit is None
-        else await _sender_rates(session, _json(context.rates), books, batch_gifts, limit)
+        else await _sender_rates(session, _json(context.rates), books, wallets, batch_gifts, limit)
     )
 
     outcomes: list[GiftResult | LedgerError | None] = [None] * len(requests)
@@ -440,6 +440,7 @@ async def _sender_rates(
     session: AsyncSession,
     rows: list[dict[str, Any]],
     books: LockedBooks,
+    wallets: dict[str, str],
     batch_gifts: Counter[str],
     limit: GiftRateLimit,
 ) -> dict[str, _SenderRate]:
@@ -450,7 +451,7 @@ async def _sender_rates(
     recount: list[str] = []
     for row in rows:
         sender = row["sender_id"]
-        locked_postings = books[chart.user_coins(sender).code].posting_count
+        locked_postings = books.opening_posting_count(wallets[sender])
         rate = _SenderRate(locked_postings - row["edge_seq"], row["sent_in_window"])
         could_reach = rate.postings_in_window + batch_gifts[sender] > limit.gifts
         if could_reach and (rate.sent_in_window is None or row["seen_postings"] != locked_postings):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -134,10 +134,17 @@ class PurchaseService:
 
         async def record(session: AsyncSession) -> tuple[PurchaseRow, bool]:
             if self.daily_coin_limit is not None:
-                # One buyer's new purchases queue here, so each one counts what the ones
-                # before it recorded (a plain read could not see a purchase being recorded).
+                # One buyer's purchases queue here: the next statement, run once this one has
+                # the lock, sees every purchase recorded before it (and a racing request with
+                # the same key, which it then returns).
                 await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
-            existing = await self._by_key(session, request.user_id, request.idempotency_key)
+            existing, bought_today = (
+                await session.execute(
+                    select(PurchaseRow, coins_bought_today(request.user_id))
+                    .select_from(select(literal(1)).subquery())
+                    .outerjoin(PurchaseRow, by_key(request.user_id, request.idempotency_key))
+                )
+            ).one()
             if existing is not None:
                 return existing, True
             await standing.check_not_frozen(session, request.user_id, doing="buy coins")
@@ -151,8 +158,8 @@ class PurchaseService:
                     session, request.custom_coins, request.currency, request.channel
                 )
             if self.daily_coin_limit is not None:
-                await self._check_daily_limit(
-                    session, request, offer.total_coins, self.daily_coin_limit
+                self._check_daily_limit(
+                    request, offer.total_coins, int(bought_today), self.daily_coin_limit
                 )
             inserted = await session.scalar(
                 pg_insert(PurchaseRow)
@@ -217,12 +224,11 @@ class PurchaseService:
         return PurchaseResult(purchase, replayed=False)
 
     @staticmethod
-    async def _check_daily_limit(
-        session: AsyncSession, request: PurchaseRequest, asked_coins: int, limit_coins: int
+    def _check_daily_limit(
+        request: PurchaseRequest, asked_coins: int, bought: int, limit_coins: int
     ) -> None:
-        """Refuse the purchase if its coins would take the user past the day's limit. Runs
-        under the buyer's lock, so the purchases counted are all there are."""
-        bought = await coins_bought_today(session, request.user_id)
+        """Refuse the purchase if its coins would take the user past the day's limit. The
+        coins bought today were counted under the buyer's lock: they are all there are."""
         if bought + asked_coins > limit_coins:
             raise PurchaseLimitExceeded(
                 f"{asked_coins:,} coins more would pass the daily limit of {limit_coins:,} "
@@ -327,24 +333,27 @@ class PurchaseService:
     @staticmethod
     async def _by_key(session: AsyncSession, user_id: str, key: str) -> PurchaseRow | None:
         row: PurchaseRow | None = await session.scalar(
-            select(PurchaseRow).where(
-                PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key
-            )
+            select(PurchaseRow).where(by_key(user_id, key))
         )
         return row
 
 
-async def coins_bought_today(session: AsyncSession, user_id: str) -> int:
+def by_key(user_id: str, key: str) -> ColumnElement[bool]:
+    return and_(PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key)
+
+
+def coins_bought_today(user_id: str) -> ScalarSelect[int]:
     """Coins, bonus coins included, of the user's purchases created since midnight UTC that
     completed or may still complete (pending)."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(PurchaseRow.coins + PurchaseRow.bonus_coins), 0)).where(
+    return (
+        select(func.coalesce(func.sum(PurchaseRow.coins + PurchaseRow.bonus_coins), 0))
+        .where(
             PurchaseRow.user_id == user_id,
             PurchaseRow.status.in_(COUNTED_AGAINST_LIMIT),
             PurchaseRow.created_at >= func.date_trunc("day", func.now(), "UTC"),
         )
+        .scalar_subquery()
     )
-    return int(total or 0)
 
 
 def merchant_reference(purchase_id: int) -> str:
