@@ -231,8 +231,8 @@ class PurchaseService:
         coins bought today were counted under the buyer's lock: they are all there are."""
         if bought + asked_coins > limit_coins:
             raise PurchaseLimitExceeded(
-                f"{asked_coins:,} coins more would pass the daily limit of {limit_coins:,} "
-                f"coins: {bought:,} bought today (UTC)",
+                f"{bought:,} coins already bought today (UTC); {asked_coins:,} more would pass "
+                f"the daily limit of {limit_coins:,} coins",
                 field="packageCode" if request.package_code is not None else "customCoins",
                 limit_coins=limit_coins,
                 bought_today_coins=bought,

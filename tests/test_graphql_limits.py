@@ -172,8 +172,8 @@ async def test_a_purchase_past_the_days_coin_limit_is_refused_and_charges_nothin
     error = the_limit_error(payload, "PURCHASE_LIMIT_EXCEEDED")
     assert error == {
         "code": "PURCHASE_LIMIT_EXCEEDED",
-        "message": "350 coins more would pass the daily limit of 1,000 coins: "
-        "700 bought today (UTC)",
+        "message": "700 coins already bought today (UTC); 350 more would pass the daily "
+        "limit of 1,000 coins",
         "field": "packageCode",
     }
     assert payload["purchase"] is None
@@ -209,7 +209,7 @@ async def test_exactly_the_limit_may_be_bought_and_a_custom_amount_is_refused_pa
 
     error = the_limit_error(payload, "PURCHASE_LIMIT_EXCEEDED")
     assert error["field"] == "customCoins"
-    assert "1,000 bought today" in error["message"]
+    assert "1,000 coins already bought today" in error["message"]
     assert (await wallet_of(gql))["coins"] == "1000"
 
 
@@ -225,7 +225,7 @@ async def test_pending_purchases_count_against_the_limit_and_failed_ones_do_not(
     payload = await buy(gql, packageCode="coins_350")
 
     error = the_limit_error(payload, "PURCHASE_LIMIT_EXCEEDED")
-    assert "700 bought today" in error["message"]
+    assert "700 coins already bought today" in error["message"]
     assert (await bought(gql, packageCode="coins_70"))["status"] == "COMPLETED"
 
 
@@ -243,7 +243,7 @@ async def test_the_day_is_the_calendar_day_in_utc_so_yesterdays_purchases_do_not
     payload = await buy(gql, packageCode="coins_70")
 
     error = the_limit_error(payload, "PURCHASE_LIMIT_EXCEEDED")
-    assert "1,000 bought today" in error["message"]
+    assert "1,000 coins already bought today" in error["message"]
 
 
 async def test_the_limit_is_per_user(gql: GraphQLClient) -> None:
