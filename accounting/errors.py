@@ -191,8 +191,32 @@ class BelowPayoutMinimum(LedgerError):
     code = "BELOW_PAYOUT_MINIMUM"
 
 
-class DailyPayoutCapExceeded(LedgerError):
+class LimitExceeded(LedgerError):
+    """A velocity or spend limit would be passed: nothing was posted, charged or reserved.
+    Each limit's facts say what it allows, what was used of it and what was asked."""
+
+    code = "LIMIT_EXCEEDED"
+
+
+class DailyPayoutCapExceeded(LimitExceeded):
+    """Cash per creator per calendar day (UTC) in payouts; facts ``cap_micros``,
+    ``requested_today_micros``, ``asked_micros``."""
+
     code = "DAILY_PAYOUT_CAP_EXCEEDED"
+
+
+class PurchaseLimitExceeded(LimitExceeded):
+    """Coins bought per user per calendar day (UTC); facts ``limit_coins``,
+    ``bought_today_coins``, ``asked_coins``."""
+
+    code = "PURCHASE_LIMIT_EXCEEDED"
+
+
+class GiftRateLimited(LimitExceeded):
+    """Gifts per sender within the rate window; facts ``limit_gifts``, ``window_seconds``,
+    ``sent_in_window``."""
+
+    code = "GIFT_RATE_LIMITED"
 
 
 class PayoutNotFound(LedgerError):

@@ -8,6 +8,10 @@ entries, all their postings, and the gift records, each in one INSERT ... SELECT
 the database checks the postings statement as a whole (migrations/sql/0004), and moves each
 account's balance once per batch however many gifts touched it.
 
+The gift rate limit (at most so many gifts per sender within a sliding window) is checked in
+the same order, counting the sender's gifts already in the window and those accepted earlier in
+the batch; what it needs is read by the batch's one reading statement (see ``_SenderRate``).
+
 Locks: the streams are held FOR KEY SHARE (a stream ending waits for the gifts in flight, and
 a gift after it sees the stream ended); every account the batch touches is locked FOR UPDATE
 in one statement, in ascending id order, before any balance is read, so two batches over the
@@ -17,6 +21,7 @@ same accounts queue rather than deadlock.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +37,7 @@ from accounting.entries import Entry
 from accounting.errors import (
     AccountFrozen,
     GiftNotFound,
+    GiftRateLimited,
     GiftRetired,
     IdempotencyKeyReused,
     InsufficientCoins,
@@ -96,12 +102,34 @@ class GiftResult:
 
 
 @dataclass(frozen=True, slots=True)
+class GiftRateLimit:
+    """At most ``gifts`` gifts from one sender within any ``window`` (a sliding window ending
+    at the batch's transaction time). A gift of any quantity is one gift; a refused gift does
+    not count."""
+
+    gifts: int
+    window: timedelta = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        if self.gifts < 1:
+            raise ValueError("a gift rate limit allows at least one gift")
+        if self.window <= timedelta(0):
+            raise ValueError("a gift rate window is longer than zero")
+
+    @property
+    def window_seconds(self) -> int:
+        return int(self.window.total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
 class GiftTerms:
-    """What every gift of a service is posted at: the rates, the hold, the currency."""
+    """What every gift of a service is posted at: the rates, the hold, the currency, and the
+    rate limit (None: none)."""
 
     rates: CoinRates
     hold: timedelta
     functional_currency: str
+    rate_limit: GiftRateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +151,42 @@ class _Accepted:
 
 
 _STREAM_CREATORS = text("SELECT id, creator_id FROM stream WHERE id = ANY(CAST(:ids AS bigint[]))")
+_SENT_IN_WINDOW = (
+    # A sender's gifts within the rate window, counted among their newest ``limit`` gifts only
+    # (index ix_gift_sender; a sender's gifts are written under their wallet's lock, so their
+    # ids follow their times): the count is exact up to the limit, and never costs more.
+    "(SELECT count(*) FROM (SELECT g.created_at FROM gift g WHERE g.sender_id = {sender}"
+    "                        ORDER BY g.id DESC LIMIT CAST(:rate_limit AS bigint)) newest"
+    "  WHERE newest.created_at > now() - CAST(:rate_window AS interval))"
+)
 _BATCH_CONTEXT = text(
     # Everything a batch reads, in one round trip: its streams (FOR KEY SHARE: a stream ending
     # waits for the batch, and a batch after it sees the stream ended), then every account it
     # touches (FOR UPDATE, in ascending id order, so batches queue instead of deadlocking), the
-    # gift types, what was sent before under the batch's idempotency keys, and who is frozen.
+    # gift types, what was sent before under the batch's idempotency keys, who is frozen, and
+    # for the rate limit, per sender: the wallet's postings as this statement's snapshot saw
+    # them, the sequence number of its last posting before the window (one index probe), and,
+    # only for a sender whose postings in the window could reach the limit, the gifts sent in it.
     "WITH streams AS ("
     "   SELECT * FROM stream WHERE id = ANY(CAST(:stream_ids AS bigint[]))"
     "    ORDER BY id FOR KEY SHARE),"
     " accounts AS ("
     "   SELECT id, code, commodity, type, contra, no_overdraft, balance, posting_count"
     "     FROM account WHERE code = ANY(CAST(:account_codes AS text[]))"
-    "    ORDER BY id FOR UPDATE)"
+    "    ORDER BY id FOR UPDATE),"
+    " rates AS MATERIALIZED ("
+    "   SELECT asked.sender_id, asked.gifts,"
+    "          coalesce(seen.posting_count, 0) AS seen_postings,"
+    "          coalesce(locked.posting_count, 0) AS locked_postings,"
+    "          coalesce((SELECT p.account_seq FROM posting p"
+    "                     WHERE p.account_id = seen.id"
+    "                       AND p.posted_at <= now() - CAST(:rate_window AS interval)"
+    "                     ORDER BY p.posted_at DESC, p.account_seq DESC LIMIT 1), 0)"
+    "            AS edge_seq"
+    "     FROM unnest(CAST(:rate_senders AS text[]), CAST(:rate_wallets AS text[]),"
+    "                 CAST(:rate_gifts AS bigint[])) AS asked(sender_id, wallet, gifts)"
+    "     LEFT JOIN account seen ON seen.code = asked.wallet"
+    "     LEFT JOIN accounts locked ON locked.code = asked.wallet)"
     " SELECT (SELECT coalesce(json_agg(streams), '[]') FROM streams) AS streams,"
     "        (SELECT coalesce(json_agg(accounts), '[]') FROM accounts) AS accounts,"
     "        (SELECT coalesce(json_agg(t), '[]')"
@@ -146,7 +198,21 @@ _BATCH_CONTEXT = text(
     "                          WHERE sender_id = asked.s AND idempotency_key = asked.k"
     "                          LIMIT 1) sent ON true) AS sent,"
     "        (SELECT coalesce(json_agg(user_id), '[]') FROM user_status"
-    "          WHERE frozen AND user_id = ANY(CAST(:senders AS text[]))) AS frozen"
+    "          WHERE frozen AND user_id = ANY(CAST(:senders AS text[]))) AS frozen,"
+    "        (SELECT coalesce(json_agg(r), '[]')"
+    "           FROM (SELECT sender_id, seen_postings, edge_seq,"
+    "                        CASE WHEN locked_postings - edge_seq + gifts"
+    "                                  > CAST(:rate_limit AS bigint)"
+    "                             THEN " + _SENT_IN_WINDOW.format(sender="rates.sender_id") + ""
+    "                        END AS sent_in_window"
+    "                   FROM rates) r) AS rates"
+)
+_RECOUNT_SENT_IN_WINDOW = text(
+    # The same count, for senders whose gifts the batch's reading statement may not have seen
+    # all of; run once the batch holds their wallets' locks, so no more can be added meanwhile.
+    "SELECT asked.sender_id, "
+    + _SENT_IN_WINDOW.format(sender="asked.sender_id")
+    + " AS sent_in_window FROM unnest(CAST(:senders AS text[])) AS asked(sender_id)"
 )
 
 
@@ -264,6 +330,9 @@ async def post_gifts(
     # entry's event key is unique, the batch that loses fails as a whole, and its gifts are
     # then written one by one, each finding the first.
     senders = [r.sender_id for r in requests]
+    limit = terms.rate_limit
+    batch_gifts = Counter(senders) if limit is not None else Counter[str]()
+    wallets = {sender: chart.user_coins(sender).code for sender in sorted(batch_gifts)}
     context = (
         await session.execute(
             _BATCH_CONTEXT,
@@ -273,6 +342,11 @@ async def post_gifts(
                 "gift_codes": sorted({r.gift_code for r in requests}),
                 "senders": senders,
                 "keys": [r.idempotency_key for r in requests],
+                "rate_senders": list(wallets),
+                "rate_wallets": list(wallets.values()),
+                "rate_gifts": [batch_gifts[sender] for sender in wallets],
+                "rate_limit": None if limit is None else limit.gifts,
+                "rate_window": None if limit is None else limit.window,
             },
         )
     ).one()
@@ -287,6 +361,11 @@ async def post_gifts(
         books = LockedBooks(locked_accounts(rows, wanted))
     else:  # accounts to open first: a creator's first gift, a sender who never bought coins
         books = LockedBooks(await lock_accounts(session, wanted.values()))
+    rates = (
+        {}
+        if limit is None
+        else await _sender_rates(session, _json(context.rates), books, wallets, batch_gifts, limit)
+    )
 
     outcomes: list[GiftResult | LedgerError | None] = [None] * len(requests)
     accepted: list[_Accepted] = []
@@ -305,9 +384,12 @@ async def post_gifts(
                     streams.get(request.stream_id),
                     gift_types.get(request.gift_code),
                     frozen=request.sender_id in frozen,
+                    rate=rates.get(request.sender_id),
                     terms=terms,
                 )
             )
+            if request.sender_id in rates:
+                rates[request.sender_id].accepted += 1
         except LedgerError as refused:
             outcomes[index] = refused
 
@@ -316,6 +398,73 @@ async def post_gifts(
             outcomes[gift.index] = gift.result
     assert all(outcome is not None for outcome in outcomes)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+@dataclass(slots=True)
+class _SenderRate:
+    """One sender's gifts in the rate window, as far as the batch needs to know them.
+
+    ``postings_in_window`` bounds the gifts sent in the window from above: every gift posts to
+    the sender's coin wallet (so do purchases and other spends), and a wallet's postings are
+    numbered in time order, so the postings in the window are the wallet's count, read from its
+    locked row, less the number of the last posting before the window. That costs one index
+    probe, however fast the sender sends. Only when the bound, with the batch's own gifts,
+    could reach the limit are the gifts themselves counted (``sent_in_window``).
+
+    The reading statement locks the wallet but sees the gift table as of its start: had another
+    transaction written gifts of this sender in between (it then held the lock the statement
+    waited for), the wallet's posting count as the statement saw it differs from the locked
+    one, and the gifts are counted again under the lock (``_sender_rates``)."""
+
+    postings_in_window: int
+    sent_in_window: int | None
+    accepted: int = 0
+    """Gifts of this sender accepted earlier in this batch."""
+
+    def check(self, limit: GiftRateLimit, sender_id: str) -> None:
+        if self.postings_in_window + self.accepted < limit.gifts:
+            return
+        assert self.sent_in_window is not None, "counted whenever the bound could reach it"
+        sent = self.sent_in_window + self.accepted
+        if sent >= limit.gifts:
+            raise GiftRateLimited(
+                f"{sender_id} sent {sent:,} gifts in the last {limit.window_seconds:,} seconds: "
+                f"at most {limit.gifts:,} are allowed; try again shortly",
+                limit_gifts=limit.gifts,
+                window_seconds=limit.window_seconds,
+                sent_in_window=sent,
+            )
+
+
+async def _sender_rates(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    books: LockedBooks,
+    wallets: dict[str, str],
+    batch_gifts: Counter[str],
+    limit: GiftRateLimit,
+) -> dict[str, _SenderRate]:
+    """Each sender's ``_SenderRate`` from the reading statement's ``rates``; senders whose
+    gifts it may have counted short are counted again, in one more statement (rare: only a
+    sender near the limit whose wallet another transaction wrote to while the batch waited)."""
+    rates: dict[str, _SenderRate] = {}
+    recount: list[str] = []
+    for row in rows:
+        sender = row["sender_id"]
+        locked_postings = books.opening_posting_count(wallets[sender])
+        rate = _SenderRate(locked_postings - row["edge_seq"], row["sent_in_window"])
+        could_reach = rate.postings_in_window + batch_gifts[sender] > limit.gifts
+        if could_reach and (rate.sent_in_window is None or row["seen_postings"] != locked_postings):
+            recount.append(sender)
+        rates[sender] = rate
+    if recount:
+        counted = await session.execute(
+            _RECOUNT_SENT_IN_WINDOW,
+            {"senders": recount, "rate_limit": limit.gifts, "rate_window": limit.window},
+        )
+        for sender, sent in counted.all():
+            rates[sender].sent_in_window = sent
+    return rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +537,7 @@ def _check_and_lay(
     gift_type: _GiftType | None,
     *,
     frozen: bool,
+    rate: _SenderRate | None,
     terms: GiftTerms,
 ) -> _Accepted:
     """Every check of one gift, in the order a single gift is checked, against the books as
@@ -407,6 +557,8 @@ def _check_and_lay(
             f"Account {request.sender_id} is frozen: it may not send gifts",
             user_id=request.sender_id,
         )
+    if rate is not None and terms.rate_limit is not None:
+        rate.check(terms.rate_limit, request.sender_id)
     wallet_coins = books.normal_balance(chart.user_coins(request.sender_id).code)
     wallet_value = books.normal_balance(
         chart.user_coins_value(request.sender_id, terms.functional_currency).code

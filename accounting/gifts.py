@@ -27,6 +27,7 @@ from accounting.errors import (
     LedgerError,
     QuantityOutOfBounds,
 )
+from accounting.gift_posting import GiftRateLimit as GiftRateLimit
 from accounting.gift_posting import GiftRequest as GiftRequest
 from accounting.gift_posting import GiftResult as GiftResult
 from accounting.gift_posting import GiftTerms, post_gifts
@@ -68,12 +69,15 @@ class GiftService:
         rates: CoinRates | None = None,
         hold: timedelta = DEFAULT_HOLD,
         max_batch: int = DEFAULT_MAX_BATCH,
+        rate_limit: GiftRateLimit | None = None,
     ) -> None:
+        """``rate_limit``: most gifts per sender within a sliding window; None for no limit
+        (the service process always sets one, see api/database.py)."""
         self._sessions = sessions
         self.functional_currency = functional_currency
         self.rates = rates or CoinRates()
         self.hold = hold
-        self.terms = GiftTerms(self.rates, hold, functional_currency)
+        self.terms = GiftTerms(self.rates, hold, functional_currency, rate_limit)
         self._stream_creators: dict[int, str] = {}
         """Whose stream each stream is, as far as this process has seen (that never changes)."""
         self.batches: GroupCommit[GiftRequest, GiftResult] = GroupCommit(

@@ -62,6 +62,10 @@ class LockedBooks:
             self._opening[code], balance=self._balance[code], posting_count=self._count[code]
         )
 
+    def opening_posting_count(self, code: str) -> int:
+        """The account's posting count when it was locked, before anything was laid on it."""
+        return self._opening[code].posting_count
+
     def normal_balance(self, code: str) -> int:
         return self._balance[code] * self._opening[code].spec.normal_sign
 

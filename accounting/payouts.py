@@ -207,6 +207,9 @@ class PayoutService:
                     f"{self._money(amounts.amount_micros)} more would pass the daily cap of "
                     f"{self._money(cap)}",
                     field="diamonds",
+                    cap_micros=cap,
+                    requested_today_micros=today,
+                    asked_micros=amounts.amount_micros,
                 )
 
             now = await session.scalar(select(func.clock_timestamp()))

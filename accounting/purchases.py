@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +18,7 @@ from accounting.errors import (
     IdempotencyKeyReused,
     InvalidAmount,
     ProviderNotAvailable,
+    PurchaseLimitExceeded,
     PurchaseNotFound,
 )
 from accounting.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
@@ -33,6 +34,15 @@ MAX_CUSTOM_COINS = 10_000_000
 DEFAULT_UNANSWERED_GRACE = timedelta(minutes=2)
 """How long a charge the provider has no record of may still be on its way there. Within it, a
 pending purchase stays pending; after it, the purchase fails as never charged."""
+DEFAULT_DAILY_COIN_LIMIT = 100_000
+"""Coins (bonus coins included) a user may buy per calendar day (UTC), as the service is
+configured by default (``COINBOOKS_PURCHASE_DAILY_COIN_LIMIT``)."""
+COUNTED_AGAINST_LIMIT = ("pending", "completed")
+"""A failed purchase granted nothing: it does not count against the daily limit. A pending one
+may still grant its coins, so it does."""
+_LOCK_BUYER = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('purchase:' || CAST(:user_id AS text), 0))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +86,18 @@ class PurchaseService:
         functional_currency: str = "USD",
         fees: dict[str, FeeSchedule] | None = None,
         unanswered_grace: timedelta = DEFAULT_UNANSWERED_GRACE,
+        daily_coin_limit: int | None = None,
     ) -> None:
+        """``daily_coin_limit``: coins a user may buy per calendar day (UTC); None for no
+        limit (the service process always sets one, see api/database.py)."""
+        if daily_coin_limit is not None and daily_coin_limit < 1:
+            raise ValueError("a daily coin limit is at least one coin")
         self._sessions = sessions
         self._gateway = gateway
         self.functional_currency = fiat(functional_currency).code
         self._fees = fees or fee_schedules()
         self.unanswered_grace = unanswered_grace
+        self.daily_coin_limit = daily_coin_limit
 
     def _check(self, request: PurchaseRequest) -> None:
         check_user_id(request.user_id)
@@ -117,7 +133,18 @@ class PurchaseService:
         fingerprint = request.fingerprint()
 
         async def record(session: AsyncSession) -> tuple[PurchaseRow, bool]:
-            existing = await self._by_key(session, request.user_id, request.idempotency_key)
+            if self.daily_coin_limit is not None:
+                # One buyer's purchases queue here: the next statement, run once this one has
+                # the lock, sees every purchase recorded before it (and a racing request with
+                # the same key, which it then returns).
+                await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
+            existing, bought_today = (
+                await session.execute(
+                    select(PurchaseRow, coins_bought_today(request.user_id))
+                    .select_from(select(literal(1)).subquery())
+                    .outerjoin(PurchaseRow, by_key(request.user_id, request.idempotency_key))
+                )
+            ).one()
             if existing is not None:
                 return existing, True
             await standing.check_not_frozen(session, request.user_id, doing="buy coins")
@@ -129,6 +156,10 @@ class PurchaseService:
                 assert request.custom_coins is not None
                 offer = await catalog.custom_offer(
                     session, request.custom_coins, request.currency, request.channel
+                )
+            if self.daily_coin_limit is not None:
+                self._check_daily_limit(
+                    request, offer.total_coins, int(bought_today), self.daily_coin_limit
                 )
             inserted = await session.scalar(
                 pg_insert(PurchaseRow)
@@ -191,6 +222,22 @@ class PurchaseService:
         )
         purchase = await self._resolve(purchase.id, result)
         return PurchaseResult(purchase, replayed=False)
+
+    @staticmethod
+    def _check_daily_limit(
+        request: PurchaseRequest, asked_coins: int, bought: int, limit_coins: int
+    ) -> None:
+        """Refuse the purchase if its coins would take the user past the day's limit. The
+        coins bought today were counted under the buyer's lock: they are all there are."""
+        if bought + asked_coins > limit_coins:
+            raise PurchaseLimitExceeded(
+                f"{bought:,} coins already bought today (UTC); {asked_coins:,} more would pass "
+                f"the daily limit of {limit_coins:,} coins",
+                field="packageCode" if request.package_code is not None else "customCoins",
+                limit_coins=limit_coins,
+                bought_today_coins=bought,
+                asked_coins=asked_coins,
+            )
 
     async def settle(self, purchase_id: int) -> PurchaseRow:
         """Ask the provider what became of a pending purchase and resolve it (at most once)."""
@@ -286,11 +333,27 @@ class PurchaseService:
     @staticmethod
     async def _by_key(session: AsyncSession, user_id: str, key: str) -> PurchaseRow | None:
         row: PurchaseRow | None = await session.scalar(
-            select(PurchaseRow).where(
-                PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key
-            )
+            select(PurchaseRow).where(by_key(user_id, key))
         )
         return row
+
+
+def by_key(user_id: str, key: str) -> ColumnElement[bool]:
+    return and_(PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key)
+
+
+def coins_bought_today(user_id: str) -> ScalarSelect[int]:
+    """Coins, bonus coins included, of the user's purchases created since midnight UTC that
+    completed or may still complete (pending)."""
+    return (
+        select(func.coalesce(func.sum(PurchaseRow.coins + PurchaseRow.bonus_coins), 0))
+        .where(
+            PurchaseRow.user_id == user_id,
+            PurchaseRow.status.in_(COUNTED_AGAINST_LIMIT),
+            PurchaseRow.created_at >= func.date_trunc("day", func.now(), "UTC"),
+        )
+        .scalar_subquery()
+    )
 
 
 def merchant_reference(purchase_id: int) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 
 import migrations
 from accounting.fees import fee_schedules
-from accounting.gifts import GiftService
+from accounting.gifts import GiftRateLimit, GiftService
 from accounting.payments.sandbox import SandboxGateway
 from accounting.payouts import PayoutPolicy, PayoutService
 from accounting.posting_rules import CoinRates
@@ -74,6 +74,9 @@ def gift_service(settings: Settings, sessions: async_sessionmaker[AsyncSession])
         rates=CoinRates(settings.diamonds_per_coin, settings.diamond_value_micros),
         hold=timedelta(hours=settings.hold_hours),
         max_batch=settings.gift_batch_max,
+        rate_limit=GiftRateLimit(
+            settings.gift_rate_limit, timedelta(seconds=settings.gift_rate_window_seconds)
+        ),
     )
 
 
@@ -99,6 +102,7 @@ def purchase_service(
         functional_currency=settings.functional_currency,
         fees=fee_schedules(settings.app_store_commission_percent),
         unanswered_grace=timedelta(seconds=settings.unanswered_charge_grace_seconds),
+        daily_coin_limit=settings.purchase_daily_coin_limit,
     )
 
 

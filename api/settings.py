@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     """How long a gift's diamonds stay pending before they become available."""
     gift_batch_max: int = Field(default=256, ge=1, le=4096)
     """Most gifts written in one transaction (they are group-committed)."""
+    gift_rate_limit: int = Field(default=600, ge=1)
+    """Most gifts one sender may send within the rate window (a gift of any quantity is one)."""
+    gift_rate_window_seconds: int = Field(default=60, ge=1, le=3600)
+    """The sliding window of the gift rate limit: 600 gifts per 60 seconds by default."""
+    purchase_daily_coin_limit: int = Field(default=100_000, ge=1)
+    """Coins (bonus coins included) one user may buy per calendar day (UTC)."""
     refund_window_days: int = Field(default=14, ge=0, le=365)
     """How long after a purchase its coins may be refunded, if none of them was spent."""
 

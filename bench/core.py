@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.payments.sandbox import SandboxGateway
 from accounting.purchases import PurchaseRequest, PurchaseService
+from bench.limits import PURCHASE_DAILY_COIN_LIMIT
 from bench.load import LoadResult, NotAcknowledged, drive
 
 PACKAGE = "coins_350"
@@ -58,4 +59,10 @@ async def drive_core(
 
 
 def purchase_service(sessions: async_sessionmaker[AsyncSession]) -> PurchaseService:
-    return PurchaseService(sessions, SandboxGateway(sessions), functional_currency="USD")
+    """Purchases with the sandbox provider and the benchmark's (never reached) daily limit."""
+    return PurchaseService(
+        sessions,
+        SandboxGateway(sessions),
+        functional_currency="USD",
+        daily_coin_limit=PURCHASE_DAILY_COIN_LIMIT,
+    )

@@ -19,6 +19,7 @@ from accounting.purchases import PurchaseRequest, PurchaseService
 from accounting.streams import start_stream
 from accounting.tables import StreamRow
 from bench.core import purchase_service, user_ids
+from bench.limits import GIFT_RATE_LIMIT
 from bench.load import LoadResult, NotAcknowledged, drive
 
 SEED_COINS = 1_000_000
@@ -101,5 +102,6 @@ async def drive_gifts(
 
 
 def gift_service(sessions: async_sessionmaker[AsyncSession]) -> GiftService:
-    """Gifts at the default rates and hold (nothing is released during a run)."""
-    return GiftService(sessions, functional_currency="USD")
+    """Gifts at the default rates and hold (nothing is released during a run), with the
+    benchmark's gift rate limit (checked, never reached)."""
+    return GiftService(sessions, functional_currency="USD", rate_limit=GIFT_RATE_LIMIT)

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from accounting.access import Role
 from api.auth import issue_token
 from api.settings import Settings
+from bench.limits import service_environment
 from bench.load import LoadResult, NotAcknowledged, drive
 
 MUTATION = """
@@ -82,7 +83,8 @@ class ServiceMemory:
 
 class ServiceProcess:
     """``python -m uvicorn api.app:app_from_environment --factory`` with ``DATABASE_URL`` set,
-    on a free local port; its output goes to ``log_path``."""
+    and the benchmark's limits (bench/limits.py), on a free local port; its output goes to
+    ``log_path``."""
 
     def __init__(self, database_url: URL, log_path: Path) -> None:
         self.database_url = database_url
@@ -114,6 +116,7 @@ class ServiceProcess:
     def start(self) -> None:
         env = dict(os.environ)
         env["DATABASE_URL"] = self.database_url.render_as_string(hide_password=False)
+        env.update(service_environment())
         command = [
             sys.executable,
             "-m",

@@ -213,6 +213,7 @@ class SendGiftErrorCode(Enum):
     QUANTITY_OUT_OF_BOUNDS = "QUANTITY_OUT_OF_BOUNDS"
     INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    GIFT_RATE_LIMITED = "GIFT_RATE_LIMITED"
 
 
 _GIFT_CODES: dict[type[errors.LedgerError], SendGiftErrorCode] = {
@@ -226,6 +227,7 @@ _GIFT_CODES: dict[type[errors.LedgerError], SendGiftErrorCode] = {
     errors.QuantityOutOfBounds: SendGiftErrorCode.QUANTITY_OUT_OF_BOUNDS,
     errors.InvalidIdempotencyKey: SendGiftErrorCode.INVALID_IDEMPOTENCY_KEY,
     errors.IdempotencyKeyReused: SendGiftErrorCode.IDEMPOTENCY_KEY_REUSED,
+    errors.GiftRateLimited: SendGiftErrorCode.GIFT_RATE_LIMITED,
 }
 
 

@@ -76,6 +76,7 @@ class PurchaseCoinsErrorCode(Enum):
     PROVIDER_NOT_AVAILABLE = "PROVIDER_NOT_AVAILABLE"
     PAYMENT_DECLINED = "PAYMENT_DECLINED"
     ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+    PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
 
 
 _CODES: dict[type[errors.LedgerError], PurchaseCoinsErrorCode] = {
@@ -89,6 +90,7 @@ _CODES: dict[type[errors.LedgerError], PurchaseCoinsErrorCode] = {
     errors.FxRateMissing: PurchaseCoinsErrorCode.FX_RATE_MISSING,
     errors.ProviderNotAvailable: PurchaseCoinsErrorCode.PROVIDER_NOT_AVAILABLE,
     errors.AccountFrozen: PurchaseCoinsErrorCode.ACCOUNT_FROZEN,
+    errors.PurchaseLimitExceeded: PurchaseCoinsErrorCode.PURCHASE_LIMIT_EXCEEDED,
 }
 
 

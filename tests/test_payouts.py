@@ -277,6 +277,12 @@ async def test_the_daily_cap_counts_todays_payouts_but_not_rejected_ones(
         "10.00 USD already requested today (UTC); 10.00 USD more would pass the daily cap of "
         "15.00 USD"
     )
+    assert isinstance(refused.value, errors.LimitExceeded)  # one family with the other limits
+    assert refused.value.facts == {
+        "cap_micros": 15_000_000,
+        "requested_today_micros": 10_000_000,
+        "asked_micros": 10_000_000,
+    }
     assert await diamonds(sessions, "bo") == (2_000, 2_000, 20_000_000)
     await capped.request_payout(bo.request("bo-payout-0003", 1_000))  # $5: exactly the cap
 
