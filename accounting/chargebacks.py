@@ -2,13 +2,14 @@
 void, a refund made at the provider), DESIGN.md: Chargeback.
 
 The purchase's coins the buyer still holds are clawed back. The coins already spent are traced
-to what they bought: the buyer's gifts and unlocks from the purchase on, earliest first (the
-coins a purchase brings are the ones spent next; a balance held from before it is not spent
-first, so a thief cannot shield a stolen purchase behind an old balance). Of those gifts, the
-diamonds still pending at their creators are clawed back with their payable; diamonds already
-available stay, and what they cost is the loss, booked to the buyer's receivable or to fraud
-losses by policy. The buyer's account is frozen until support lifts it. A dispute the platform
-wins undoes the chargeback; a dispute fee is an expense either way.
+to what they bought: the buyer's gifts and unlocks from the purchase on, earliest first,
+skipping coins that standing chargebacks already traced (the coins a purchase brings are the
+ones spent next; a balance held from before it is not spent first, so a thief cannot shield a
+stolen purchase behind an old balance). Each traced piece is recorded (``chargeback_trace``).
+Of those gifts, the diamonds still pending at their creators are clawed back with their
+payable; diamonds already available stay, and what they cost is the loss, booked to the buyer's
+receivable or to fraud losses by policy. The buyer's account is frozen until support lifts it.
+A dispute the platform wins undoes the chargeback; a dispute fee is an expense either way.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from accounting.refunds import value_paid
 from accounting.tables import (
     ChargebackClawbackRow,
     ChargebackRow,
+    ChargebackTraceRow,
     GiftRow,
     PurchaseRow,
     RefundRow,
@@ -100,15 +102,19 @@ class ChargebackResult:
 
 _SPENDING = text(
     """
-    SELECT 'gift' AS what, g.id, g.created_at, g.coins, g.creator_id, g.diamonds,
-           g.payable_micros, g.release_entry_id IS NOT NULL AS released,
-           coalesce((SELECT sum(c.coins) FROM chargeback_clawback c
-                       JOIN chargeback b ON b.id = c.chargeback_id
-                      WHERE c.gift_id = g.id AND b.status <> 'won'), 0) AS claimed
+    SELECT 'gift' AS what, g.id, g.created_at, g.coins, g.release_entry_id IS NOT NULL AS released,
+           coalesce((SELECT sum(t.coins) FROM chargeback_trace t
+                       JOIN chargeback b ON b.id = t.chargeback_id
+                      WHERE t.spending = 'gift' AND t.spending_id = g.id
+                        AND b.status <> 'won'), 0) AS traced
       FROM gift g
      WHERE g.sender_id = :user_id AND g.created_at >= :since
     UNION ALL
-    SELECT 'unlock', u.id, u.created_at, u.coins, NULL, 0, 0, true, 0
+    SELECT 'unlock', u.id, u.created_at, u.coins, true,
+           coalesce((SELECT sum(t.coins) FROM chargeback_trace t
+                       JOIN chargeback b ON b.id = t.chargeback_id
+                      WHERE t.spending = 'unlock' AND t.spending_id = u.id
+                        AND b.status <> 'won'), 0)
       FROM feature_unlock u
      WHERE u.user_id = :user_id AND u.created_at >= :since
      ORDER BY created_at, id"""
@@ -116,64 +122,82 @@ _SPENDING = text(
 
 
 @dataclass(frozen=True, slots=True)
-class _GiftClaim:
-    gift_id: int
-    creator_id: str
+class _Trace:
+    """Spent coins traced to one gift or unlock; for a gift still in its hold, the diamonds and
+    payable that come back with them."""
+
+    spending: str
+    spending_id: int
     coins: int
-    diamonds: int
-    payable_micros: int
+    creator_id: str | None = None
+    diamonds: int = 0
+    payable_micros: int = 0
+
+    @property
+    def clawed(self) -> bool:
+        return self.creator_id is not None
+
+
+def _share(total: int, traced_before: int, taken: int, coins: int) -> int:
+    """The part of ``total`` that ``taken`` of a gift's ``coins`` paid for, after
+    ``traced_before`` of them: floored on the running total, so a gift traced in pieces gives
+    back exactly ``total`` once every coin is traced."""
+    return total * (traced_before + taken) // coins - total * traced_before // coins
 
 
 async def _trace_spending(
     session: AsyncSession, purchase: PurchaseRow, posted_at: object, coins_spent: int
-) -> list[_GiftClaim]:
-    """The purchase's ``coins_spent`` spent coins, traced to the gifts (still in their hold)
-    they paid for: the buyer's spending from the purchase on, earliest first, skipping coins of
-    gifts that other chargebacks already claim. The gifts claimed are locked, so no hold
-    release or other chargeback moves their diamonds meanwhile."""
+) -> list[_Trace]:
+    """The purchase's ``coins_spent`` spent coins, traced to what they bought: the buyer's
+    gifts and unlocks from the purchase on, earliest first, skipping coins that standing
+    chargebacks already traced. The gifts still in their hold are locked, so no hold release
+    moves their diamonds meanwhile (the buyer's wallet is locked already, so no other
+    chargeback of theirs traces meanwhile)."""
     left = coins_spent
-    claims: list[_GiftClaim] = []
+    pieces: list[tuple[str, int, int, int, bool]] = []
     rows = (
         await session.execute(_SPENDING, {"user_id": purchase.user_id, "since": posted_at})
     ).mappings()
-    candidates: list[tuple[int, int]] = []
     for row in rows:
         if left <= 0:
             break
-        unclaimed = int(row["coins"]) - int(row["claimed"])
-        taken = min(left, unclaimed)
+        traced = int(row["traced"])
+        taken = min(left, int(row["coins"]) - traced)
         if taken <= 0:
             continue
         left -= taken
-        if row["what"] == "gift" and not row["released"]:
-            candidates.append((int(row["id"]), taken))
-    if not candidates:
-        return claims
-    locked = {
-        gift.id: gift
-        for gift in (
-            await session.scalars(
-                select(GiftRow)
-                .where(GiftRow.id.in_([gift_id for gift_id, _ in candidates]))
-                .order_by(GiftRow.id)
-                .with_for_update()
-            )
-        ).all()
-    }
-    for gift_id, taken in candidates:
-        gift = locked[gift_id]
-        if gift.release_entry_id is not None:  # released while we looked
+        pieces.append((str(row["what"]), int(row["id"]), taken, traced, bool(row["released"])))
+    held_ids = [id_ for what, id_, _, _, released in pieces if what == "gift" and not released]
+    locked: dict[int, GiftRow] = {}
+    if held_ids:
+        locked = {
+            gift.id: gift
+            for gift in (
+                await session.scalars(
+                    select(GiftRow)
+                    .where(GiftRow.id.in_(held_ids))
+                    .order_by(GiftRow.id)
+                    .with_for_update()
+                )
+            ).all()
+        }
+    traces: list[_Trace] = []
+    for what, id_, taken, traced, _ in pieces:
+        gift = locked.get(id_) if what == "gift" else None
+        if gift is None or gift.release_entry_id is not None:  # nothing (more) to claw back
+            traces.append(_Trace(what, id_, taken))
             continue
-        claims.append(
-            _GiftClaim(
-                gift_id=gift.id,
+        traces.append(
+            _Trace(
+                what,
+                id_,
+                taken,
                 creator_id=gift.creator_id,
-                coins=taken,
-                diamonds=gift.diamonds * taken // gift.coins,
-                payable_micros=gift.payable_micros * taken // gift.coins,
+                diamonds=_share(gift.diamonds, traced, taken, gift.coins),
+                payable_micros=_share(gift.payable_micros, traced, taken, gift.coins),
             )
         )
-    return claims
+    return traces
 
 
 async def charge_back(
@@ -236,9 +260,11 @@ async def charge_back(
     purchase_entry_at = await session.scalar(
         text("SELECT posted_at FROM journal_entry WHERE id = :id"), {"id": purchase.entry_id}
     )
-    gifts = await _trace_spending(session, purchase, purchase_entry_at, spent) if spent else []
+    traces = await _trace_spending(session, purchase, purchase_entry_at, spent) if spent else []
+    gifts = [trace for trace in traces if trace.creator_id is not None]
     by_creator: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for gift in gifts:
+        assert gift.creator_id is not None
         by_creator[gift.creator_id][0] += gift.diamonds
         by_creator[gift.creator_id][1] += gift.payable_micros
     clawbacks = tuple(
@@ -297,9 +323,19 @@ async def charge_back(
     session.add(row)
     await session.flush()
     session.add_all(
+        ChargebackTraceRow(
+            chargeback_id=row.id,
+            spending=trace.spending,
+            spending_id=trace.spending_id,
+            coins=trace.coins,
+        )
+        for trace in traces
+    )
+    await session.flush()
+    session.add_all(
         ChargebackClawbackRow(
             chargeback_id=row.id,
-            gift_id=gift.gift_id,
+            gift_id=gift.spending_id,
             creator_id=gift.creator_id,
             coins=gift.coins,
             diamonds=gift.diamonds,

@@ -240,6 +240,31 @@ CHECKS: list[tuple[int, str, str]] = [
          WHERE (m.coins, c.diamonds, c.payable)
                <> (b.coins_clawed, b.diamonds_clawed, b.payable_clawed_micros)
         UNION ALL
+        SELECT format('chargeback %s traced %s spent coins; it says %s were spent',
+                      b.id, t.coins, b.coins_spent)
+          FROM chargeback b
+         CROSS JOIN LATERAL (SELECT coalesce(sum(coins), 0) AS coins
+                               FROM chargeback_trace WHERE chargeback_id = b.id) t
+         WHERE t.coins > b.coins_spent
+        UNION ALL
+        SELECT format('%s %s is %s coins; standing chargebacks traced %s of them',
+                      s.spending, s.spending_id, s.coins, s.traced)
+          FROM (SELECT t.spending, t.spending_id, sum(t.coins) AS traced,
+                       coalesce(max(g.coins), max(u.coins)) AS coins
+                  FROM chargeback_trace t
+                  JOIN chargeback b ON b.id = t.chargeback_id AND b.status <> 'won'
+                  LEFT JOIN gift g ON t.spending = 'gift' AND g.id = t.spending_id
+                  LEFT JOIN feature_unlock u ON t.spending = 'unlock' AND u.id = t.spending_id
+                 GROUP BY t.spending, t.spending_id) s
+         WHERE s.coins IS NULL OR s.traced > s.coins
+        UNION ALL
+        SELECT format('chargeback %s clawed back gift %s without tracing %s of its coins to it',
+                      c.chargeback_id, c.gift_id, c.coins)
+          FROM chargeback_clawback c
+         WHERE NOT EXISTS (SELECT 1 FROM chargeback_trace t
+                            WHERE t.chargeback_id = c.chargeback_id AND t.spending = 'gift'
+                              AND t.spending_id = c.gift_id AND t.coins = c.coins)
+        UNION ALL
         SELECT format('purchase %s was refunded (%s) and charged back (%s)',
                       r.purchase_id, r.id, b.id)
           FROM refund r JOIN chargeback b ON b.purchase_id = r.purchase_id

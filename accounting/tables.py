@@ -616,6 +616,27 @@ class ChargebackClawbackRow(Base):
     )
 
 
+class ChargebackTraceRow(Base):
+    """Spent coins of a charged-back purchase, traced to what they bought: a gift or an unlock.
+    Each spent coin is traced once while its chargeback stands."""
+
+    __tablename__ = "chargeback_trace"
+
+    chargeback_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chargeback.id"), primary_key=True
+    )
+    spending: Mapped[str] = mapped_column(Text, primary_key=True)
+    spending_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The gift's or the unlock's id (never deleted; the integrity check ties the two)."""
+    coins: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("spending IN ('gift', 'unlock')", name="spending"),
+        CheckConstraint("coins > 0", name="coins"),
+        Index("ix_chargeback_trace_spending", "spending", "spending_id"),
+    )
+
+
 class ProviderEventRow(Base):
     """A signed provider event, accepted once under the provider's event id, with what it did."""
 

@@ -432,7 +432,7 @@ APPEND_ONLY: dict[str, tuple[str, str]] = {
     "truncate_all_together": (
         # every table that references journal_entry, so no foreign key refuses it first
         "TRUNCATE posting, journal_entry, purchase, gift, feature_unlock, payout_event, refund,"
-        " chargeback, chargeback_clawback, provider_event",
+        " chargeback, chargeback_clawback, chargeback_trace, provider_event",
         "is append-only: TRUNCATE refused",
     ),
 }

@@ -1,7 +1,7 @@
 -- Chargebacks keep their history. What a chargeback clawed back never changes; a dispute
 -- resolves once (open -> won | lost), and won exactly when its reversing entry exists. The
 -- other kinds (app-store refunds, voids, refunds made at the provider) are final at once.
--- Clawbacks, provider events and refused webhook deliveries are append-only.
+-- Clawbacks, traces, provider events and refused webhook deliveries are append-only.
 
 CREATE FUNCTION coinbooks_chargeback_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -73,6 +73,10 @@ CREATE TRIGGER chargeback_clawback_check AFTER INSERT ON chargeback_clawback
 CREATE TRIGGER chargeback_clawback_append_only BEFORE UPDATE OR DELETE ON chargeback_clawback
     FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
 CREATE TRIGGER chargeback_clawback_no_truncate BEFORE TRUNCATE ON chargeback_clawback
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER chargeback_trace_append_only BEFORE UPDATE OR DELETE ON chargeback_trace
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
+CREATE TRIGGER chargeback_trace_no_truncate BEFORE TRUNCATE ON chargeback_trace
     FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
 CREATE TRIGGER provider_event_append_only BEFORE UPDATE OR DELETE ON provider_event
     FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();

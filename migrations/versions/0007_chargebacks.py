@@ -116,6 +116,31 @@ def upgrade() -> None:
     )
     op.create_index("ix_chargeback_clawback_gift", "chargeback_clawback", ["gift_id"], unique=False)
     op.create_table(
+        "chargeback_trace",
+        sa.Column("chargeback_id", sa.BigInteger(), nullable=False),
+        sa.Column("spending", sa.Text(), nullable=False),
+        sa.Column("spending_id", sa.BigInteger(), nullable=False),
+        sa.Column("coins", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("coins > 0", name=op.f("ck_chargeback_trace_coins")),
+        sa.CheckConstraint(
+            "spending IN ('gift', 'unlock')", name=op.f("ck_chargeback_trace_spending")
+        ),
+        sa.ForeignKeyConstraint(
+            ["chargeback_id"],
+            ["chargeback.id"],
+            name=op.f("fk_chargeback_trace_chargeback_id_chargeback"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "chargeback_id", "spending", "spending_id", name=op.f("pk_chargeback_trace")
+        ),
+    )
+    op.create_index(
+        "ix_chargeback_trace_spending",
+        "chargeback_trace",
+        ["spending", "spending_id"],
+        unique=False,
+    )
+    op.create_table(
         "provider_event",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("provider", sa.Text(), nullable=False),
@@ -154,6 +179,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_provider_event_purchase", table_name="provider_event")
     op.drop_table("provider_event")
+    op.drop_index("ix_chargeback_trace_spending", table_name="chargeback_trace")
+    op.drop_table("chargeback_trace")
     op.drop_index("ix_chargeback_clawback_gift", table_name="chargeback_clawback")
     op.drop_table("chargeback_clawback")
     op.drop_index("ix_chargeback_user", table_name="chargeback")
