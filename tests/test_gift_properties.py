@@ -1716,7 +1716,7 @@ def test_gift_books_match_the_model_after_every_step(gift_machine: type[GiftMach
     run_state_machine_as_test(
         gift_machine,
         settings=settings(
-            max_examples=25,
+            max_examples=20,
             stateful_step_count=60,
             deadline=None,
             derandomize=True,
