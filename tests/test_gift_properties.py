@@ -555,7 +555,8 @@ class Model:
         """Whether tracing ``purchase`` would pass over coins that another standing chargeback
         claims without having clawed anything back for them (an unlock, a gift already out
         of its hold). The books remember only the claims that clawed diamonds back, so they
-        trace such coins a second time, and part ways with the rule here."""
+        trace such coins a second time, and part ways with the rule here
+        (``test_chargeback_tracing.py`` shows it)."""
 
         def key(claims: list[Claim]) -> list[tuple[int, int]]:
             return [(id(claim.spend), claim.coins) for claim in claims]
@@ -648,7 +649,8 @@ class GiftMachine(RuleBasedStateMachine):
     trace_twice: ClassVar[bool] = False
     """Whether to charge back purchases whose spent coins another standing chargeback already
     traced to an unlock or a released gift (``Model.traced_twice``). The books trace those
-    coins again, against the rule, so by default the machine leaves such chargebacks out."""
+    coins again, against the rule (``test_chargeback_tracing.py``), so by default the machine
+    leaves such chargebacks out."""
 
     def __init__(self) -> None:
         super().__init__()
