@@ -1,14 +1,13 @@
-"""How a chargeback traces the coins its purchase's buyer already spent, against the rule
-(accounting/chargebacks.py): "the buyer's gifts and unlocks from the purchase on, earliest
-first, skipping coins of gifts that other chargebacks already claim"; the diamonds of those
-gifts still in their hold come back with their payable.
+"""How a chargeback traces the coins its purchase's buyer already spent (accounting/
+chargebacks.py): the buyer's gifts and unlocks from the purchase on, earliest first, skipping
+coins that standing chargebacks already traced; the diamonds of those gifts still in their hold
+come back with their payable.
 
-Each coin is spent once, so each spent coin is traced once. The books remember a claim only
-where it clawed diamonds back (a ``chargeback_clawback`` row), so coins that one chargeback
-traced to an unlock or to a gift already out of its hold are traced again by the next one: a
-second stolen purchase is traced to spending the first already accounts for, and the pending
-gift it really paid for keeps its diamonds. And a gift's diamonds clawed back in pieces are
-floored piece by piece, so a gift every coin of which was charged back can keep a diamond.
+Each coin is spent once, so each spent coin is traced once: coins one chargeback traced to an
+unlock or to a gift already out of its hold are not traced again by the next one, so a second
+stolen purchase is traced to the pending gift it really paid for. And a gift's diamonds clawed
+back in pieces are floored on the running total, so a gift every coin of which was charged back
+keeps no diamond.
 """
 
 from __future__ import annotations
@@ -83,8 +82,8 @@ async def test_coins_one_chargeback_traced_are_not_traced_again_by_another(
     back with their $0.50 payable. Shady keeps nothing that stolen coins paid for and is
     still in its hold.
 
-    The books trace both purchases to the first 100 coins: the Hand Hearts keep their
-    diamonds, and each chargeback books the whole spent value as a loss."""
+    Whichever is charged back first is traced to the first 100 coins it finds; the other
+    then finds those coins traced and goes on to the next 100."""
     stream = await in_transaction(sessions, lambda s: start_stream(s, "shady", "live"))
     at_once = GiftService(sessions, hold=timedelta(0))
     held = GiftService(sessions, hold=WEEK)
@@ -129,9 +128,9 @@ async def test_a_gift_every_coin_of_which_is_charged_back_keeps_no_diamond(
     purchases are charged back: every coin of every gift was stolen, and every gift is in its
     hold. All 159 diamonds and their $3.18 payable come back.
 
-    The books claw the Finger Heart back in two pieces, each floored on its own: 2 coins give
-    back ⌊1.6⌋ = 1 diamond and 3 coins ⌊2.4⌋ = 2, so Shady keeps one pending diamond with no
-    payable behind it, to be released from the hold as if it had been earned."""
+    The Finger Heart comes back in two pieces, floored on the running total: its first 2 coins
+    give back ⌊1.6⌋ = 1 diamond, its other 3 give ⌊4⌋ − ⌊1.6⌋ = 3, so no diamond stays behind
+    without the coins that paid for it."""
     rates = CoinRates(diamonds_per_coin=Decimal("0.8"), diamond_value_micros=20_000)
     held = GiftService(sessions, hold=WEEK, rates=rates)
     stream = await in_transaction(sessions, lambda s: start_stream(s, "shady", "live"))

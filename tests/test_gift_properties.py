@@ -508,60 +508,50 @@ class Model:
             return Outcome.AMOUNT_MISMATCH
         return Outcome.CHARGED_BACK
 
-    def claimed(self, spend: Spend, *, clawed_only: bool) -> int:
-        """The coins of ``spend`` that standing chargebacks traced their purchases to (with
-        ``clawed_only``: only those whose diamonds they clawed back)."""
+    def claimed(self, spend: Spend) -> int:
+        """The coins of ``spend`` that standing chargebacks traced their purchases to."""
         return sum(
             claim.coins
             for chargeback in self.chargebacks
             if chargeback.standing
             for claim in chargeback.claims
-            if claim.spend is spend and (claim.clawed or not clawed_only)
+            if claim.spend is spend
         )
 
     def spent_of(self, purchase: ModelPurchase) -> int:
         """The purchase's coins the buyer no longer holds."""
         return purchase.coins - min(purchase.coins, self.coins[purchase.user])
 
-    def trace(self, purchase: ModelPurchase, *, clawed_only: bool = False) -> list[Claim]:
+    def trace(self, purchase: ModelPurchase) -> list[Claim]:
         """The purchase's spent coins traced to what they bought: the buyer's gifts and unlocks
-        from the purchase on, earliest first, skipping coins that other standing chargebacks
-        already claim. A gift still in its hold gives back its diamonds for the coins traced
-        to it (floored), with their payable (floored)."""
+        from the purchase on, earliest first, skipping coins that standing chargebacks already
+        traced. A gift still in its hold gives back its diamonds and payable for the coins
+        traced to it, floored on the running total of its traced coins (so a gift traced in
+        pieces gives back all of them once every coin is traced)."""
         left = self.spent_of(purchase)
         claims: list[Claim] = []
         for spend in self.spending[purchase.user][purchase.since :]:
             if left <= 0:
                 break
-            taken = min(left, spend.coins - self.claimed(spend, clawed_only=clawed_only))
+            before = self.claimed(spend)
+            taken = min(left, spend.coins - before)
             if taken <= 0:
                 continue
             left -= taken
             if isinstance(spend, ModelGift) and not spend.released:
+                after, coins = before + taken, spend.coins
                 claims.append(
                     Claim(
                         spend,
                         taken,
                         clawed=True,
-                        diamonds=spend.diamonds * taken // spend.coins,
-                        payable=spend.payable * taken // spend.coins,
+                        diamonds=spend.diamonds * after // coins - spend.diamonds * before // coins,
+                        payable=spend.payable * after // coins - spend.payable * before // coins,
                     )
                 )
             else:
                 claims.append(Claim(spend, taken, clawed=False))
         return claims
-
-    def traced_twice(self, purchase: ModelPurchase) -> bool:
-        """Whether tracing ``purchase`` would pass over coins that another standing chargeback
-        claims without having clawed anything back for them (an unlock, a gift already out
-        of its hold). The books remember only the claims that clawed diamonds back, so they
-        trace such coins a second time, and part ways with the rule here
-        (``test_chargeback_tracing.py`` shows it)."""
-
-        def key(claims: list[Claim]) -> list[tuple[int, int]]:
-            return [(id(claim.spend), claim.coins) for claim in claims]
-
-        return key(self.trace(purchase)) != key(self.trace(purchase, clawed_only=True))
 
     def book_fee(self, purchase: ModelPurchase, case_id: str, fee_minor: int) -> None:
         """A dispute's fee, once per case."""
@@ -646,11 +636,6 @@ class GiftMachine(RuleBasedStateMachine):
     server_url: ClassVar[URL]
     template_url: ClassVar[URL]
     outcomes: ClassVar[Counter[str]] = Counter()
-    trace_twice: ClassVar[bool] = False
-    """Whether to charge back purchases whose spent coins another standing chargeback already
-    traced to an unlock or a released gift (``Model.traced_twice``). The books trace those
-    coins again, against the rule (``test_chargeback_tracing.py``), so by default the machine
-    leaves such chargebacks out."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -1151,12 +1136,6 @@ class GiftMachine(RuleBasedStateMachine):
             )
         )
 
-    def _leave_out(self, purchase: ModelPurchase) -> bool:
-        if self.trace_twice or not self.model.traced_twice(purchase):
-            return False
-        self.saw("chargeback left out: traced to coins another chargeback claims")
-        return True
-
     @precondition(lambda self: bool(self.model.purchases))
     @rule(
         data=st.data(),
@@ -1245,8 +1224,6 @@ class GiftMachine(RuleBasedStateMachine):
             expected = Outcome.UNKNOWN_PURCHASE
         else:
             expected = self.model.taking_back(purchase, amount, currency)
-        if expected is Outcome.CHARGED_BACK and self._leave_out(purchase):
-            return
         accepted = self.deliver(provider, event, policy)
         assert not accepted.duplicate
         assert accepted.event.outcome == expected, (accepted.event.detail, expected)
@@ -1290,8 +1267,6 @@ class GiftMachine(RuleBasedStateMachine):
         if chargeback is None and not won:  # lost, never opened here: charged back first
             expected = self.model.taking_back(purchase, purchase.price_minor, purchase.currency)
             if expected is Outcome.CHARGED_BACK:
-                if self._leave_out(purchase):
-                    return
                 expected, opened_now = Outcome.DISPUTE_LOST, True
         elif chargeback is None or chargeback.kind is not ChargebackKind.DISPUTE:
             expected = Outcome.NO_OPEN_DISPUTE

@@ -1,5 +1,5 @@
 -- Chargebacks keep their history. What a chargeback clawed back never changes; a dispute
--- resolves once (open -> won | lost), and won exactly when its reversing entry exists. The
+-- resolves once (open -> won | lost), and won exactly when its undoing entry exists. The
 -- other kinds (app-store refunds, voids, refunds made at the provider) are final at once.
 -- Clawbacks, traces, provider events and refused webhook deliveries are append-only.
 
@@ -22,6 +22,13 @@ BEGIN
             AND NEW.resolved_at IS NOT NULL) THEN
         RAISE EXCEPTION 'chargeback % is %: it cannot become %', OLD.id, OLD.status, NEW.status
             USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF (NEW.status = 'won') <> EXISTS (
+           SELECT 1 FROM journal_entry e
+            WHERE e.id = NEW.won_entry_id AND e.kind = 'chargeback_won'
+              AND e.event_key = format('chargeback:%s:won', NEW.purchase_id)) THEN
+        RAISE EXCEPTION 'chargeback % is won exactly when its undoing entry exists (purchase %)',
+            OLD.id, OLD.purchase_id USING ERRCODE = 'restrict_violation';
     END IF;
     IF (to_jsonb(NEW) - 'status' - 'won_entry_id' - 'resolved_at')
        IS DISTINCT FROM (to_jsonb(OLD) - 'status' - 'won_entry_id' - 'resolved_at') THEN
