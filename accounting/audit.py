@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.errors import InvalidReason
-from accounting.history import Page, page_size
+from accounting.history import Page, newest_first
 from accounting.tables import AuditRow
 
 MAX_REASON = 500
@@ -49,11 +48,5 @@ async def audit_trail(
     before_id: int | None = None,
 ) -> Page[AuditRow]:
     """Audit rows, newest first, of one subject (``payout:3``, ``user:bo``) or of all."""
-    size = page_size(first)
-    statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(size + 1)
-    if subject is not None:
-        statement = statement.where(AuditRow.subject == subject)
-    if before_id is not None:
-        statement = statement.where(AuditRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)
+    conditions = [] if subject is None else [AuditRow.subject == subject]
+    return await newest_first(session, AuditRow, *conditions, first=first, before_id=before_id)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart, standing
 from accounting.errors import PurchaseNotFound
-from accounting.history import Page, page_size
+from accounting.history import Page, newest_first
 from accounting.ledger import entry_postings, find_entry, lock_accounts, post_entry
 from accounting.money import minor_to_micros
 from accounting.posting_rules import (
@@ -466,14 +466,8 @@ async def chargebacks_page(
     before_id: int | None = None,
 ) -> Page[ChargebackRow]:
     """Chargebacks, newest first, of one buyer or of all."""
-    size = page_size(first)
-    statement = select(ChargebackRow).order_by(ChargebackRow.id.desc()).limit(size + 1)
-    if user_id is not None:
-        statement = statement.where(ChargebackRow.user_id == user_id)
-    if before_id is not None:
-        statement = statement.where(ChargebackRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)
+    conditions = [] if user_id is None else [ChargebackRow.user_id == user_id]
+    return await newest_first(session, ChargebackRow, *conditions, first=first, before_id=before_id)
 
 
 async def clawbacks_of(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting import chart
 from accounting.errors import InvalidAmount, StreamNotFound
-from accounting.history import Page, page_size
+from accounting.history import Page, newest_first
 from accounting.tables import AccountRow, GiftRow, StreamRow
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -167,30 +167,14 @@ async def top_gifters(session: AsyncSession, stream_id: int, *, first: int = 10)
 async def gifts_sent(
     session: AsyncSession, sender_id: str, *, first: int = 20, before_id: int | None = None
 ) -> Page[GiftRow]:
-    size = page_size(first)
-    statement = (
-        select(GiftRow)
-        .where(GiftRow.sender_id == sender_id)
-        .order_by(GiftRow.id.desc())
-        .limit(size + 1)
+    return await newest_first(
+        session, GiftRow, GiftRow.sender_id == sender_id, first=first, before_id=before_id
     )
-    if before_id is not None:
-        statement = statement.where(GiftRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)
 
 
 async def gifts_in_stream(
     session: AsyncSession, stream_id: int, *, first: int = 20, before_id: int | None = None
 ) -> Page[GiftRow]:
-    size = page_size(first)
-    statement = (
-        select(GiftRow)
-        .where(GiftRow.stream_id == stream_id)
-        .order_by(GiftRow.id.desc())
-        .limit(size + 1)
+    return await newest_first(
+        session, GiftRow, GiftRow.stream_id == stream_id, first=first, before_id=before_id
     )
-    if before_id is not None:
-        statement = statement.where(GiftRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)

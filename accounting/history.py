@@ -9,9 +9,10 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from accounting import chart
-from accounting.tables import AccountRow, JournalEntryRow, PostingRow, PurchaseRow
+from accounting.tables import AccountRow, Base, JournalEntryRow, PostingRow, PurchaseRow
 
 MAX_PAGE = 100
 
@@ -42,6 +43,27 @@ class Page(Generic[T]):
 
 def page_size(first: int) -> int:
     return max(1, min(first, MAX_PAGE))
+
+
+R = TypeVar("R", bound=Base)
+
+
+async def newest_first(
+    session: AsyncSession,
+    row: type[R],
+    *conditions: ColumnElement[bool],
+    first: int,
+    before_id: int | None,
+) -> Page[R]:
+    """A page of ``row`` (a table with an ``id``) matching ``conditions``, newest first, after
+    the cursor ``before_id``: one index range, whatever the page's depth."""
+    size = page_size(first)
+    id_column: Any = getattr(row, "id")  # noqa: B009 (every paged table has one)
+    statement = select(row).where(*conditions).order_by(id_column.desc()).limit(size + 1)
+    if before_id is not None:
+        statement = statement.where(id_column < before_id)
+    rows = list((await session.scalars(statement)).all())
+    return Page(rows[:size], len(rows) > size)
 
 
 async def wallet_history(
@@ -98,14 +120,6 @@ async def wallet_history(
 async def purchases(
     session: AsyncSession, user_id: str, *, first: int = 20, before_id: int | None = None
 ) -> Page[PurchaseRow]:
-    size = page_size(first)
-    statement = (
-        select(PurchaseRow)
-        .where(PurchaseRow.user_id == user_id)
-        .order_by(PurchaseRow.id.desc())
-        .limit(size + 1)
+    return await newest_first(
+        session, PurchaseRow, PurchaseRow.user_id == user_id, first=first, before_id=before_id
     )
-    if before_id is not None:
-        statement = statement.where(PurchaseRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)

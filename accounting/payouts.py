@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,7 +33,7 @@ from accounting.errors import (
     KycNotVerified,
     PayoutNotFound,
 )
-from accounting.history import Page, page_size
+from accounting.history import Page, newest_first
 from accounting.ledger import in_transaction, lock_accounts, post_entry
 from accounting.money import format_micros, minor_to_micros
 from accounting.posting_rules import PayoutFacts, PayoutPhase, payout_amounts, payout_entry
@@ -371,8 +370,8 @@ async def payouts_of(
     session: AsyncSession, creator_id: str, *, first: int = 20, before_id: int | None = None
 ) -> Page[PayoutRow]:
     """A creator's payouts, newest first."""
-    return await _page(
-        session, select(PayoutRow).where(PayoutRow.creator_id == creator_id), first, before_id
+    return await newest_first(
+        session, PayoutRow, PayoutRow.creator_id == creator_id, first=first, before_id=before_id
     )
 
 
@@ -380,20 +379,9 @@ async def payouts_in_flight(
     session: AsyncSession, *, first: int = 20, before_id: int | None = None
 ) -> Page[PayoutRow]:
     """Every payout requested or sent and not yet resolved, newest first."""
-    return await _page(
-        session, select(PayoutRow).where(PayoutRow.status.in_(IN_FLIGHT)), first, before_id
+    return await newest_first(
+        session, PayoutRow, PayoutRow.status.in_(IN_FLIGHT), first=first, before_id=before_id
     )
-
-
-async def _page(
-    session: AsyncSession, statement: Any, first: int, before_id: int | None
-) -> Page[PayoutRow]:
-    size = page_size(first)
-    statement = statement.order_by(PayoutRow.id.desc()).limit(size + 1)
-    if before_id is not None:
-        statement = statement.where(PayoutRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)
 
 
 async def payout_events(

@@ -38,7 +38,7 @@ from accounting.chargebacks import (
 )
 from accounting.chart import PROVIDERS
 from accounting.errors import LedgerError
-from accounting.history import Page, page_size
+from accounting.history import Page, newest_first
 from accounting.ledger import in_transaction
 from accounting.posting_rules import LossPolicy
 from accounting.tables import ProviderEventRow, PurchaseRow, WebhookRejectionRow
@@ -445,23 +445,14 @@ async def provider_events_page(
     before_id: int | None = None,
 ) -> Page[ProviderEventRow]:
     """Provider events as accepted, newest first, of one purchase or of all."""
-    size = page_size(first)
-    statement = select(ProviderEventRow).order_by(ProviderEventRow.id.desc()).limit(size + 1)
-    if purchase_id is not None:
-        statement = statement.where(ProviderEventRow.purchase_id == purchase_id)
-    if before_id is not None:
-        statement = statement.where(ProviderEventRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)
+    conditions = [] if purchase_id is None else [ProviderEventRow.purchase_id == purchase_id]
+    return await newest_first(
+        session, ProviderEventRow, *conditions, first=first, before_id=before_id
+    )
 
 
 async def refused_deliveries_page(
     session: AsyncSession, *, first: int = 20, before_id: int | None = None
 ) -> Page[WebhookRejectionRow]:
     """Webhook deliveries refused, newest first."""
-    size = page_size(first)
-    statement = select(WebhookRejectionRow).order_by(WebhookRejectionRow.id.desc()).limit(size + 1)
-    if before_id is not None:
-        statement = statement.where(WebhookRejectionRow.id < before_id)
-    rows = list((await session.scalars(statement)).all())
-    return Page(rows[:size], len(rows) > size)
+    return await newest_first(session, WebhookRejectionRow, first=first, before_id=before_id)
