@@ -56,6 +56,33 @@ async def outcomes(
     return list(await asyncio.gather(*(one(r) for r in requests)))
 
 
+async def take_event_key(db_url: URL, event_key: str) -> None:
+    """Write a balanced entry under ``event_key`` behind the ledger's back (raw SQL), so that
+    a gift that would take that key is refused by the database."""
+    raw = await asyncpg.connect(libpq_url(db_url))
+    try:
+        async with raw.transaction():
+            entry = await raw.fetchrow(
+                "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor)"
+                " VALUES ('transfer', $1, 'raw', clock_timestamp(), 'test')"
+                " RETURNING id, posted_at",
+                event_key,
+            )
+            assert entry is not None
+            await raw.execute(
+                "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount,"
+                " account_seq, balance_after)"
+                " SELECT $1, $2, a.id, a.commodity, x.amount, a.posting_count + 1,"
+                "        a.balance + x.amount"
+                "   FROM (VALUES ('platform:coins:issued', 1), ('platform:coins:spent', -1))"
+                "        AS x(code, amount) JOIN account a ON a.code = x.code",
+                entry["id"],
+                entry["posted_at"],
+            )
+    finally:
+        await raw.close()
+
+
 async def problems(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     async with sessions() as session, session.begin():
         report = await check_integrity(session)
@@ -153,27 +180,7 @@ async def test_a_batch_the_database_refuses_is_written_gift_by_gift(
     for viewer in ("ana", "cy", "di"):
         await fund(purchases, viewer, 30)
     stream = await live(sessions, "bo")
-    raw = await asyncpg.connect(libpq_url(db_url))
-    try:
-        async with raw.transaction():
-            entry = await raw.fetchrow(
-                "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor)"
-                " VALUES ('transfer', 'gift:cy:taken-key-01', 'raw', clock_timestamp(), 'test')"
-                " RETURNING id, posted_at"
-            )
-            assert entry is not None
-            await raw.execute(
-                "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount,"
-                " account_seq, balance_after)"
-                " SELECT $1, $2, a.id, a.commodity, x.amount, a.posting_count + 1,"
-                "        a.balance + x.amount"
-                "   FROM (VALUES ('platform:coins:issued', 1), ('platform:coins:spent', -1))"
-                "        AS x(code, amount) JOIN account a ON a.code = x.code",
-                entry["id"],
-                entry["posted_at"],
-            )
-    finally:
-        await raw.close()
+    await take_event_key(db_url, "gift:cy:taken-key-01")
 
     results = await asyncio.gather(
         gifts.send_gift(gift("ana", stream)),

@@ -29,6 +29,7 @@ from accounting.streams import start_stream
 from accounting.tables import GiftRow, PurchaseRow, SandboxPaymentRow
 from api.database import create_engine, libpq_url, session_factory
 from tests.conftest import ZERO, race
+from tests.test_gift_batches import take_event_key
 
 ZERO_HOLD = timedelta(0)
 
@@ -264,27 +265,7 @@ async def test_a_batch_written_gift_by_gift_keeps_the_same_rate(
     for user in ("ana", "cy"):
         await purchases.purchase_coins(package(user))
     stream = await live(sessions)
-    raw = await asyncpg.connect(libpq_url(db_url))
-    try:
-        async with raw.transaction():
-            entry = await raw.fetchrow(
-                "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor)"
-                " VALUES ('transfer', 'gift:cy:taken-key-01', 'raw', clock_timestamp(), 'test')"
-                " RETURNING id, posted_at"
-            )
-            assert entry is not None
-            await raw.execute(
-                "INSERT INTO posting (entry_id, posted_at, account_id, commodity, amount,"
-                " account_seq, balance_after)"
-                " SELECT $1, $2, a.id, a.commodity, x.amount, a.posting_count + 1,"
-                "        a.balance + x.amount"
-                "   FROM (VALUES ('platform:coins:issued', 1), ('platform:coins:spent', -1))"
-                "        AS x(code, amount) JOIN account a ON a.code = x.code",
-                entry["id"],
-                entry["posted_at"],
-            )
-    finally:
-        await raw.close()
+    await take_event_key(db_url, "gift:cy:taken-key-01")
     gifts = GiftService(
         sessions, functional_currency="USD", hold=ZERO_HOLD, rate_limit=GiftRateLimit(3)
     )
