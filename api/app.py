@@ -26,7 +26,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
-from accounting.refunds import RefundPolicy
+from accounting.refunds.service import RefundPolicy
 from api.auth import InvalidToken, principal_from_header
 from api.database import (
     create_engine,

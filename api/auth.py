@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from accounting.access import Principal, Role
-from accounting.chart import check_user_id
-from accounting.errors import LedgerError
+from accounting.ledger.chart import check_user_id
+from accounting.ledger.errors import LedgerError
+from accounting.policy.access import Principal, Role
 from api.settings import Settings
 
 

@@ -16,8 +16,10 @@ from rich.table import Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounting import holds, integrity, reports
-from accounting.access import Role
+from accounting import integrity
+from accounting.gifts import holds
+from accounting.policy.access import Role
+from accounting.reads import reports
 from api.auth import issue_token
 from api.database import (
     create_engine,

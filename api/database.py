@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 import migrations
-from accounting.fees import fee_schedules
-from accounting.gifts import GiftRateLimit, GiftService
-from accounting.payments.sandbox import SandboxGateway
-from accounting.payouts import PayoutPolicy, PayoutService
-from accounting.posting_rules import CoinRates
-from accounting.purchases import PurchaseService
+from accounting.gifts.posting import GiftRateLimit
+from accounting.gifts.rules import CoinRates
+from accounting.gifts.service import GiftService
+from accounting.payouts.service import PayoutPolicy, PayoutService
+from accounting.purchases.fees import fee_schedules
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseService
 from api.settings import Settings
 
 log = logging.getLogger(__name__)

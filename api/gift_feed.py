@@ -40,7 +40,7 @@ from typing import Any, Self
 
 import asyncpg
 
-from accounting.gift_events import GIFT_CHANNEL, GiftEvent, MalformedGiftNotice, parse_gift_notice
+from accounting.gifts.events import GIFT_CHANNEL, GiftEvent, MalformedGiftNotice, parse_gift_notice
 from schema.context import FeedEnd, LiveFeedEnded
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from accounting.chart import PROVIDERS
-from accounting.posting_rules import LossPolicy
+from accounting.chargebacks.rules import LossPolicy
+from accounting.ledger.chart import PROVIDERS
 
 DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"
 DEVELOPMENT_WEBHOOK_SECRET = "coinbooks-development-webhook-{provider}"

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from accounting.provider_events import (
+from accounting.chargebacks.provider_events import (
     SIGNATURE_HEADER,
     Refusal,
     WebhookRefused,

@@ -7,8 +7,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseRequest, PurchaseService
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 from bench.limits import PURCHASE_DAILY_COIN_LIMIT
 from bench.load import LoadResult, NotAcknowledged, drive
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.gifts import GiftRequest, GiftService
-from accounting.ledger import in_transaction
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import StreamRow
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
+from accounting.gifts.tables import StreamRow
+from accounting.ledger.posting import in_transaction
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 from bench.core import purchase_service, user_ids
 from bench.limits import GIFT_RATE_LIMIT
 from bench.load import LoadResult, NotAcknowledged, drive

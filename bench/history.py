@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from accounting import chart
+from accounting.ledger import chart
 
 OPENING_COINS = 1_000_000_000
 """Each wallet's opening balance: no run of transfers comes close to spending it."""

@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
-from accounting import chart
 from accounting.integrity import check_integrity
+from accounting.ledger import chart
 from api.database import create_engine, libpq_url, session_factory
 from api.settings import Settings
 from bench.history import HistorySeeder, SeedProgress

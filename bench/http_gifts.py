@@ -9,7 +9,7 @@ import random
 import uuid
 from urllib.parse import urlsplit
 
-from accounting.access import Role
+from accounting.policy.access import Role
 from api.auth import issue_token
 from api.settings import Settings
 from bench.gifts import GIFTS, GiftingSetup

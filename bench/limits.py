@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from accounting.gifts import GiftRateLimit
+from accounting.gifts.posting import GiftRateLimit
 
 PURCHASE_DAILY_COIN_LIMIT = 10**15
 """Coins a user may buy per day: more than any run buys."""

@@ -21,7 +21,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 
-from accounting.access import Role
+from accounting.policy.access import Role
 from api.auth import issue_token
 from api.settings import Settings
 from bench.limits import service_environment

@@ -11,7 +11,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from accounting.tables import Base
+from accounting.metadata import Base
 
 config = context.config
 target_metadata = Base.metadata

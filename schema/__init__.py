@@ -24,7 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from accounting.errors import LedgerError
+from accounting.ledger.errors import LedgerError
 from schema.admin import AdminMutations
 from schema.chargebacks import ChargebackQueries
 from schema.earnings import EarningsQueries

@@ -7,11 +7,14 @@ from enum import Enum
 
 import strawberry
 
-from accounting import errors, gift_catalog, standing
-from accounting.access import Principal, may_freeze_accounts, may_manage_catalog
-from accounting.gift_catalog import CatalogItem
-from accounting.ledger import in_transaction
-from accounting.tables import UserStatusRow
+from accounting.gifts import catalog as gift_catalog
+from accounting.gifts.catalog import CatalogItem
+from accounting.gifts.errors import InvalidCatalogItem
+from accounting.ledger.errors import InvalidReason, InvalidUserId, LedgerError
+from accounting.ledger.posting import in_transaction
+from accounting.policy import standing
+from accounting.policy.access import Principal, may_freeze_accounts, may_manage_catalog
+from accounting.policy.tables import UserStatusRow
 from schema.context import Info
 from schema.errors import forbidden, payload_code, require_principal
 from schema.gifts import Feature, FeatureKind, GiftTier, GiftType, feature_of, gift_type_of
@@ -162,9 +165,9 @@ class AdminMutations:
                 info.context.services.sessions,
                 lambda session: gift_catalog.upsert_gift_type(session, item),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(
-                error, {errors.InvalidCatalogItem: UpsertGiftTypeErrorCode.INVALID_CATALOG_ITEM}
+                error, {InvalidCatalogItem: UpsertGiftTypeErrorCode.INVALID_CATALOG_ITEM}
             )
             return UpsertGiftTypePayload(
                 gift_type=None,
@@ -187,9 +190,9 @@ class AdminMutations:
                 info.context.services.sessions,
                 lambda session: gift_catalog.upsert_feature(session, item),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(
-                error, {errors.InvalidCatalogItem: UpsertFeatureErrorCode.INVALID_CATALOG_ITEM}
+                error, {InvalidCatalogItem: UpsertFeatureErrorCode.INVALID_CATALOG_ITEM}
             )
             return UpsertFeaturePayload(
                 feature=None,
@@ -218,12 +221,12 @@ class AdminMutations:
                     actor=principal.actor,
                 ),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(
                 error,
                 {
-                    errors.InvalidUserId: SetAccountFrozenErrorCode.INVALID_USER_ID,
-                    errors.InvalidReason: SetAccountFrozenErrorCode.INVALID_REASON,
+                    InvalidUserId: SetAccountFrozenErrorCode.INVALID_USER_ID,
+                    InvalidReason: SetAccountFrozenErrorCode.INVALID_REASON,
                 },
             )
             return SetAccountFrozenPayload(

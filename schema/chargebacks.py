@@ -7,17 +7,18 @@ from enum import Enum
 
 import strawberry
 
-from accounting import chargebacks, provider_events
-from accounting.access import may_read_chargebacks, may_read_provider_events
-from accounting.chart import check_user_id
-from accounting.errors import InvalidUserId
-from accounting.money import minor_to_micros
-from accounting.tables import (
+from accounting.chargebacks import provider_events
+from accounting.chargebacks import service as chargebacks
+from accounting.chargebacks.tables import (
     ChargebackClawbackRow,
     ChargebackRow,
     ProviderEventRow,
     WebhookRejectionRow,
 )
+from accounting.ledger.chart import check_user_id
+from accounting.ledger.errors import InvalidUserId
+from accounting.ledger.money import minor_to_micros
+from accounting.policy.access import may_read_chargebacks, may_read_provider_events
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
 from schema.pagination import Connection, check_first, connection, decode_cursor

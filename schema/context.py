@@ -10,12 +10,12 @@ from typing import Protocol, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info as StrawberryInfo
 
-from accounting.access import Principal
-from accounting.gift_events import GiftEvent
-from accounting.gifts import GiftService
-from accounting.payouts import PayoutService
-from accounting.purchases import PurchaseService
-from accounting.refunds import RefundPolicy
+from accounting.gifts.events import GiftEvent
+from accounting.gifts.service import GiftService
+from accounting.payouts.service import PayoutService
+from accounting.policy.access import Principal
+from accounting.purchases.service import PurchaseService
+from accounting.refunds.service import RefundPolicy
 
 
 class FeedEnd(StrEnum):

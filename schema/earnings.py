@@ -8,10 +8,12 @@ from typing import Annotated
 
 import strawberry
 
-from accounting import earnings, holds
-from accounting.access import may_earn, may_read_earnings
-from accounting.chart import check_user_id
-from accounting.errors import LedgerError
+from accounting.gifts import holds
+from accounting.ledger.balances import creator_balances
+from accounting.ledger.chart import check_user_id
+from accounting.ledger.errors import LedgerError
+from accounting.policy.access import may_earn, may_read_earnings
+from accounting.reads.earnings import earnings_over_time
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
 from schema.scalars import BigInt, Money
@@ -95,7 +97,7 @@ class EarningsQueries:
         services = info.context.services
         await holds.release_due(services.sessions, creator_id=wanted)
         async with services.sessions() as session:
-            found = await earnings.creator_balances(session, wanted, services.functional_currency)
+            found = await creator_balances(session, wanted, services.functional_currency)
 
         def money(micros: int) -> Money:
             return Money.of(micros, found.currency)
@@ -135,7 +137,7 @@ class EarningsQueries:
         services = info.context.services
         try:
             async with services.sessions() as session:
-                found = await earnings.earnings_over_time(
+                found = await earnings_over_time(
                     session, wanted, start=start, end=end, bucket=bucket.value
                 )
         except LedgerError as error:

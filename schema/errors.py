@@ -9,8 +9,8 @@ from typing import TypeVar
 
 from graphql import GraphQLError
 
-from accounting.access import Principal
-from accounting.errors import LedgerError
+from accounting.ledger.errors import LedgerError
+from accounting.policy.access import Principal
 from schema.context import Info
 
 UNAUTHENTICATED = "UNAUTHENTICATED"

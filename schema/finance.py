@@ -6,8 +6,10 @@ from datetime import datetime
 
 import strawberry
 
-from accounting import balances, integrity, reports
-from accounting.access import may_read_books
+from accounting import integrity
+from accounting.ledger import balances
+from accounting.policy.access import may_read_books
+from accounting.reads import reports
 from schema.context import Info
 from schema.errors import NOT_FOUND, ClientError, forbidden, require_principal
 from schema.scalars import BigInt

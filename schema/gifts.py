@@ -10,11 +10,39 @@ from enum import Enum
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounting import balances, earnings, errors, gift_catalog, streams
-from accounting.access import may_read_earnings, may_read_leaderboards, may_spend_coins
-from accounting.gifts import FeatureRequest, GiftRequest, SentGift, gift_by_key
-from accounting.idempotency import check_key
-from accounting.tables import FeatureRow, FeatureUnlockRow, GiftRow, GiftTypeRow
+from accounting.gifts import catalog as gift_catalog
+from accounting.gifts import streams
+from accounting.gifts.errors import (
+    FeatureNotFound,
+    FeatureRetired,
+    GiftNotFound,
+    GiftRateLimited,
+    GiftRetired,
+    QuantityOutOfBounds,
+    SelfGift,
+    StreamNotFound,
+    StreamNotLive,
+)
+from accounting.gifts.posting import GiftRequest, SentGift
+from accounting.gifts.service import FeatureRequest, gift_by_key
+from accounting.gifts.tables import FeatureRow, FeatureUnlockRow, GiftRow, GiftTypeRow
+from accounting.ledger import balances
+from accounting.ledger.errors import (
+    AccountFrozen,
+    IdempotencyKeyReused,
+    InsufficientCoins,
+    InvalidIdempotencyKey,
+    LedgerError,
+)
+from accounting.ledger.idempotency import check_key
+from accounting.policy.access import may_read_earnings, may_read_leaderboards, may_spend_coins
+from accounting.reads.earnings import (
+    MAX_LEADERBOARD,
+    gifts_in_stream,
+    gifts_sent,
+    stream_totals,
+    top_gifters,
+)
 from schema.context import Info
 from schema.errors import (
     BAD_USER_INPUT,
@@ -216,18 +244,18 @@ class SendGiftErrorCode(Enum):
     GIFT_RATE_LIMITED = "GIFT_RATE_LIMITED"
 
 
-_GIFT_CODES: dict[type[errors.LedgerError], SendGiftErrorCode] = {
-    errors.InsufficientCoins: SendGiftErrorCode.INSUFFICIENT_COINS,
-    errors.StreamNotFound: SendGiftErrorCode.STREAM_NOT_FOUND,
-    errors.StreamNotLive: SendGiftErrorCode.STREAM_NOT_LIVE,
-    errors.GiftNotFound: SendGiftErrorCode.GIFT_NOT_FOUND,
-    errors.GiftRetired: SendGiftErrorCode.GIFT_RETIRED,
-    errors.SelfGift: SendGiftErrorCode.SELF_GIFT,
-    errors.AccountFrozen: SendGiftErrorCode.ACCOUNT_FROZEN,
-    errors.QuantityOutOfBounds: SendGiftErrorCode.QUANTITY_OUT_OF_BOUNDS,
-    errors.InvalidIdempotencyKey: SendGiftErrorCode.INVALID_IDEMPOTENCY_KEY,
-    errors.IdempotencyKeyReused: SendGiftErrorCode.IDEMPOTENCY_KEY_REUSED,
-    errors.GiftRateLimited: SendGiftErrorCode.GIFT_RATE_LIMITED,
+_GIFT_CODES: dict[type[LedgerError], SendGiftErrorCode] = {
+    InsufficientCoins: SendGiftErrorCode.INSUFFICIENT_COINS,
+    StreamNotFound: SendGiftErrorCode.STREAM_NOT_FOUND,
+    StreamNotLive: SendGiftErrorCode.STREAM_NOT_LIVE,
+    GiftNotFound: SendGiftErrorCode.GIFT_NOT_FOUND,
+    GiftRetired: SendGiftErrorCode.GIFT_RETIRED,
+    SelfGift: SendGiftErrorCode.SELF_GIFT,
+    AccountFrozen: SendGiftErrorCode.ACCOUNT_FROZEN,
+    QuantityOutOfBounds: SendGiftErrorCode.QUANTITY_OUT_OF_BOUNDS,
+    InvalidIdempotencyKey: SendGiftErrorCode.INVALID_IDEMPOTENCY_KEY,
+    IdempotencyKeyReused: SendGiftErrorCode.IDEMPOTENCY_KEY_REUSED,
+    GiftRateLimited: SendGiftErrorCode.GIFT_RATE_LIMITED,
 }
 
 
@@ -272,13 +300,13 @@ class UnlockFeatureErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-_UNLOCK_CODES: dict[type[errors.LedgerError], UnlockFeatureErrorCode] = {
-    errors.InsufficientCoins: UnlockFeatureErrorCode.INSUFFICIENT_COINS,
-    errors.FeatureNotFound: UnlockFeatureErrorCode.FEATURE_NOT_FOUND,
-    errors.FeatureRetired: UnlockFeatureErrorCode.FEATURE_RETIRED,
-    errors.AccountFrozen: UnlockFeatureErrorCode.ACCOUNT_FROZEN,
-    errors.InvalidIdempotencyKey: UnlockFeatureErrorCode.INVALID_IDEMPOTENCY_KEY,
-    errors.IdempotencyKeyReused: UnlockFeatureErrorCode.IDEMPOTENCY_KEY_REUSED,
+_UNLOCK_CODES: dict[type[LedgerError], UnlockFeatureErrorCode] = {
+    InsufficientCoins: UnlockFeatureErrorCode.INSUFFICIENT_COINS,
+    FeatureNotFound: UnlockFeatureErrorCode.FEATURE_NOT_FOUND,
+    FeatureRetired: UnlockFeatureErrorCode.FEATURE_RETIRED,
+    AccountFrozen: UnlockFeatureErrorCode.ACCOUNT_FROZEN,
+    InvalidIdempotencyKey: UnlockFeatureErrorCode.INVALID_IDEMPOTENCY_KEY,
+    IdempotencyKeyReused: UnlockFeatureErrorCode.IDEMPOTENCY_KEY_REUSED,
 }
 
 
@@ -323,7 +351,7 @@ class GiftMutations:
         try:
             stream_id = parse_id(input.stream_id)
             if stream_id is None:
-                raise errors.StreamNotFound(f"No stream {input.stream_id}", field="streamId")
+                raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
             result = await services.gifts.send_gift(
                 GiftRequest(
                     sender_id=sender_id,
@@ -333,7 +361,7 @@ class GiftMutations:
                     quantity=input.quantity,
                 )
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(error, _GIFT_CODES)
             return SendGiftPayload(
                 gift=None,
@@ -369,7 +397,7 @@ class GiftMutations:
                     feature_code=input.feature_code,
                 )
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(error, _UNLOCK_CODES)
             return UnlockFeaturePayload(
                 unlock=None,
@@ -388,8 +416,8 @@ class GiftMutations:
 
 
 def check_leaderboard_size(first: int) -> int:
-    if not 1 <= first <= earnings.MAX_LEADERBOARD:
-        raise ClientError(BAD_USER_INPUT, f"'first' is 1 to {earnings.MAX_LEADERBOARD}")
+    if not 1 <= first <= MAX_LEADERBOARD:
+        raise ClientError(BAD_USER_INPUT, f"'first' is 1 to {MAX_LEADERBOARD}")
     return first
 
 
@@ -418,7 +446,7 @@ class GiftQueries:
         sender_id = principal.user_id
         try:
             check_key(idempotency_key)
-        except errors.LedgerError as error:
+        except LedgerError as error:
             raise ClientError(BAD_USER_INPUT, error.message) from None
         services = info.context.services
         async with services.sessions() as session:
@@ -441,7 +469,7 @@ class GiftQueries:
         before = decode_cursor("gift_sent", after)
         services = info.context.services
         async with services.sessions() as session:
-            page = await earnings.gifts_sent(session, wanted, first=first, before_id=before)
+            page = await gifts_sent(session, wanted, first=first, before_id=before)
             gifts = await gifts_of(session, page.items, services.functional_currency)
         items = [(row.id, gift) for row, gift in zip(page.items, gifts, strict=True)]
         return connection("gift_sent", items, page.has_next)
@@ -464,7 +492,7 @@ class GiftQueries:
                 raise ClientError(NOT_FOUND, f"No stream {stream_id}")
             if not may_read_earnings(principal, found[wanted].creator_id):
                 raise forbidden("read the gifts of another creator's stream")
-            page = await earnings.gifts_in_stream(session, wanted, first=first, before_id=before)
+            page = await gifts_in_stream(session, wanted, first=first, before_id=before)
             gifts = await gifts_of(session, page.items, services.functional_currency)
         items = [(row.id, gift) for row, gift in zip(page.items, gifts, strict=True)]
         return connection("stream_gift", items, page.has_next)
@@ -482,8 +510,8 @@ class GiftQueries:
         check_leaderboard_size(first)
         try:
             async with info.context.services.sessions() as session:
-                board = await earnings.top_gifters(session, wanted, first=first)
-        except errors.StreamNotFound:
+                board = await top_gifters(session, wanted, first=first)
+        except StreamNotFound:
             raise ClientError(NOT_FOUND, f"No stream {stream_id}") from None
         return [
             Gifter(rank=g.rank, user_id=g.user_id, coins=BigInt(g.coins), gift_count=g.gift_count)
@@ -496,8 +524,8 @@ class GiftQueries:
         wanted = stream_id_of(stream_id)
         try:
             async with info.context.services.sessions() as session:
-                totals = await earnings.stream_totals(session, wanted)
-        except errors.StreamNotFound:
+                totals = await stream_totals(session, wanted)
+        except StreamNotFound:
             raise ClientError(NOT_FOUND, f"No stream {stream_id}") from None
         if not may_read_earnings(principal, totals.stream.creator_id):
             raise forbidden("read the totals of another creator's stream")

@@ -9,8 +9,8 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from accounting.gift_events import GiftEvent
-from accounting.tables import StreamRow
+from accounting.gifts.events import GiftEvent
+from accounting.gifts.tables import StreamRow
 from schema.context import GiftSubscription, Info, LiveFeedEnded
 from schema.errors import BAD_USER_INPUT, NOT_FOUND, ClientError, require_principal
 from schema.scalars import MAX_BIG_INT, BigInt

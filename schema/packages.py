@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from accounting import catalog
-from accounting.errors import LedgerError
+from accounting.ledger.errors import LedgerError
+from accounting.purchases import catalog
 from schema.context import Info
 from schema.enums import Channel
 from schema.errors import BAD_USER_INPUT, ClientError

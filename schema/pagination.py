@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from accounting.history import MAX_PAGE
+from accounting.ledger.pages import MAX_PAGE
 from schema.errors import BAD_USER_INPUT, ClientError
 from schema.scalars import MAX_BIG_INT
 

@@ -10,20 +10,47 @@ from enum import Enum
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accounting import audit, errors, payout_methods, payouts, second_factor, standing
-from accounting.access import (
+from accounting.ledger.errors import (
+    AccountFrozen,
+    IdempotencyKeyReused,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    InvalidReason,
+    InvalidUserId,
+    LedgerError,
+)
+from accounting.ledger.money import minor_to_micros
+from accounting.ledger.posting import in_transaction
+from accounting.payouts import methods as payout_methods
+from accounting.payouts import second_factor
+from accounting.payouts import service as payouts
+from accounting.payouts.errors import (
+    BelowPayoutMinimum,
+    DailyPayoutCapExceeded,
+    InsufficientDiamonds,
+    InvalidPayoutMethod,
+    InvalidPayoutTransition,
+    InvalidProviderReference,
+    InvalidTotpCode,
+    KycNotVerified,
+    PayoutMethodNotFound,
+    PayoutNotFound,
+    TotpAlreadyConfirmed,
+    TotpNotEnrolled,
+)
+from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.service import PayoutAction, PayoutRequest
+from accounting.payouts.tables import PayoutEventRow, PayoutMethodRow, PayoutRow
+from accounting.policy import audit, standing
+from accounting.policy.access import (
     Principal,
     may_read_audit_log,
     may_request_payouts,
     may_resolve_payouts,
     may_verify_identity,
 )
-from accounting.ledger import in_transaction
-from accounting.money import minor_to_micros
-from accounting.payout_methods import PayoutMethodDetails, PayoutMethodKind
-from accounting.payouts import PayoutAction, PayoutRequest
-from accounting.posting_rules import PayoutPhase
-from accounting.tables import AuditRow, CreatorKycRow, PayoutEventRow, PayoutMethodRow, PayoutRow
+from accounting.policy.tables import AuditRow, CreatorKycRow
 from schema.context import Info
 from schema.earnings import readable_creator
 from schema.errors import forbidden, payload_code, require_principal
@@ -248,7 +275,7 @@ class EnrolSecondFactorErrorCode(Enum):
     TOTP_ALREADY_CONFIRMED = "TOTP_ALREADY_CONFIRMED"
 
 
-_ENROL_CODES = {errors.TotpAlreadyConfirmed: EnrolSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED}
+_ENROL_CODES = {TotpAlreadyConfirmed: EnrolSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED}
 
 
 @strawberry.type
@@ -273,10 +300,10 @@ class ConfirmSecondFactorErrorCode(Enum):
     INVALID_TOTP_CODE = "INVALID_TOTP_CODE"
 
 
-_CONFIRM_CODES: dict[type[errors.LedgerError], ConfirmSecondFactorErrorCode] = {
-    errors.TotpNotEnrolled: ConfirmSecondFactorErrorCode.TOTP_NOT_ENROLLED,
-    errors.TotpAlreadyConfirmed: ConfirmSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED,
-    errors.InvalidTotpCode: ConfirmSecondFactorErrorCode.INVALID_TOTP_CODE,
+_CONFIRM_CODES: dict[type[LedgerError], ConfirmSecondFactorErrorCode] = {
+    TotpNotEnrolled: ConfirmSecondFactorErrorCode.TOTP_NOT_ENROLLED,
+    TotpAlreadyConfirmed: ConfirmSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED,
+    InvalidTotpCode: ConfirmSecondFactorErrorCode.INVALID_TOTP_CODE,
 }
 
 
@@ -316,18 +343,18 @@ class RequestPayoutErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-_REQUEST_CODES: dict[type[errors.LedgerError], RequestPayoutErrorCode] = {
-    errors.InsufficientDiamonds: RequestPayoutErrorCode.INSUFFICIENT_DIAMONDS,
-    errors.BelowPayoutMinimum: RequestPayoutErrorCode.BELOW_PAYOUT_MINIMUM,
-    errors.DailyPayoutCapExceeded: RequestPayoutErrorCode.DAILY_PAYOUT_CAP_EXCEEDED,
-    errors.KycNotVerified: RequestPayoutErrorCode.KYC_NOT_VERIFIED,
-    errors.TotpNotEnrolled: RequestPayoutErrorCode.TOTP_NOT_ENROLLED,
-    errors.InvalidTotpCode: RequestPayoutErrorCode.INVALID_TOTP_CODE,
-    errors.PayoutMethodNotFound: RequestPayoutErrorCode.PAYOUT_METHOD_NOT_FOUND,
-    errors.AccountFrozen: RequestPayoutErrorCode.ACCOUNT_FROZEN,
-    errors.InvalidAmount: RequestPayoutErrorCode.INVALID_AMOUNT,
-    errors.InvalidIdempotencyKey: RequestPayoutErrorCode.INVALID_IDEMPOTENCY_KEY,
-    errors.IdempotencyKeyReused: RequestPayoutErrorCode.IDEMPOTENCY_KEY_REUSED,
+_REQUEST_CODES: dict[type[LedgerError], RequestPayoutErrorCode] = {
+    InsufficientDiamonds: RequestPayoutErrorCode.INSUFFICIENT_DIAMONDS,
+    BelowPayoutMinimum: RequestPayoutErrorCode.BELOW_PAYOUT_MINIMUM,
+    DailyPayoutCapExceeded: RequestPayoutErrorCode.DAILY_PAYOUT_CAP_EXCEEDED,
+    KycNotVerified: RequestPayoutErrorCode.KYC_NOT_VERIFIED,
+    TotpNotEnrolled: RequestPayoutErrorCode.TOTP_NOT_ENROLLED,
+    InvalidTotpCode: RequestPayoutErrorCode.INVALID_TOTP_CODE,
+    PayoutMethodNotFound: RequestPayoutErrorCode.PAYOUT_METHOD_NOT_FOUND,
+    AccountFrozen: RequestPayoutErrorCode.ACCOUNT_FROZEN,
+    InvalidAmount: RequestPayoutErrorCode.INVALID_AMOUNT,
+    InvalidIdempotencyKey: RequestPayoutErrorCode.INVALID_IDEMPOTENCY_KEY,
+    IdempotencyKeyReused: RequestPayoutErrorCode.IDEMPOTENCY_KEY_REUSED,
 }
 
 
@@ -371,13 +398,13 @@ class PayoutActionErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-_ACTION_CODES: dict[type[errors.LedgerError], PayoutActionErrorCode] = {
-    errors.PayoutNotFound: PayoutActionErrorCode.PAYOUT_NOT_FOUND,
-    errors.InvalidPayoutTransition: PayoutActionErrorCode.INVALID_PAYOUT_TRANSITION,
-    errors.InvalidReason: PayoutActionErrorCode.INVALID_REASON,
-    errors.InvalidProviderReference: PayoutActionErrorCode.INVALID_PROVIDER_REFERENCE,
-    errors.InvalidIdempotencyKey: PayoutActionErrorCode.INVALID_IDEMPOTENCY_KEY,
-    errors.IdempotencyKeyReused: PayoutActionErrorCode.IDEMPOTENCY_KEY_REUSED,
+_ACTION_CODES: dict[type[LedgerError], PayoutActionErrorCode] = {
+    PayoutNotFound: PayoutActionErrorCode.PAYOUT_NOT_FOUND,
+    InvalidPayoutTransition: PayoutActionErrorCode.INVALID_PAYOUT_TRANSITION,
+    InvalidReason: PayoutActionErrorCode.INVALID_REASON,
+    InvalidProviderReference: PayoutActionErrorCode.INVALID_PROVIDER_REFERENCE,
+    InvalidIdempotencyKey: PayoutActionErrorCode.INVALID_IDEMPOTENCY_KEY,
+    IdempotencyKeyReused: PayoutActionErrorCode.IDEMPOTENCY_KEY_REUSED,
 }
 
 
@@ -419,7 +446,7 @@ async def _advance(info: Info, input: PayoutActionInput, phase: PayoutPhase) -> 
     try:
         payout_id = parse_id(input.payout_id)
         if payout_id is None:
-            raise errors.PayoutNotFound(f"No payout {input.payout_id}", field="payoutId")
+            raise PayoutNotFound(f"No payout {input.payout_id}", field="payoutId")
         result = await services.payouts.advance(
             PayoutAction(
                 payout_id=payout_id,
@@ -430,7 +457,7 @@ async def _advance(info: Info, input: PayoutActionInput, phase: PayoutPhase) -> 
                 provider_reference=input.provider_reference,
             )
         )
-    except errors.LedgerError as error:
+    except LedgerError as error:
         code = payload_code(error, _ACTION_CODES)
         return PayoutActionPayload(
             payout=None,
@@ -490,10 +517,10 @@ class PayoutMutations:
                 info.context.services.sessions,
                 lambda s: payout_methods.register(s, principal.user_id, details),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(
                 error,
-                {errors.InvalidPayoutMethod: RegisterPayoutMethodErrorCode.INVALID_PAYOUT_METHOD},
+                {InvalidPayoutMethod: RegisterPayoutMethodErrorCode.INVALID_PAYOUT_METHOD},
             )
             return RegisterPayoutMethodPayload(
                 payout_method=None,
@@ -514,10 +541,10 @@ class PayoutMutations:
                 info.context.services.sessions,
                 lambda s: second_factor.enrol(s, principal.user_id),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(
                 error,
-                {errors.TotpAlreadyConfirmed: EnrolSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED},
+                {TotpAlreadyConfirmed: EnrolSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED},
             )
             return EnrolSecondFactorPayload(
                 provisioning_uri=None,
@@ -539,7 +566,7 @@ class PayoutMutations:
                 info.context.services.sessions,
                 lambda s: second_factor.confirm(s, principal.user_id, input.totp_code),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(error, _CONFIRM_CODES)
             return ConfirmSecondFactorPayload(
                 confirmed=False,
@@ -559,7 +586,7 @@ class PayoutMutations:
         try:
             method_id = parse_id(input.payout_method_id)
             if method_id is None:
-                raise errors.PayoutMethodNotFound(
+                raise PayoutMethodNotFound(
                     f"No payout method {input.payout_method_id}", field="payoutMethodId"
                 )
             result = await services.payouts.request_payout(
@@ -571,7 +598,7 @@ class PayoutMutations:
                     totp_code=input.totp_code,
                 )
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(error, _REQUEST_CODES)
             return RequestPayoutPayload(
                 payout=None,
@@ -630,12 +657,12 @@ class PayoutMutations:
                     actor=principal.actor,
                 ),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(
                 error,
                 {
-                    errors.InvalidUserId: SetKycVerifiedErrorCode.INVALID_USER_ID,
-                    errors.InvalidReason: SetKycVerifiedErrorCode.INVALID_REASON,
+                    InvalidUserId: SetKycVerifiedErrorCode.INVALID_USER_ID,
+                    InvalidReason: SetKycVerifiedErrorCode.INVALID_REASON,
                 },
             )
             return SetKycVerifiedPayload(

@@ -7,11 +7,33 @@ from enum import Enum
 
 import strawberry
 
-from accounting import balances, errors, history, refunds
-from accounting.access import may_buy_coins, may_read_wallet, may_refund
-from accounting.money import minor_to_micros
-from accounting.purchases import PurchaseRequest
-from accounting.tables import PurchaseRow, RefundRow
+from accounting.ledger import balances
+from accounting.ledger.errors import (
+    AccountFrozen,
+    FxRateMissing,
+    IdempotencyKeyReused,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    InvalidReason,
+    LedgerError,
+    UnknownCommodity,
+)
+from accounting.ledger.money import minor_to_micros
+from accounting.policy.access import may_buy_coins, may_read_wallet, may_refund
+from accounting.purchases.errors import (
+    CustomAmountOutOfRange,
+    PackageNotFound,
+    PriceNotAvailable,
+    ProviderNotAvailable,
+    PurchaseLimitExceeded,
+    PurchaseNotFound,
+)
+from accounting.purchases.service import PurchaseRequest
+from accounting.purchases.tables import PurchaseRow
+from accounting.reads.history import purchases
+from accounting.refunds import service as refunds
+from accounting.refunds.errors import RefundNotAllowed
+from accounting.refunds.tables import RefundRow
 from schema.context import Info
 from schema.enums import Channel, PaymentProvider, PurchaseStatus
 from schema.errors import NOT_FOUND, ClientError, forbidden, payload_code, require_principal
@@ -79,18 +101,18 @@ class PurchaseCoinsErrorCode(Enum):
     PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
 
 
-_CODES: dict[type[errors.LedgerError], PurchaseCoinsErrorCode] = {
-    errors.InvalidIdempotencyKey: PurchaseCoinsErrorCode.INVALID_IDEMPOTENCY_KEY,
-    errors.IdempotencyKeyReused: PurchaseCoinsErrorCode.IDEMPOTENCY_KEY_REUSED,
-    errors.PackageNotFound: PurchaseCoinsErrorCode.PACKAGE_NOT_FOUND,
-    errors.PriceNotAvailable: PurchaseCoinsErrorCode.PRICE_NOT_AVAILABLE,
-    errors.CustomAmountOutOfRange: PurchaseCoinsErrorCode.CUSTOM_AMOUNT_OUT_OF_RANGE,
-    errors.InvalidAmount: PurchaseCoinsErrorCode.INVALID_AMOUNT,
-    errors.UnknownCommodity: PurchaseCoinsErrorCode.UNKNOWN_CURRENCY,
-    errors.FxRateMissing: PurchaseCoinsErrorCode.FX_RATE_MISSING,
-    errors.ProviderNotAvailable: PurchaseCoinsErrorCode.PROVIDER_NOT_AVAILABLE,
-    errors.AccountFrozen: PurchaseCoinsErrorCode.ACCOUNT_FROZEN,
-    errors.PurchaseLimitExceeded: PurchaseCoinsErrorCode.PURCHASE_LIMIT_EXCEEDED,
+_CODES: dict[type[LedgerError], PurchaseCoinsErrorCode] = {
+    InvalidIdempotencyKey: PurchaseCoinsErrorCode.INVALID_IDEMPOTENCY_KEY,
+    IdempotencyKeyReused: PurchaseCoinsErrorCode.IDEMPOTENCY_KEY_REUSED,
+    PackageNotFound: PurchaseCoinsErrorCode.PACKAGE_NOT_FOUND,
+    PriceNotAvailable: PurchaseCoinsErrorCode.PRICE_NOT_AVAILABLE,
+    CustomAmountOutOfRange: PurchaseCoinsErrorCode.CUSTOM_AMOUNT_OUT_OF_RANGE,
+    InvalidAmount: PurchaseCoinsErrorCode.INVALID_AMOUNT,
+    UnknownCommodity: PurchaseCoinsErrorCode.UNKNOWN_CURRENCY,
+    FxRateMissing: PurchaseCoinsErrorCode.FX_RATE_MISSING,
+    ProviderNotAvailable: PurchaseCoinsErrorCode.PROVIDER_NOT_AVAILABLE,
+    AccountFrozen: PurchaseCoinsErrorCode.ACCOUNT_FROZEN,
+    PurchaseLimitExceeded: PurchaseCoinsErrorCode.PURCHASE_LIMIT_EXCEEDED,
 }
 
 
@@ -101,7 +123,7 @@ class PurchaseCoinsError:
     field: str | None = strawberry.field(description="The input field at fault, if one is.")
 
 
-def error_of(error: errors.LedgerError) -> PurchaseCoinsError:
+def error_of(error: LedgerError) -> PurchaseCoinsError:
     for kind in type(error).__mro__:
         if kind in _CODES:
             return PurchaseCoinsError(code=_CODES[kind], message=error.message, field=error.field)
@@ -150,12 +172,12 @@ class RefundPurchaseErrorCode(Enum):
     INVALID_REASON = "INVALID_REASON"
 
 
-_REFUND_CODES: dict[type[errors.LedgerError], RefundPurchaseErrorCode] = {
-    errors.PurchaseNotFound: RefundPurchaseErrorCode.PURCHASE_NOT_FOUND,
-    errors.RefundNotAllowed: RefundPurchaseErrorCode.REFUND_NOT_ALLOWED,
-    errors.IdempotencyKeyReused: RefundPurchaseErrorCode.IDEMPOTENCY_KEY_REUSED,
-    errors.InvalidIdempotencyKey: RefundPurchaseErrorCode.INVALID_IDEMPOTENCY_KEY,
-    errors.InvalidReason: RefundPurchaseErrorCode.INVALID_REASON,
+_REFUND_CODES: dict[type[LedgerError], RefundPurchaseErrorCode] = {
+    PurchaseNotFound: RefundPurchaseErrorCode.PURCHASE_NOT_FOUND,
+    RefundNotAllowed: RefundPurchaseErrorCode.REFUND_NOT_ALLOWED,
+    IdempotencyKeyReused: RefundPurchaseErrorCode.IDEMPOTENCY_KEY_REUSED,
+    InvalidIdempotencyKey: RefundPurchaseErrorCode.INVALID_IDEMPOTENCY_KEY,
+    InvalidReason: RefundPurchaseErrorCode.INVALID_REASON,
 }
 
 
@@ -227,10 +249,8 @@ class PurchaseMutations:
                 policy=services.refund_policy,
                 functional_currency=services.functional_currency,
             )
-        except errors.LedgerError as error:
-            reasons = (
-                error.facts.get("reasons", []) if isinstance(error, errors.RefundNotAllowed) else []
-            )
+        except LedgerError as error:
+            reasons = error.facts.get("reasons", []) if isinstance(error, RefundNotAllowed) else []
             return RefundPurchasePayload(
                 refund=None,
                 purchase=None,
@@ -269,7 +289,7 @@ class PurchaseMutations:
         )
         try:
             result = await services.purchases.purchase_coins(request)
-        except errors.LedgerError as error:
+        except LedgerError as error:
             return PurchaseCoinsPayload(
                 purchase=None, wallet=None, replayed=False, errors=[error_of(error)]
             )
@@ -372,7 +392,7 @@ class PurchaseQueries:
         check_first(first)
         before = decode_cursor("purchase", after)
         async with info.context.services.sessions() as session:
-            page = await history.purchases(session, wanted, first=first, before_id=before)
+            page = await purchases(session, wanted, first=first, before_id=before)
         return connection("purchase", [(r.id, purchase_of(r)) for r in page.items], page.has_next)
 
     @strawberry.field(description="One purchase: your own, or anyone's for support and finance.")

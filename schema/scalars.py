@@ -7,7 +7,7 @@ from typing import NewType
 import strawberry
 from graphql import GraphQLError
 
-from accounting.money import format_micros
+from accounting.ledger.money import format_micros
 
 MAX_BIG_INT = 2**63 - 1
 

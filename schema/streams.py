@@ -7,10 +7,18 @@ from enum import Enum
 
 import strawberry
 
-from accounting import errors, streams
-from accounting.access import may_stream
-from accounting.ledger import in_transaction
-from accounting.tables import StreamRow
+from accounting.gifts import streams
+from accounting.gifts.errors import (
+    InvalidStreamTitle,
+    NotStreamCreator,
+    StreamAlreadyLive,
+    StreamNotFound,
+    StreamNotLive,
+)
+from accounting.gifts.tables import StreamRow
+from accounting.ledger.errors import LedgerError
+from accounting.ledger.posting import in_transaction
+from accounting.policy.access import may_stream
 from schema.context import Info
 from schema.errors import NOT_FOUND, ClientError, forbidden, payload_code, require_principal
 from schema.pagination import Connection, check_first, connection, decode_cursor
@@ -65,9 +73,9 @@ class StartStreamErrorCode(Enum):
     INVALID_STREAM_TITLE = "INVALID_STREAM_TITLE"
 
 
-_START_CODES: dict[type[errors.LedgerError], StartStreamErrorCode] = {
-    errors.StreamAlreadyLive: StartStreamErrorCode.STREAM_ALREADY_LIVE,
-    errors.InvalidStreamTitle: StartStreamErrorCode.INVALID_STREAM_TITLE,
+_START_CODES: dict[type[LedgerError], StartStreamErrorCode] = {
+    StreamAlreadyLive: StartStreamErrorCode.STREAM_ALREADY_LIVE,
+    InvalidStreamTitle: StartStreamErrorCode.INVALID_STREAM_TITLE,
 }
 
 
@@ -96,10 +104,10 @@ class EndStreamErrorCode(Enum):
     NOT_STREAM_CREATOR = "NOT_STREAM_CREATOR"
 
 
-_END_CODES: dict[type[errors.LedgerError], EndStreamErrorCode] = {
-    errors.StreamNotFound: EndStreamErrorCode.STREAM_NOT_FOUND,
-    errors.StreamNotLive: EndStreamErrorCode.STREAM_NOT_LIVE,
-    errors.NotStreamCreator: EndStreamErrorCode.NOT_STREAM_CREATOR,
+_END_CODES: dict[type[LedgerError], EndStreamErrorCode] = {
+    StreamNotFound: EndStreamErrorCode.STREAM_NOT_FOUND,
+    StreamNotLive: EndStreamErrorCode.STREAM_NOT_LIVE,
+    NotStreamCreator: EndStreamErrorCode.NOT_STREAM_CREATOR,
 }
 
 
@@ -133,7 +141,7 @@ class StreamMutations:
                 info.context.services.sessions,
                 lambda session: streams.start_stream(session, creator_id, input.title),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(error, _START_CODES)
             return StartStreamPayload(
                 stream=None,
@@ -149,12 +157,12 @@ class StreamMutations:
         try:
             stream_id = parse_id(input.stream_id)
             if stream_id is None:
-                raise errors.StreamNotFound(f"No stream {input.stream_id}", field="streamId")
+                raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
             row = await in_transaction(
                 info.context.services.sessions,
                 lambda session: streams.end_stream(session, creator_id, stream_id),
             )
-        except errors.LedgerError as error:
+        except LedgerError as error:
             code = payload_code(error, _END_CODES)
             return EndStreamPayload(
                 stream=None,

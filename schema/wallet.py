@@ -6,10 +6,11 @@ from datetime import datetime
 
 import strawberry
 
-from accounting import balances, history
-from accounting.access import Principal, may_read_wallet
-from accounting.chart import check_user_id
-from accounting.errors import LedgerError
+from accounting.ledger import balances
+from accounting.ledger.chart import check_user_id
+from accounting.ledger.errors import LedgerError
+from accounting.policy.access import Principal, may_read_wallet
+from accounting.reads.history import wallet_history
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
 from schema.pagination import Connection, check_first, connection, decode_cursor
@@ -95,7 +96,7 @@ class WalletQueries:
         check_first(first)
         before = decode_cursor("movement", after)
         async with info.context.services.sessions() as session:
-            page = await history.wallet_history(
+            page = await wallet_history(
                 session,
                 wanted,
                 info.context.services.functional_currency,

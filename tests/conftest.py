@@ -21,11 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from accounting.access import Role
-from accounting.errors import LedgerError
-from accounting.gifts import GiftService
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseService
+from accounting.gifts.service import GiftService
+from accounting.ledger.errors import LedgerError
+from accounting.policy.access import Role
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseService
 from api.app import create_app
 from api.auth import issue_token
 from api.database import create_engine, libpq_url, migrate, session_factory

@@ -9,16 +9,21 @@ from datetime import timedelta
 import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import integrity, payout_methods, second_factor, standing
-from accounting.gifts import GiftRequest, GiftService
-from accounting.holds import release_due
-from accounting.ledger import in_transaction
-from accounting.payout_methods import PayoutMethodDetails, PayoutMethodKind
-from accounting.payouts import PayoutAction, PayoutRequest, PayoutService
-from accounting.posting_rules import CoinRates, PayoutPhase
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import live_stream_of, start_stream
-from accounting.tables import StreamRow
+from accounting import integrity
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.rules import CoinRates
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import live_stream_of, start_stream
+from accounting.gifts.tables import StreamRow
+from accounting.ledger.posting import in_transaction
+from accounting.payouts import methods as payout_methods
+from accounting.payouts import second_factor
+from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.service import PayoutAction, PayoutRequest, PayoutService
+from accounting.policy import standing
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 
 FINANCE = "user:fiona"
 

@@ -11,8 +11,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.provider_events import sign
-from accounting.tables import PurchaseRow
+from accounting.chargebacks.provider_events import sign
+from accounting.purchases.tables import PurchaseRow
 from api.settings import DEVELOPMENT_WEBHOOK_SECRET
 
 _ids = itertools.count(1)

@@ -20,19 +20,20 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.gifts import GiftRequest, GiftService
-from accounting.holds import release_due
-from accounting.ledger import in_transaction
-from accounting.posting_rules import LossPolicy
-from accounting.provider_events import (
+from accounting.chargebacks.provider_events import (
     Refusal,
     WebhookRefused,
     accept_event,
     read_event,
     record_refusal,
 )
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
+from accounting.chargebacks.rules import LossPolicy
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
+from accounting.ledger.posting import in_transaction
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 from api.database import libpq_url
 from tests.provider_events import apple_refund, dispute
 from tests.test_database_invariants import Books, found, integrity, read_books

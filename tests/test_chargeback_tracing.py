@@ -20,16 +20,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.chargebacks import ChargebackClaim, ChargebackKind, Outcome, charge_back
-from accounting.earnings import creator_balances
-from accounting.gifts import FeatureRequest, GiftRequest, GiftService
-from accounting.holds import release_due
+from accounting.chargebacks.rules import LossPolicy
+from accounting.chargebacks.service import ChargebackClaim, ChargebackKind, Outcome, charge_back
+from accounting.chargebacks.tables import ChargebackRow
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.rules import CoinRates
+from accounting.gifts.service import FeatureRequest, GiftService
+from accounting.gifts.streams import start_stream
 from accounting.integrity import check_integrity
-from accounting.ledger import in_transaction
-from accounting.posting_rules import CoinRates, LossPolicy, release_value
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import ChargebackRow, PurchaseRow
+from accounting.ledger.balances import creator_balances
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.valuation import release_value
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.purchases.tables import PurchaseRow
 
 WEEK = timedelta(days=7)
 

@@ -14,18 +14,20 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import chart
-from accounting.balances import wallet
-from accounting.earnings import creator_balances
-from accounting.errors import AccountFrozen
-from accounting.gifts import GiftRequest, GiftService
-from accounting.holds import release_due
+from accounting.chargebacks.rules import LossPolicy
+from accounting.chargebacks.tables import ChargebackClawbackRow, ChargebackRow
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
 from accounting.integrity import check_integrity
-from accounting.ledger import in_transaction
-from accounting.posting_rules import LossPolicy
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import AccountRow, ChargebackClawbackRow, ChargebackRow, PurchaseRow
+from accounting.ledger import chart
+from accounting.ledger.balances import creator_balances, wallet
+from accounting.ledger.errors import AccountFrozen
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.tables import AccountRow
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.purchases.tables import PurchaseRow
 from api.app import create_app
 from api.settings import Settings
 from tests.provider_events import deliver, dispute, reference_of

@@ -12,16 +12,17 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import chart
-from accounting.balances import wallet
-from accounting.entries import Entry, EntryKind, Posting
-from accounting.errors import AlreadyReversed, InsufficientCoins
 from accounting.integrity import IntegrityReport, check_integrity
-from accounting.ledger import PostedEntry, in_transaction, post_entry, reverse_entry
-from accounting.payments import ChargeResult
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseRequest, PurchaseResult, PurchaseService
-from accounting.tables import JournalEntryRow, PostingRow, PurchaseRow, SandboxPaymentRow
+from accounting.ledger import chart
+from accounting.ledger.balances import wallet
+from accounting.ledger.entries import Entry, EntryKind, Posting
+from accounting.ledger.errors import AlreadyReversed, InsufficientCoins
+from accounting.ledger.posting import PostedEntry, in_transaction, post_entry, reverse_entry
+from accounting.ledger.tables import JournalEntryRow, PostingRow
+from accounting.purchases.payments import ChargeResult
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseRequest, PurchaseResult, PurchaseService
+from accounting.purchases.tables import PurchaseRow, SandboxPaymentRow
 
 PROVIDER_LATENCY_S = 0.05
 

@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import chart
-from accounting.entries import Entry, EntryKind, Posting
 from accounting.integrity import CHECKS, IntegrityReport, check_integrity
-from accounting.ledger import PostedEntry, in_transaction, post_entry, reverse_entry
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.tables import PurchaseRow
+from accounting.ledger import chart
+from accounting.ledger.entries import Entry, EntryKind, Posting
+from accounting.ledger.posting import PostedEntry, in_transaction, post_entry, reverse_entry
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.purchases.tables import PurchaseRow
 from api.database import libpq_url
 
 ISSUED = "platform:coins:issued"

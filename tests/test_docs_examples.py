@@ -51,7 +51,7 @@ import pyotp
 import pytest
 from graphql import OperationDefinitionNode, OperationType, build_schema, parse
 
-from accounting.provider_events import sign
+from accounting.chargebacks.provider_events import sign
 from api.settings import DEVELOPMENT_WEBHOOK_SECRET
 from schema import sdl
 from tests.conftest import GraphQLClient

@@ -15,15 +15,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.balances import wallet
-from accounting.earnings import creator_balances
-from accounting.errors import InsufficientCoins, LedgerError, StreamNotLive
-from accounting.gifts import GiftRequest, GiftResult, GiftService
+from accounting.gifts.errors import StreamNotLive
+from accounting.gifts.posting import GiftRequest, GiftResult
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import end_stream, start_stream
+from accounting.gifts.tables import GiftRow
 from accounting.integrity import check_integrity
-from accounting.ledger import in_transaction
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import end_stream, start_stream
-from accounting.tables import GiftRow, JournalEntryRow
+from accounting.ledger.balances import creator_balances, wallet
+from accounting.ledger.errors import InsufficientCoins, LedgerError
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.tables import JournalEntryRow
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 from api.database import create_engine, libpq_url, session_factory
 
 

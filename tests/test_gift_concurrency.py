@@ -13,18 +13,19 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.balances import account_balance, wallet
-from accounting.earnings import creator_balances
-from accounting.errors import IdempotencyKeyReused, InsufficientCoins
-from accounting.gifts import FeatureRequest, GiftRequest, GiftResult, GiftService
-from accounting.holds import release_due, release_due_in
+from accounting.gifts.holds import release_due, release_due_in
+from accounting.gifts.posting import GiftRequest, GiftResult
+from accounting.gifts.service import FeatureRequest, GiftService
+from accounting.gifts.streams import start_stream
+from accounting.gifts.tables import FeatureUnlockRow, GiftRow, StreamRow
 from accounting.integrity import check_integrity
-from accounting.ledger import in_transaction
-from accounting.payments.sandbox import SandboxGateway
-from accounting.posting_rules import release_value
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import FeatureUnlockRow, GiftRow, JournalEntryRow, StreamRow
+from accounting.ledger.balances import account_balance, creator_balances, wallet
+from accounting.ledger.errors import IdempotencyKeyReused, InsufficientCoins
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.tables import JournalEntryRow
+from accounting.ledger.valuation import release_value
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 from tests.conftest import race
 
 PRICES = {"rose": 1, "finger_heart": 5, "perfume": 20, "doughnut": 30, "hand_hearts": 100}

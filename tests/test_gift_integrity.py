@@ -28,16 +28,18 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import chart
-from accounting.balances import wallet
-from accounting.entries import Entry, EntryKind, Posting
-from accounting.gifts import FeatureRequest, GiftRequest, GiftService, SentGift
-from accounting.holds import release_due
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest, SentGift
+from accounting.gifts.service import FeatureRequest, GiftService
+from accounting.gifts.streams import start_stream
+from accounting.gifts.tables import FeatureUnlockRow, GiftRow, StreamRow
 from accounting.integrity import CHECKS
-from accounting.ledger import PostedEntry, in_transaction, post_entry
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import FeatureUnlockRow, GiftRow, PurchaseRow, StreamRow
+from accounting.ledger import chart
+from accounting.ledger.balances import wallet
+from accounting.ledger.entries import Entry, EntryKind, Posting
+from accounting.ledger.posting import PostedEntry, in_transaction, post_entry
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.purchases.tables import PurchaseRow
 from api.database import libpq_url
 from tests.test_database_invariants import corrupt, found, integrity
 

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.tables import GiftRow, PurchaseRow, SandboxPaymentRow
+from accounting.gifts.tables import GiftRow
+from accounting.purchases.tables import PurchaseRow, SandboxPaymentRow
 from api.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.streaming import (

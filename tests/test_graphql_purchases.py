@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import standing
-from accounting.tables import FxRateRow
+from accounting.ledger.tables import FxRateRow
+from accounting.policy import standing
 from tests.conftest import GraphQLClient
 
 PURCHASE_COINS = """

@@ -368,8 +368,8 @@ async def test_racing_refunds_of_one_purchase_refund_it_once(
     one refund is made, the nine others are told it was already refunded."""
     import asyncio
 
-    from accounting.errors import RefundNotAllowed
-    from accounting.refunds import RefundPolicy, RefundRequest, refund_purchase
+    from accounting.refunds.errors import RefundNotAllowed
+    from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
 
     purchase = int(await buy(gql))
 

@@ -16,8 +16,8 @@ import jwt
 import pytest
 from sqlalchemy.engine import URL
 
-from accounting import balances
-from accounting.access import Role
+from accounting.ledger import balances
+from accounting.policy.access import Role
 from api.app import MAX_REQUEST_BYTES, create_app
 from api.auth import issue_token
 from api.settings import Settings

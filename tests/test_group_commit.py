@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from accounting.group_commit import GroupCommit
+from accounting.ledger.group_commit import GroupCommit
 
 
 class Recorder:

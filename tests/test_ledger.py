@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from accounting import chart
-from accounting.balances import account_balance, wallet
-from accounting.entries import Entry, EntryKind, Posting
-from accounting.errors import (
+from accounting.ledger import chart
+from accounting.ledger.balances import account_balance, wallet
+from accounting.ledger.entries import Entry, EntryKind, Posting
+from accounting.ledger.errors import (
     AlreadyReversed,
     EntryNotFound,
     IdempotencyKeyReused,
@@ -26,11 +26,18 @@ from accounting.errors import (
     Overdraft,
     UnbalancedEntry,
 )
-from accounting.history import MAX_PAGE, WalletMovement, wallet_history
-from accounting.ledger import PostedEntry, fingerprint, in_transaction, post_entry, reverse_entry
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.reports import trial_balance
-from accounting.tables import AccountRow, JournalEntryRow, PostingRow
+from accounting.ledger.pages import MAX_PAGE
+from accounting.ledger.posting import (
+    PostedEntry,
+    fingerprint,
+    in_transaction,
+    post_entry,
+    reverse_entry,
+)
+from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.reads.history import WalletMovement, wallet_history
+from accounting.reads.reports import trial_balance
 
 ISSUED = chart.coins_issued()
 SPENT = chart.coins_spent()

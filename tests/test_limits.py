@@ -17,16 +17,19 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.balances import wallet
-from accounting.errors import GiftRateLimited, LedgerError, PurchaseLimitExceeded
-from accounting.gift_posting import post_gifts
-from accounting.gifts import GiftRateLimit, GiftRequest, GiftResult, GiftService
+from accounting.gifts.errors import GiftRateLimited
+from accounting.gifts.posting import GiftRateLimit, GiftRequest, GiftResult, post_gifts
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
+from accounting.gifts.tables import GiftRow
 from accounting.integrity import check_integrity
-from accounting.ledger import in_transaction
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseRequest, PurchaseResult, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import GiftRow, PurchaseRow, SandboxPaymentRow
+from accounting.ledger.balances import wallet
+from accounting.ledger.errors import LedgerError
+from accounting.ledger.posting import in_transaction
+from accounting.purchases.errors import PurchaseLimitExceeded
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseRequest, PurchaseResult, PurchaseService
+from accounting.purchases.tables import PurchaseRow, SandboxPaymentRow
 from api.database import create_engine, libpq_url, session_factory
 from tests.conftest import ZERO, race
 from tests.test_gift_batches import take_event_key

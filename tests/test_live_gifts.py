@@ -27,12 +27,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from accounting.access import Role
-from accounting.gift_events import GIFT_CHANNEL
-from accounting.gifts import GiftRequest, GiftService, SentGift
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import end_stream, start_stream
-from accounting.tables import GiftRow
+from accounting.gifts.events import GIFT_CHANNEL
+from accounting.gifts.posting import GiftRequest, SentGift
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import end_stream, start_stream
+from accounting.gifts.tables import GiftRow
+from accounting.policy.access import Role
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 from api.app import create_app
 from api.auth import issue_token
 from api.database import libpq_url

@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.earnings import creator_balances
-from accounting.errors import InsufficientDiamonds, InvalidPayoutTransition
-from accounting.holds import release_due
-from accounting.payouts import PayoutPolicy, PayoutResult, PayoutService
-from accounting.posting_rules import PayoutPhase
-from accounting.purchases import PurchaseService
+from accounting.gifts.holds import release_due
+from accounting.ledger.balances import creator_balances
+from accounting.payouts.errors import InsufficientDiamonds, InvalidPayoutTransition
+from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.service import PayoutPolicy, PayoutResult, PayoutService
+from accounting.purchases.service import PurchaseService
 from tests.conftest import race
 from tests.payouts import action, check_books, earn, make_ready
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.payouts import PayoutService
-from accounting.posting_rules import PayoutPhase
-from accounting.purchases import PurchaseService
+from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.service import PayoutService
+from accounting.purchases.service import PurchaseService
 from api.database import libpq_url
 from tests.payouts import ReadyCreator, advance, check_books, earn, make_ready
 from tests.test_database_invariants import (

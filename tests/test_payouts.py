@@ -17,14 +17,41 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import audit, balances, errors, payout_methods, second_factor, standing
-from accounting.earnings import creator_balances
-from accounting.ledger import in_transaction
-from accounting.payout_methods import PayoutMethodDetails, PayoutMethodKind
-from accounting.payouts import PayoutPolicy, PayoutService, cash_requested_today
-from accounting.posting_rules import CoinRates, PayoutPhase, payout_amounts
-from accounting.purchases import PurchaseService
-from accounting.tables import JournalEntryRow, PayoutEventRow
+from accounting.gifts.rules import CoinRates
+from accounting.ledger import balances
+from accounting.ledger.balances import creator_balances
+from accounting.ledger.errors import (
+    AccountFrozen,
+    IdempotencyKeyReused,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    InvalidReason,
+    LedgerError,
+    LimitExceeded,
+)
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.tables import JournalEntryRow
+from accounting.payouts import methods as payout_methods
+from accounting.payouts import second_factor
+from accounting.payouts.errors import (
+    BelowPayoutMinimum,
+    DailyPayoutCapExceeded,
+    InsufficientDiamonds,
+    InvalidPayoutMethod,
+    InvalidPayoutTransition,
+    InvalidTotpCode,
+    KycNotVerified,
+    PayoutMethodNotFound,
+    PayoutNotFound,
+    TotpAlreadyConfirmed,
+    TotpNotEnrolled,
+)
+from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts.rules import PayoutPhase, payout_amounts
+from accounting.payouts.service import PayoutPolicy, PayoutService, cash_requested_today
+from accounting.payouts.tables import PayoutEventRow
+from accounting.policy import audit, standing
+from accounting.purchases.service import PurchaseService
 from tests.payouts import FINANCE, ReadyCreator, action, advance, check_books, earn, make_ready
 
 
@@ -129,19 +156,19 @@ async def test_the_same_request_again_is_the_first_payout(
     assert again.replayed
     assert again.payout.id == first.payout.id
     assert await diamonds(sessions, "bo") == (2_000, 2_000, 20_000_000)
-    with pytest.raises(errors.IdempotencyKeyReused):
+    with pytest.raises(IdempotencyKeyReused):
         await payouts.request_payout(bo.request("bo-payout-0001", 2_002))
 
 
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
-        ({"diamonds": 0}, errors.InvalidAmount),
-        ({"idempotency_key": "short"}, errors.InvalidIdempotencyKey),
-        ({"totp_code": "12345"}, errors.InvalidTotpCode),
-        ({"method_id": 999}, errors.PayoutMethodNotFound),
-        ({"diamonds": 4_001}, errors.InsufficientDiamonds),
-        ({"diamonds": 1_999}, errors.BelowPayoutMinimum),
+        ({"diamonds": 0}, InvalidAmount),
+        ({"idempotency_key": "short"}, InvalidIdempotencyKey),
+        ({"totp_code": "12345"}, InvalidTotpCode),
+        ({"method_id": 999}, PayoutMethodNotFound),
+        ({"diamonds": 4_001}, InsufficientDiamonds),
+        ({"diamonds": 1_999}, BelowPayoutMinimum),
     ],
 )
 async def test_a_request_that_fails_a_control_reserves_nothing(
@@ -149,7 +176,7 @@ async def test_a_request_that_fails_a_control_reserves_nothing(
     payouts: PayoutService,
     bo: ReadyCreator,
     overrides: dict[str, Any],
-    error: type[errors.LedgerError],
+    error: type[LedgerError],
 ) -> None:
     request = replace(bo.request("bo-payout-0001", 2_000), **overrides)
     with pytest.raises(error):
@@ -165,7 +192,7 @@ async def test_a_frozen_creator_cannot_request_a_payout(
         sessions,
         lambda s: standing.set_frozen(s, "bo", frozen=True, reason="dispute", actor="user:adam"),
     )
-    with pytest.raises(errors.AccountFrozen):
+    with pytest.raises(AccountFrozen):
         await payouts.request_payout(bo.request("bo-payout-0001", 2_000))
     assert await diamonds(sessions, "bo") == (4_000, 0, 20_000_000)
 
@@ -182,7 +209,7 @@ async def test_kyc_must_be_verified_and_stay_verified(
             s, "bo", verified=False, reason="document expired", actor="user:adam"
         ),
     )
-    with pytest.raises(errors.KycNotVerified):
+    with pytest.raises(KycNotVerified):
         await payouts.request_payout(bo.request("bo-payout-0001", 2_000))
     async with sessions() as session:
         trail = await audit.audit_trail(session, subject="user:bo")
@@ -190,7 +217,7 @@ async def test_kyc_must_be_verified_and_stay_verified(
         ("user:adam", "kyc.unverified", "document expired"),
         ("user:adam", "kyc.verified", "passport checked"),
     ]
-    with pytest.raises(errors.InvalidReason):
+    with pytest.raises(InvalidReason):
         await in_transaction(
             sessions,
             lambda s: standing.set_kyc_verified(
@@ -214,21 +241,21 @@ async def test_a_second_factor_is_enrolled_confirmed_and_then_required(
         ),
     )
     unconfirmed = ReadyCreator("cy", pyotp.random_base32(), method.id)
-    with pytest.raises(errors.TotpNotEnrolled):
+    with pytest.raises(TotpNotEnrolled):
         await payouts.request_payout(unconfirmed.request("cy-payout-0001", 2_000))
 
     uri = await in_transaction(sessions, lambda s: second_factor.enrol(s, "cy"))
     assert uri.startswith("otpauth://totp/Coinbooks:cy?secret=")
     cy = ReadyCreator("cy", pyotp.parse_uri(uri).secret, method.id)
-    with pytest.raises(errors.TotpNotEnrolled):  # enrolled, not confirmed yet
+    with pytest.raises(TotpNotEnrolled):  # enrolled, not confirmed yet
         await payouts.request_payout(cy.request("cy-payout-0001", 2_000))
-    with pytest.raises(errors.InvalidTotpCode):
+    with pytest.raises(InvalidTotpCode):
         await in_transaction(sessions, lambda s: second_factor.confirm(s, "cy", "abcdef"))
     await in_transaction(sessions, lambda s: second_factor.confirm(s, "cy", cy.code()))
-    with pytest.raises(errors.TotpAlreadyConfirmed):
+    with pytest.raises(TotpAlreadyConfirmed):
         await in_transaction(sessions, lambda s: second_factor.enrol(s, "cy"))
     wrong = f"{(int(cy.code()) + 500_000) % 1_000_000:06d}"
-    with pytest.raises(errors.InvalidTotpCode):
+    with pytest.raises(InvalidTotpCode):
         await payouts.request_payout(cy.request("cy-payout-0001", 2_000, totp_code=wrong))
 
     paid = await payouts.request_payout(cy.request("cy-payout-0001", 2_000))
@@ -251,14 +278,14 @@ async def test_payout_methods_are_kept_masked_and_only_the_owner_may_use_one(
     stored = " ".join(str(v) for v in (bank.masked, bank.fingerprint, dee.masked, dee.fingerprint))
     assert "123456789" not in stored and "dee.example" not in stored
 
-    with pytest.raises(errors.PayoutMethodNotFound):
+    with pytest.raises(PayoutMethodNotFound):
         await payouts.request_payout(bo.request("bo-payout-0001", 2_000, method_id=dee.id))
     for details in (
         PayoutMethodDetails(PayoutMethodKind.BANK_ACCOUNT, "Bo", account_number="12"),
         PayoutMethodDetails(PayoutMethodKind.BANK_ACCOUNT, "", account_number="12345678"),
         PayoutMethodDetails(PayoutMethodKind.PAYPAL, "Bo", paypal_email="not-an-email"),
     ):
-        with pytest.raises(errors.InvalidPayoutMethod):
+        with pytest.raises(InvalidPayoutMethod):
             await in_transaction(
                 sessions, partial(payout_methods.register, creator_id="bo", details=details)
             )
@@ -271,13 +298,13 @@ async def test_the_daily_cap_counts_todays_payouts_but_not_rejected_ones(
     second fits."""
     capped = PayoutService(sessions, policy=PayoutPolicy(minimum_minor=100, daily_cap_minor=1_500))
     first = await capped.request_payout(bo.request("bo-payout-0001", 2_000))
-    with pytest.raises(errors.DailyPayoutCapExceeded) as refused:
+    with pytest.raises(DailyPayoutCapExceeded) as refused:
         await capped.request_payout(bo.request("bo-payout-0002", 2_000))
     assert refused.value.message == (
         "10.00 USD already requested today (UTC); 10.00 USD more would pass the daily cap of "
         "15.00 USD"
     )
-    assert isinstance(refused.value, errors.LimitExceeded)  # one family with the other limits
+    assert isinstance(refused.value, LimitExceeded)  # one family with the other limits
     assert refused.value.facts == {
         "cap_micros": 15_000_000,
         "requested_today_micros": 10_000_000,
@@ -306,7 +333,7 @@ async def test_rejected_before_sending_the_diamonds_are_available_again(
 
     assert await diamonds(sessions, "bo") == (4_000, 0, 20_000_000)
     for phase in (PayoutPhase.REJECTED, PayoutPhase.SENT, PayoutPhase.PAID, PayoutPhase.FAILED):
-        with pytest.raises(errors.InvalidPayoutTransition):
+        with pytest.raises(InvalidPayoutTransition):
             await payouts.advance(action(payout.id, phase, f"late-{phase}", "again"))
     async with sessions() as session:
         trail = await audit.audit_trail(session, subject=f"payout:{payout.id}")
@@ -325,13 +352,13 @@ async def test_sent_then_paid_the_cash_leaves_through_the_bank(
     assert await diamonds(sessions, "bo") == (1_000, 0, 5_000_000)
     assert await balance(sessions, "platform:payouts_in_transit:USD") == 15_000_000
     assert await balance(sessions, "platform:diamonds:redeemed") == -3_000
-    with pytest.raises(errors.InvalidPayoutTransition):
+    with pytest.raises(InvalidPayoutTransition):
         await advance(payouts, payout.id, PayoutPhase.REJECTED, "too late")
 
     assert await advance(payouts, payout.id, PayoutPhase.PAID) == "paid"
     assert await balance(sessions, "platform:payouts_in_transit:USD") == 0
     assert await balance(sessions, "platform:bank:USD") == bank_before - 15_000_000
-    with pytest.raises(errors.InvalidPayoutTransition):
+    with pytest.raises(InvalidPayoutTransition):
         await payouts.advance(action(payout.id, PayoutPhase.FAILED, "fin-late-fail", "bounced"))
     async with sessions() as session:
         phases = (
@@ -349,14 +376,14 @@ async def test_failed_after_sending_both_are_reversed_and_the_diamonds_available
     payout = (await payouts.request_payout(bo.request("bo-payout-0001", 3_000))).payout
     await advance(payouts, payout.id, PayoutPhase.SENT)
 
-    with pytest.raises(errors.InvalidReason):
+    with pytest.raises(InvalidReason):
         await advance(payouts, payout.id, PayoutPhase.FAILED)  # a failure needs a reason
     assert await advance(payouts, payout.id, PayoutPhase.FAILED, "account closed") == "failed"
 
     assert await diamonds(sessions, "bo") == (4_000, 0, 20_000_000)
     assert await balance(sessions, "platform:payouts_in_transit:USD") == 0
     assert await balance(sessions, "platform:diamonds:redeemed") == 0
-    with pytest.raises(errors.InvalidPayoutTransition):
+    with pytest.raises(InvalidPayoutTransition):
         await advance(payouts, payout.id, PayoutPhase.PAID)
     await check_books(sessions)
     # and the diamonds can be paid out again
@@ -378,9 +405,9 @@ async def test_a_finance_action_retried_with_its_key_posts_nothing_new(
 
     assert (first.replayed, again.replayed, later.replayed) == (False, True, True)
     assert (again.payout.status, later.payout.status) == ("sent", "paid")
-    with pytest.raises(errors.IdempotencyKeyReused):
+    with pytest.raises(IdempotencyKeyReused):
         await payouts.advance(action(other.id, PayoutPhase.SENT, "fiona-send-0001"))
-    with pytest.raises(errors.PayoutNotFound):
+    with pytest.raises(PayoutNotFound):
         await payouts.advance(action(999, PayoutPhase.SENT, "fiona-send-0999"))
     async with sessions() as session:
         entries = (

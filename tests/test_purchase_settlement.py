@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.payments.sandbox import SandboxGateway
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.tables import JournalEntryRow
+from accounting.ledger.tables import JournalEntryRow
+from accounting.purchases.payments.sandbox import SandboxGateway
+from accounting.purchases.service import PurchaseRequest, PurchaseService
 
 
 def service(sessions: async_sessionmaker[AsyncSession], grace: timedelta) -> PurchaseService:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.tables import GiftRow
+from accounting.gifts.tables import GiftRow
 from tests.conftest import GraphQLClient
 from tests.streaming import account_balance, buy_coins, gift_sent, start_stream
 

@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accounting.tables import Base
+from accounting.metadata import Base
 from api.database import downgrade, libpq_url, migrate
 from schema import SDL_PATH, sdl
 from tests.conftest import run_sync

@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounting import chart
-from accounting.entries import Entry, EntryKind, Posting, merge_postings, reversal_postings
-from accounting.errors import InvalidAmount, InvalidEntry, UnbalancedEntry, UnknownCommodity
-from accounting.fees import fee_schedules
-from accounting.money import (
+from accounting.ledger import chart
+from accounting.ledger.entries import Entry, EntryKind, Posting, merge_postings, reversal_postings
+from accounting.ledger.errors import InvalidAmount, InvalidEntry, UnbalancedEntry, UnknownCommodity
+from accounting.ledger.money import (
     format_micros,
     micros_to_minor_exact,
     minor_to_micros,
@@ -22,12 +21,9 @@ from accounting.money import (
     parse_decimal_amount,
     round_micros_to_minor,
 )
-from accounting.posting_rules import (
-    PurchaseFacts,
-    purchase_entry,
-    purchase_value_micros,
-    release_value,
-)
+from accounting.ledger.valuation import release_value
+from accounting.purchases.fees import fee_schedules
+from accounting.purchases.rules import PurchaseFacts, purchase_entry, purchase_value_micros
 
 
 def test_money_formats_minor_unit_digits_and_sub_cent_values() -> None:

@@ -13,12 +13,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.tables import (
-    ChargebackRow,
-    JournalEntryRow,
-    ProviderEventRow,
-    WebhookRejectionRow,
-)
+from accounting.chargebacks.tables import ChargebackRow, ProviderEventRow, WebhookRejectionRow
+from accounting.ledger.tables import JournalEntryRow
 from tests.conftest import GraphQLClient
 from tests.provider_events import (
     apple_refund,
@@ -109,7 +105,7 @@ async def test_a_delivery_that_cannot_be_trusted_is_refused_recorded_and_changes
     elif case == "body changed after signing":
         signed = await deliver(client, "card", {**event, "id": "evt_probe"}, signature="")
         assert signed.status_code == 401
-        from accounting.provider_events import sign
+        from accounting.chargebacks.provider_events import sign
         from tests.provider_events import secret
 
         header = sign(secret("card"), now, b'{"id": "evt_original"}')
@@ -121,7 +117,7 @@ async def test_a_delivery_that_cannot_be_trusted_is_refused_recorded_and_changes
     elif case == "unknown provider":
         response = await deliver(client, "bitcoin", event)
     elif case == "not JSON":
-        from accounting.provider_events import sign
+        from accounting.chargebacks.provider_events import sign
         from tests.provider_events import secret
 
         body = b"<xml>dispute</xml>"

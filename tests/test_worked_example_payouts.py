@@ -19,26 +19,24 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import (
-    audit,
-    balances,
-    earnings,
-    errors,
-    integrity,
-    payout_methods,
-    reports,
-    second_factor,
-    standing,
-)
-from accounting.gifts import GiftRequest, GiftService
-from accounting.holds import release_due
-from accounting.ledger import in_transaction
-from accounting.payout_methods import PayoutMethodDetails, PayoutMethodKind
-from accounting.payouts import PayoutAction, PayoutRequest, PayoutService
-from accounting.posting_rules import PayoutPhase
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import JournalEntryRow
+from accounting import integrity
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
+from accounting.ledger import balances
+from accounting.ledger.balances import creator_balances
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.tables import JournalEntryRow
+from accounting.payouts import methods as payout_methods
+from accounting.payouts import second_factor
+from accounting.payouts.errors import BelowPayoutMinimum
+from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.service import PayoutAction, PayoutRequest, PayoutService
+from accounting.policy import audit, standing
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.reads import reports
 
 
 async def balance(sessions: async_sessionmaker[AsyncSession], code: str) -> int:
@@ -91,7 +89,7 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
     ).payout
     assert (first.diamonds, first.amount_micros) == (2_500, 12_500_000)
     async with sessions() as session:
-        bo = await earnings.creator_balances(session, "bo", "USD")
+        bo = await creator_balances(session, "bo", "USD")
     assert (bo.diamonds_available, bo.diamonds_reserved, bo.payable_micros) == (
         1_500,
         2_500,
@@ -119,7 +117,7 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
         )
     )
     async with sessions() as session:
-        bo = await earnings.creator_balances(session, "bo", "USD")
+        bo = await creator_balances(session, "bo", "USD")
     assert (bo.diamonds_available, bo.diamonds_reserved, bo.payable_micros) == (
         3_500,
         0,
@@ -127,7 +125,7 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
     )
 
     # A small request is below the minimum and changes nothing.
-    with pytest.raises(errors.BelowPayoutMinimum):
+    with pytest.raises(BelowPayoutMinimum):
         await payouts.request_payout(
             PayoutRequest("bo", "bo-payout-03", 1_000, paypal.id, app.now())
         )

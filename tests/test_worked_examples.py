@@ -19,13 +19,18 @@ from datetime import timedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting import balances, earnings, integrity, reports
-from accounting.gifts import FeatureRequest, GiftRequest, GiftService
-from accounting.holds import release_due
-from accounting.ledger import in_transaction
-from accounting.purchases import PurchaseRequest, PurchaseService
-from accounting.streams import start_stream
-from accounting.tables import JournalEntryRow
+from accounting import integrity
+from accounting.gifts.holds import release_due
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.service import FeatureRequest, GiftService
+from accounting.gifts.streams import start_stream
+from accounting.ledger import balances
+from accounting.ledger.balances import creator_balances
+from accounting.ledger.posting import in_transaction
+from accounting.ledger.tables import JournalEntryRow
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.reads import reports
+from accounting.reads.earnings import stream_totals
 
 
 async def balance(sessions: async_sessionmaker[AsyncSession], code: str) -> int:
@@ -220,8 +225,8 @@ async def test_ana_gifts_bo_roses_and_hand_hearts_in_his_stream_and_unlocks_a_st
     await asyncio.sleep(float(wait_s) + 0.05)
     assert await release_due(sessions, creator_id="bo") == 2
     async with sessions() as session:
-        bo = await earnings.creator_balances(session, "bo", "USD")
-        totals = await earnings.stream_totals(session, stream.id)
+        bo = await creator_balances(session, "bo", "USD")
+        totals = await stream_totals(session, stream.id)
     assert (bo.diamonds_pending, bo.diamonds_available, bo.diamonds_reserved) == (0, 105, 0)
     assert bo.payable_micros == 525_000
     assert (totals.gift_count, totals.coins, totals.diamonds, totals.gifters) == (2, 105, 105, 1)

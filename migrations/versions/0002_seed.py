@@ -11,8 +11,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from alembic import op
 
-from accounting.chart import fixed_platform_accounts
-from accounting.money import COMMODITIES, FIAT_CODES
+from accounting.ledger.chart import fixed_platform_accounts
+from accounting.ledger.money import COMMODITIES, FIAT_CODES
 
 revision: str = "0002"
 down_revision: str | None = "0001"

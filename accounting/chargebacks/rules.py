@@ -1,0 +1,208 @@
+"""What each flow posts, as plain functions from facts to a balanced entry (DESIGN.md, Flows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from accounting.ledger import chart
+from accounting.ledger.entries import Entry, EntryKind, Posting, merge_postings, reversal_postings
+from accounting.ledger.valuation import release_value
+
+
+class LossPolicy(StrEnum):
+    """Where the charged-back value of coins already spent is booked."""
+
+    RECEIVABLE = "receivable"
+    """Claimed from the user (``user:U:receivable``)."""
+    FRAUD_LOSS = "fraud_loss"
+    """Written off at once (``platform:expense:fraud_losses``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorClawback:
+    """Diamonds a charged-back purchase funded that are still pending at one creator."""
+
+    creator_id: str
+    diamonds: int
+    payable_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChargebackAmounts:
+    coins_clawed: int
+    """The purchase's coins the wallet still holds, taken back (at most all of them)."""
+    coins_spent: int
+    value_released_micros: int
+    """The wallet's weighted-average value for the coins taken back."""
+    spent_value_micros: int
+    """What the spent coins cost, at this purchase's own price."""
+    payable_clawed_micros: int
+    loss_micros: int
+    """Spent value the creators' clawed-back payable does not cover: a receivable or a loss."""
+    contra_revenue_micros: int
+    """The rest of the value paid: the averaging difference (negative when the wallet's
+    average, or the clawed-back payable, is above what the purchase cost)."""
+
+
+def chargeback_amounts(
+    *,
+    coins: int,
+    value_paid_micros: int,
+    wallet_coins: int,
+    wallet_value_micros: int,
+    payable_clawed_micros: int,
+) -> ChargebackAmounts:
+    """Split a charged-back purchase of ``coins`` that put ``value_paid_micros`` on the wallet.
+
+    As many of its coins as the wallet holds come back, releasing the wallet's weighted average
+    for them. The rest were spent: their share of the value paid, less the payable clawed back
+    from creators with the diamonds they still had pending, is the loss (never negative). What
+    remains balances the entry as contra revenue, so released + clawed payable + loss + contra
+    revenue is always exactly the value paid."""
+    clawed = min(coins, wallet_coins)
+    spent = coins - clawed
+    released = release_value(wallet_value_micros, wallet_coins, clawed) if clawed else 0
+    spent_value = release_value(value_paid_micros, coins, spent) if spent else 0
+    loss = max(spent_value - payable_clawed_micros, 0)
+    return ChargebackAmounts(
+        coins_clawed=clawed,
+        coins_spent=spent,
+        value_released_micros=released,
+        spent_value_micros=spent_value,
+        payable_clawed_micros=payable_clawed_micros,
+        loss_micros=loss,
+        contra_revenue_micros=value_paid_micros - released - payable_clawed_micros - loss,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChargebackFacts:
+    purchase_id: int
+    user_id: str
+    provider: str
+    currency: str
+    cash_micros: int
+    """The price, taken back by the provider, in the purchase's currency."""
+    value_paid_micros: int
+    functional_currency: str
+    amounts: ChargebackAmounts
+    clawbacks: tuple[CreatorClawback, ...]
+    loss_policy: LossPolicy
+    case: str
+    """What the provider called it (``dispute dp_1``, ``Apple REFUND``): the entry's memo."""
+
+
+def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
+    """Chargeback (DESIGN.md): the cash back to the provider from clearing (through the FX
+    trading accounts at the purchase's own rate for another currency); the coins the user still
+    holds back to ``coins:issued`` with their weighted-average value; each creator's pending
+    diamonds the purchase funded back to ``diamonds:issued`` with their payable; the loss on
+    coins already spent to the user's receivable or to fraud losses, by policy; the rest to
+    chargebacks' contra revenue."""
+    functional = facts.functional_currency
+    amounts = facts.amounts
+    postings = [
+        Posting(chart.provider_clearing(facts.provider, facts.currency), -facts.cash_micros),
+    ]
+    if facts.currency != functional:
+        postings += [
+            Posting(chart.fx_trading(facts.currency), facts.cash_micros),
+            Posting(chart.fx_trading(functional), -facts.value_paid_micros),
+        ]
+    if amounts.coins_clawed:
+        postings += [
+            Posting(chart.user_coins(facts.user_id), amounts.coins_clawed),
+            Posting(chart.coins_issued(), -amounts.coins_clawed),
+        ]
+    if amounts.value_released_micros:
+        postings.append(
+            Posting(
+                chart.user_coins_value(facts.user_id, functional), amounts.value_released_micros
+            )
+        )
+    diamonds = 0
+    for clawback in facts.clawbacks:
+        if clawback.diamonds:
+            diamonds += clawback.diamonds
+            postings.append(
+                Posting(chart.creator_diamonds(clawback.creator_id, "pending"), clawback.diamonds)
+            )
+        if clawback.payable_micros:
+            postings.append(
+                Posting(
+                    chart.creator_payable(clawback.creator_id, functional),
+                    clawback.payable_micros,
+                )
+            )
+    if diamonds:
+        postings.append(Posting(chart.diamonds_issued(), -diamonds))
+    if amounts.loss_micros:
+        loss_account = (
+            chart.user_receivable(facts.user_id, functional)
+            if facts.loss_policy == LossPolicy.RECEIVABLE
+            else chart.fraud_losses(functional)
+        )
+        postings.append(Posting(loss_account, amounts.loss_micros))
+    if amounts.contra_revenue_micros:
+        postings.append(
+            Posting(chart.chargebacks_contra_revenue(functional), amounts.contra_revenue_micros)
+        )
+    return Entry(
+        kind=EntryKind.CHARGEBACK,
+        event_key=f"chargeback:{facts.purchase_id}",
+        postings=merge_postings(postings),
+        actor=actor,
+        rates={
+            "weighted_average": f"{amounts.value_released_micros} micro-{functional} "
+            f"for {amounts.coins_clawed} coins",
+            "loss_policy": str(facts.loss_policy),
+        },
+        refs={"purchase_id": facts.purchase_id, "user_id": facts.user_id},
+        memo=f"chargeback of purchase {facts.purchase_id}: {facts.case}",
+    )
+
+
+def chargeback_won_entry(
+    purchase_id: int,
+    chargeback: tuple[Posting, ...],
+    *,
+    released: dict[str, int],
+    actor: str,
+    memo: str,
+) -> Entry:
+    """A dispute won: the chargeback's postings undone, except that clawed-back diamonds whose
+    gifts have left their hold since (``released``: diamonds per creator) go back to available,
+    where the hold release would have put them, rather than to pending."""
+    postings = list(reversal_postings(chargeback))
+    for creator_id, diamonds in released.items():
+        if diamonds:
+            postings += [
+                Posting(chart.creator_diamonds(creator_id, "pending"), diamonds),
+                Posting(chart.creator_diamonds(creator_id, "available"), -diamonds),
+            ]
+    return Entry(
+        kind=EntryKind.CHARGEBACK_WON,
+        event_key=f"chargeback:{purchase_id}:won",
+        postings=merge_postings(postings),
+        actor=actor,
+        refs={"purchase_id": purchase_id},
+        memo=memo,
+    )
+
+
+def dispute_fee_entry(
+    *, provider: str, currency: str, fee_micros: int, case_id: str, purchase_id: int, actor: str
+) -> Entry:
+    """A dispute's fee: an expense, taken from what the provider owes us."""
+    return Entry(
+        kind=EntryKind.DISPUTE_FEE,
+        event_key=f"dispute_fee:{provider}:{case_id}"[:200],
+        postings=(
+            Posting(chart.dispute_fees(currency), fee_micros),
+            Posting(chart.provider_clearing(provider, currency), -fee_micros),
+        ),
+        actor=actor,
+        refs={"purchase_id": purchase_id, "case_id": case_id},
+        memo=f"dispute fee for {case_id}",
+    )

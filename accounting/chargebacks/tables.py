@@ -1,0 +1,160 @@
+"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
+``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from accounting.ledger.tables import Base
+
+
+class ChargebackRow(Base):
+    """A purchase taken back by its provider (a card dispute, an app-store refund or void, a
+    refund made at the provider): what was clawed back, what was lost and where it was booked.
+    At most one per purchase; a dispute resolves once, won or lost."""
+
+    __tablename__ = "chargeback"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    purchase_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    case_id: Mapped[str] = mapped_column(Text)
+    """The provider's name for the case: the dispute id, or the event id for the others."""
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("journal_entry.id"), unique=True)
+    currency: Mapped[str] = mapped_column(Text)
+    cash_minor: Mapped[int] = mapped_column(BigInteger)
+    value_paid_micros: Mapped[int] = mapped_column(BigInteger)
+    coins_clawed: Mapped[int] = mapped_column(BigInteger)
+    coins_spent: Mapped[int] = mapped_column(BigInteger)
+    value_released_micros: Mapped[int] = mapped_column(BigInteger)
+    diamonds_clawed: Mapped[int] = mapped_column(BigInteger)
+    payable_clawed_micros: Mapped[int] = mapped_column(BigInteger)
+    loss_micros: Mapped[int] = mapped_column(BigInteger)
+    loss_booked_to: Mapped[str] = mapped_column(Text)
+    contra_revenue_micros: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text)
+    won_entry_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("journal_entry.id"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('dispute', 'app_store_refund', 'voided', 'provider_refund')", name="kind"
+        ),
+        CheckConstraint("status IN ('open', 'won', 'lost', 'final')", name="status"),
+        CheckConstraint("(status = 'won') = (won_entry_id IS NOT NULL)", name="won_entry"),
+        CheckConstraint("loss_booked_to IN ('receivable', 'fraud_loss')", name="loss_booked_to"),
+        CheckConstraint(
+            "cash_minor > 0 AND value_paid_micros >= 0 AND coins_clawed >= 0"
+            " AND coins_spent >= 0 AND value_released_micros >= 0 AND diamonds_clawed >= 0"
+            " AND payable_clawed_micros >= 0 AND loss_micros >= 0",
+            name="amounts",
+        ),
+        Index("ix_chargeback_user", "user_id", "id"),
+    )
+
+
+class ChargebackClawbackRow(Base):
+    """Diamonds a charged-back purchase funded that were still pending at a creator, taken back
+    from one gift (with their payable)."""
+
+    __tablename__ = "chargeback_clawback"
+
+    chargeback_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chargeback.id"), primary_key=True
+    )
+    gift_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The gift (never deleted; the clawback trigger checks it exists and is still held)."""
+    creator_id: Mapped[str] = mapped_column(Text)
+    coins: Mapped[int] = mapped_column(BigInteger)
+    """The gift's coins this purchase paid for."""
+    diamonds: Mapped[int] = mapped_column(BigInteger)
+    payable_micros: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("coins > 0 AND diamonds >= 0 AND payable_micros >= 0", name="amounts"),
+        Index("ix_chargeback_clawback_gift", "gift_id"),
+    )
+
+
+class ChargebackTraceRow(Base):
+    """Spent coins of a charged-back purchase, traced to what they bought: a gift or an unlock.
+    Each spent coin is traced once while its chargeback stands."""
+
+    __tablename__ = "chargeback_trace"
+
+    chargeback_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chargeback.id"), primary_key=True
+    )
+    spending: Mapped[str] = mapped_column(Text, primary_key=True)
+    spending_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The gift's or the unlock's id (never deleted; the integrity check ties the two)."""
+    coins: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("spending IN ('gift', 'unlock')", name="spending"),
+        CheckConstraint("coins > 0", name="coins"),
+        Index("ix_chargeback_trace_spending", "spending", "spending_id"),
+    )
+
+
+class ProviderEventRow(Base):
+    """A signed provider event, accepted once under the provider's event id, with what it did."""
+
+    __tablename__ = "provider_event"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    outcome: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    purchase_id: Mapped[int | None] = mapped_column(BigInteger)
+    chargeback_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("chargeback.id"))
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        Index("ix_provider_event_purchase", "purchase_id"),
+    )
+
+
+class WebhookRejectionRow(Base):
+    """A webhook delivery refused before it was read as an event: unknown provider, bad or
+    missing signature, stale timestamp, unreadable body. Kept for whoever investigates."""
+
+    __tablename__ = "webhook_rejection"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    body_sha256: Mapped[str] = mapped_column(Text)
+    body_bytes: Mapped[int] = mapped_column(BigInteger)
+    client: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -1,0 +1,154 @@
+"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
+``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CommodityRow(Base):
+    __tablename__ = "commodity"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    scale: Mapped[int] = mapped_column(SmallInteger)
+    minor_unit_digits: Mapped[int | None] = mapped_column(SmallInteger)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('virtual', 'fiat')", name="kind"),
+        CheckConstraint("scale BETWEEN 0 AND 6", name="scale"),
+        CheckConstraint(
+            "(kind = 'fiat') = (minor_unit_digits IS NOT NULL)"
+            " AND coalesce(minor_unit_digits, 0) <= scale",
+            name="minor_unit",
+        ),
+    )
+
+
+class AccountRow(Base):
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(Text, unique=True)
+    commodity: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    type: Mapped[str] = mapped_column(Text)
+    contra: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    no_overdraft: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    normal_sign: Mapped[int] = mapped_column(SmallInteger)
+    balance: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Debit-positive sum of the account's postings, maintained by the posting trigger only."""
+    posting_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="type"
+        ),
+        CheckConstraint(
+            "normal_sign = CASE WHEN (type IN ('asset', 'expense')) <> contra THEN 1 ELSE -1 END",
+            name="normal_sign",
+        ),
+        CheckConstraint("NOT no_overdraft OR balance * normal_sign >= 0", name="no_overdraft"),
+        CheckConstraint("posting_count >= 0", name="posting_count"),
+    )
+
+
+class JournalEntryRow(Base):
+    __tablename__ = "journal_entry"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(Text)
+    event_key: Mapped[str] = mapped_column(Text, unique=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    created_txid: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("(pg_current_xact_id())::text::bigint")
+    )
+    """The transaction that wrote the entry: postings join an entry only inside it."""
+    """SHA-256 of the entry's postings, to tell a replay of the same event from a different one."""
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(Text)
+    rates: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    refs: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    memo: Mapped[str] = mapped_column(Text, server_default="")
+    reverses_entry_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("journal_entry.id"), unique=True
+    )
+
+    __table_args__ = (
+        CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="reversal"),
+        CheckConstraint("length(event_key) BETWEEN 1 AND 200", name="event_key"),
+    )
+
+
+class PostingRow(Base):
+    __tablename__ = "posting"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    commodity: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    account_seq: Mapped[int] = mapped_column(BigInteger)
+    """1, 2, 3... per account, in the order the postings were applied to it."""
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+
+    # The entry (with its date) and the account (with its commodity) a posting refers to are
+    # checked once per statement by the posting trigger (migrations/sql/0004), not row by row
+    # as foreign keys would; accounts and entries are never deleted.
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="amount_nonzero"),
+        UniqueConstraint("account_id", "account_seq"),
+        Index("ix_posting_entry_id", "entry_id"),
+        Index("ix_posting_account_history", "account_id", "posted_at", "account_seq"),
+    )
+
+
+class FxRateRow(Base):
+    """Units of ``quote`` for one unit of ``base``, in force from ``valid_from``."""
+
+    __tablename__ = "fx_rate"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    base: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    quote: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    rate: Mapped[Decimal] = mapped_column(Numeric(24, 12))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("base", "quote", "valid_from"),
+        CheckConstraint("rate > 0", name="rate_positive"),
+        CheckConstraint("base <> quote", name="distinct"),
+    )

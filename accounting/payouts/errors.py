@@ -1,0 +1,58 @@
+"""Domain errors. One root, each with a stable code and the facts that caused it."""
+
+from __future__ import annotations
+
+from accounting.ledger.errors import LedgerError, LimitExceeded, Overdraft
+
+
+class InsufficientDiamonds(Overdraft):
+    code = "INSUFFICIENT_DIAMONDS"
+
+
+class KycNotVerified(LedgerError):
+    code = "KYC_NOT_VERIFIED"
+
+
+class TotpNotEnrolled(LedgerError):
+    code = "TOTP_NOT_ENROLLED"
+
+
+class TotpAlreadyConfirmed(LedgerError):
+    code = "TOTP_ALREADY_CONFIRMED"
+
+
+class InvalidTotpCode(LedgerError):
+    code = "INVALID_TOTP_CODE"
+
+
+class InvalidPayoutMethod(LedgerError):
+    code = "INVALID_PAYOUT_METHOD"
+
+
+class PayoutMethodNotFound(LedgerError):
+    code = "PAYOUT_METHOD_NOT_FOUND"
+
+
+class BelowPayoutMinimum(LedgerError):
+    code = "BELOW_PAYOUT_MINIMUM"
+
+
+class DailyPayoutCapExceeded(LimitExceeded):
+    """Cash per creator per calendar day (UTC) in payouts; facts ``cap_micros``,
+    ``requested_today_micros``, ``asked_micros``."""
+
+    code = "DAILY_PAYOUT_CAP_EXCEEDED"
+
+
+class PayoutNotFound(LedgerError):
+    code = "PAYOUT_NOT_FOUND"
+
+
+class InvalidPayoutTransition(LedgerError):
+    """The payout is not in the state the action needs: each phase happens at most once."""
+
+    code = "INVALID_PAYOUT_TRANSITION"
+
+
+class InvalidProviderReference(LedgerError):
+    code = "INVALID_PROVIDER_REFERENCE"

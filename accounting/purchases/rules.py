@@ -1,0 +1,89 @@
+"""What each flow posts, as plain functions from facts to a balanced entry (DESIGN.md, Flows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from accounting.ledger import chart
+from accounting.ledger.entries import Entry, EntryKind, Posting
+from accounting.ledger.money import minor_to_micros, mul_rate
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseFacts:
+    purchase_id: int
+    user_id: str
+    coins: int
+    bonus_coins: int
+    provider: str
+    currency: str
+    price_minor: int
+    fee_minor: int
+    functional_currency: str
+    fx_rate: Decimal | None
+    """Units of functional currency per unit of ``currency``; ``None`` when they are the same."""
+    provider_reference: str
+    package_code: str | None
+
+
+def purchase_value_micros(facts: PurchaseFacts) -> int:
+    """What the user paid, in the functional currency: the deferred value of the coins."""
+    price_micros = minor_to_micros(facts.price_minor, facts.currency)
+    if facts.currency == facts.functional_currency:
+        return price_micros
+    if facts.fx_rate is None:
+        raise ValueError("a purchase in another currency needs an FX rate")
+    return mul_rate(price_micros, facts.fx_rate)
+
+
+def purchase_entry(facts: PurchaseFacts, actor: str) -> Entry:
+    """Purchase: coins issued to the user; cash owed by the provider, less its fee; the value
+    paid deferred on the user's wallet (through the FX trading accounts for other currencies)."""
+    total_coins = facts.coins + facts.bonus_coins
+    price_micros = minor_to_micros(facts.price_minor, facts.currency)
+    fee_micros = minor_to_micros(facts.fee_minor, facts.currency)
+    value_micros = purchase_value_micros(facts)
+    clearing = chart.provider_clearing(facts.provider, facts.currency)
+
+    postings = [
+        Posting(chart.coins_issued(), total_coins),
+        Posting(chart.user_coins(facts.user_id), -total_coins),
+        Posting(clearing, price_micros),
+    ]
+    rates: dict[str, str] = {}
+    if facts.currency == facts.functional_currency:
+        postings.append(
+            Posting(chart.user_coins_value(facts.user_id, facts.functional_currency), -price_micros)
+        )
+    else:
+        assert facts.fx_rate is not None
+        rates["fx"] = f"{facts.currency}/{facts.functional_currency}={facts.fx_rate}"
+        postings += [
+            Posting(chart.fx_trading(facts.currency), -price_micros),
+            Posting(chart.fx_trading(facts.functional_currency), value_micros),
+            Posting(
+                chart.user_coins_value(facts.user_id, facts.functional_currency), -value_micros
+            ),
+        ]
+    if fee_micros:
+        postings += [
+            Posting(chart.fee_expense(facts.provider, facts.currency), fee_micros),
+            Posting(clearing, -fee_micros),
+        ]
+    rates["price"] = f"{facts.price_minor} minor units of {facts.currency} for {total_coins} coins"
+    return Entry(
+        kind=EntryKind.PURCHASE,
+        event_key=f"purchase:{facts.purchase_id}",
+        postings=tuple(postings),
+        actor=actor,
+        rates=rates,
+        refs={
+            "purchase_id": facts.purchase_id,
+            "user_id": facts.user_id,
+            "provider": facts.provider,
+            "provider_reference": facts.provider_reference,
+            "package": facts.package_code,
+        },
+        memo=f"{total_coins} coins bought through {facts.provider}",
+    )

@@ -1,0 +1,361 @@
+"""Buying coins: quote, record the purchase, charge the provider, and post the entry exactly
+once, when the provider's answer says the money was taken (now, or later on a lookup)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounting.ledger import fx, idempotency
+from accounting.ledger.chart import PROVIDERS, check_user_id
+from accounting.ledger.errors import IdempotencyKeyReused, InvalidAmount
+from accounting.ledger.money import fiat
+from accounting.ledger.posting import in_transaction, post_entry
+from accounting.policy import standing
+from accounting.purchases import catalog
+from accounting.purchases.errors import (
+    ProviderNotAvailable,
+    PurchaseLimitExceeded,
+    PurchaseNotFound,
+)
+from accounting.purchases.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
+from accounting.purchases.payments import ChargeOutcome, ChargeResult, PaymentGateway
+from accounting.purchases.rules import PurchaseFacts, purchase_entry, purchase_value_micros
+from accounting.purchases.tables import PurchaseRow
+
+log = logging.getLogger(__name__)
+
+MAX_CUSTOM_COINS = 10_000_000
+DEFAULT_UNANSWERED_GRACE = timedelta(minutes=2)
+"""How long a charge the provider has no record of may still be on its way there. Within it, a
+pending purchase stays pending; after it, the purchase fails as never charged."""
+DEFAULT_DAILY_COIN_LIMIT = 100_000
+"""Coins (bonus coins included) a user may buy per calendar day (UTC), as the service is
+configured by default (``COINBOOKS_PURCHASE_DAILY_COIN_LIMIT``)."""
+COUNTED_AGAINST_LIMIT = ("pending", "completed")
+"""A failed purchase granted nothing: it does not count against the daily limit. A pending one
+may still grant its coins, so it does."""
+_LOCK_BUYER = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('purchase:' || CAST(:user_id AS text), 0))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseRequest:
+    user_id: str
+    idempotency_key: str
+    currency: str
+    channel: str
+    provider: str
+    payment_token: str
+    package_code: str | None = None
+    custom_coins: int | None = None
+
+    def fingerprint(self) -> str:
+        return idempotency.request_hash(
+            "purchase_coins",
+            {
+                "currency": self.currency,
+                "channel": self.channel,
+                "provider": self.provider,
+                "payment_token": self.payment_token,
+                "package_code": self.package_code,
+                "custom_coins": self.custom_coins,
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseResult:
+    purchase: PurchaseRow
+    replayed: bool
+    """True when the idempotency key had been seen: nothing new was charged or posted."""
+
+
+class PurchaseService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: PaymentGateway,
+        *,
+        functional_currency: str = "USD",
+        fees: dict[str, FeeSchedule] | None = None,
+        unanswered_grace: timedelta = DEFAULT_UNANSWERED_GRACE,
+        daily_coin_limit: int | None = None,
+    ) -> None:
+        """``daily_coin_limit``: coins a user may buy per calendar day (UTC); None for no
+        limit (the service process always sets one, see api/database.py)."""
+        if daily_coin_limit is not None and daily_coin_limit < 1:
+            raise ValueError("a daily coin limit is at least one coin")
+        self._sessions = sessions
+        self._gateway = gateway
+        self.functional_currency = fiat(functional_currency).code
+        self._fees = fees or fee_schedules()
+        self.unanswered_grace = unanswered_grace
+        self.daily_coin_limit = daily_coin_limit
+
+    def _check(self, request: PurchaseRequest) -> None:
+        check_user_id(request.user_id)
+        idempotency.check_key(request.idempotency_key)
+        fiat(request.currency)
+        if request.channel not in CHANNEL_PROVIDERS:
+            raise ProviderNotAvailable(
+                f"Unknown channel {request.channel!r}", field="channel", channel=request.channel
+            )
+        if request.provider not in PROVIDERS:
+            raise ProviderNotAvailable(
+                f"Unknown payment provider {request.provider!r}", field="provider"
+            )
+        if request.provider not in CHANNEL_PROVIDERS[request.channel]:
+            raise ProviderNotAvailable(
+                f"{request.provider} is not available on {request.channel}",
+                field="provider",
+                allowed=CHANNEL_PROVIDERS[request.channel],
+            )
+        if (request.package_code is None) == (request.custom_coins is None):
+            raise InvalidAmount(
+                "Give either a package code or a custom number of coins", field="packageCode"
+            )
+        if request.custom_coins is not None and not 0 < request.custom_coins <= MAX_CUSTOM_COINS:
+            raise InvalidAmount("Custom coins out of range", field="customCoins")
+        if not 1 <= len(request.payment_token) <= 200:
+            raise InvalidAmount("A payment token is 1-200 characters", field="paymentToken")
+
+    async def purchase_coins(self, request: PurchaseRequest) -> PurchaseResult:
+        """Buy coins. The purchase comes back completed (coins granted), failed (declined: nothing
+        posted) or pending (no answer from the provider: settled later, exactly once)."""
+        self._check(request)
+        fingerprint = request.fingerprint()
+
+        async def record(session: AsyncSession) -> tuple[PurchaseRow, bool]:
+            if self.daily_coin_limit is not None:
+                # One buyer's purchases queue here: the next statement, run once this one has
+                # the lock, sees every purchase recorded before it (and a racing request with
+                # the same key, which it then returns).
+                await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
+            existing, bought_today = (
+                await session.execute(
+                    select(PurchaseRow, coins_bought_today(request.user_id))
+                    .select_from(select(literal(1)).subquery())
+                    .outerjoin(PurchaseRow, by_key(request.user_id, request.idempotency_key))
+                )
+            ).one()
+            if existing is not None:
+                return existing, True
+            await standing.check_not_frozen(session, request.user_id, doing="buy coins")
+            if request.package_code is not None:
+                offer = await catalog.package_offer(
+                    session, request.package_code, request.currency, request.channel
+                )
+            else:
+                assert request.custom_coins is not None
+                offer = await catalog.custom_offer(
+                    session, request.custom_coins, request.currency, request.channel
+                )
+            if self.daily_coin_limit is not None:
+                self._check_daily_limit(
+                    request, offer.total_coins, int(bought_today), self.daily_coin_limit
+                )
+            inserted = await session.scalar(
+                pg_insert(PurchaseRow)
+                .values(
+                    user_id=request.user_id,
+                    idempotency_key=request.idempotency_key,
+                    request_hash=fingerprint,
+                    package_code=offer.package_code,
+                    coins=offer.coins,
+                    bonus_coins=offer.bonus_coins,
+                    channel=request.channel,
+                    provider=request.provider,
+                    currency=request.currency,
+                    price_minor=offer.price_minor,
+                )
+                .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+                .returning(PurchaseRow.id)
+            )
+            if inserted is None:  # a concurrent request with the same key won the race
+                raced = await self._by_key(session, request.user_id, request.idempotency_key)
+                assert raced is not None
+                return raced, True
+            row = await session.get(PurchaseRow, inserted)
+            assert row is not None
+            if request.currency != self.functional_currency:
+                await fx.rate_at(
+                    session, request.currency, self.functional_currency, row.created_at
+                )
+            return row, False
+
+        purchase, replayed = await in_transaction(self._sessions, record)
+        if replayed:
+            if purchase.request_hash != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This idempotency key was used for a different purchase",
+                    field="idempotencyKey",
+                    purchase_id=purchase.id,
+                )
+            if purchase.status == "pending":
+                # The first request may still be waiting for the provider. Send the same charge
+                # again (the provider charges once per merchant reference) before asking what
+                # became of it: a lookup racing the first charge would find nothing and fail a
+                # purchase whose money is being taken.
+                await self._gateway.charge(
+                    provider=purchase.provider,
+                    merchant_reference=merchant_reference(purchase.id),
+                    payment_token=request.payment_token,
+                    amount_minor=purchase.price_minor,
+                    currency=purchase.currency,
+                )
+                purchase = await self.settle(purchase.id)
+            return PurchaseResult(purchase, replayed=True)
+
+        result = await self._gateway.charge(
+            provider=purchase.provider,
+            merchant_reference=merchant_reference(purchase.id),
+            payment_token=request.payment_token,
+            amount_minor=purchase.price_minor,
+            currency=purchase.currency,
+        )
+        purchase = await self._resolve(purchase.id, result)
+        return PurchaseResult(purchase, replayed=False)
+
+    @staticmethod
+    def _check_daily_limit(
+        request: PurchaseRequest, asked_coins: int, bought: int, limit_coins: int
+    ) -> None:
+        """Refuse the purchase if its coins would take the user past the day's limit. The
+        coins bought today were counted under the buyer's lock: they are all there are."""
+        if bought + asked_coins > limit_coins:
+            raise PurchaseLimitExceeded(
+                f"{bought:,} coins already bought today (UTC); {asked_coins:,} more would pass "
+                f"the daily limit of {limit_coins:,} coins",
+                field="packageCode" if request.package_code is not None else "customCoins",
+                limit_coins=limit_coins,
+                bought_today_coins=bought,
+                asked_coins=asked_coins,
+            )
+
+    async def settle(self, purchase_id: int) -> PurchaseRow:
+        """Ask the provider what became of a pending purchase and resolve it (at most once)."""
+        async with self._sessions() as session:
+            purchase = await session.get(PurchaseRow, purchase_id)
+        if purchase is None:
+            raise PurchaseNotFound(f"No purchase {purchase_id}", field="purchaseId")
+        if purchase.status != "pending":
+            return purchase
+        result = await self._gateway.lookup(
+            provider=purchase.provider, merchant_reference=merchant_reference(purchase.id)
+        )
+        return await self._resolve(purchase_id, result)
+
+    async def settle_pending(self, *, limit: int = 1000) -> dict[str, int]:
+        """Settle every pending purchase the provider has an answer for; count the outcomes."""
+        async with self._sessions() as session:
+            ids = (
+                await session.scalars(
+                    select(PurchaseRow.id)
+                    .where(PurchaseRow.status == "pending")
+                    .order_by(PurchaseRow.id)
+                    .limit(limit)
+                )
+            ).all()
+        counts = {"completed": 0, "failed": 0, "pending": 0}
+        for purchase_id in ids:
+            settled = await self.settle(purchase_id)
+            counts[settled.status] += 1
+        return counts
+
+    async def _resolve(self, purchase_id: int, result: ChargeResult) -> PurchaseRow:
+        async def resolve(session: AsyncSession) -> PurchaseRow:
+            purchase = await session.get(PurchaseRow, purchase_id, with_for_update=True)
+            assert purchase is not None
+            if purchase.status != "pending":
+                return purchase  # settled already, by a racing retry or a provider event
+            if result.outcome is ChargeOutcome.NOT_FOUND:
+                now = await session.scalar(select(func.now()))
+                if now is not None and now - purchase.created_at < self.unanswered_grace:
+                    return purchase  # a first charge may still be on its way to the provider
+            if result.outcome is ChargeOutcome.SUCCEEDED:
+                facts = await self._facts(session, purchase, result.reference or "")
+                posted = await post_entry(
+                    session, purchase_entry(facts, actor=f"user:{purchase.user_id}")
+                )
+                purchase.status = "completed"
+                purchase.entry_id = posted.id
+                purchase.provider_reference = result.reference
+                purchase.settled_at = posted.posted_at
+            elif result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.NOT_FOUND):
+                settled_at = await session.scalar(select(func.now()))
+                purchase.status = "failed"
+                purchase.failure_code = result.decline_code or "not_charged"
+                purchase.failure_message = result.message or "The payment did not go through"
+                purchase.provider_reference = result.reference
+                purchase.settled_at = settled_at
+            await session.flush()
+            return purchase
+
+        purchase = await in_transaction(self._sessions, resolve)
+        log.info("purchase %s is %s", purchase.id, purchase.status)
+        return purchase
+
+    async def _facts(
+        self, session: AsyncSession, purchase: PurchaseRow, reference: str
+    ) -> PurchaseFacts:
+        rate: Decimal | None = None
+        if purchase.currency != self.functional_currency:
+            rate = await fx.rate_at(
+                session, purchase.currency, self.functional_currency, purchase.created_at
+            )
+        return PurchaseFacts(
+            purchase_id=purchase.id,
+            user_id=purchase.user_id,
+            coins=purchase.coins,
+            bonus_coins=purchase.bonus_coins,
+            provider=purchase.provider,
+            currency=purchase.currency,
+            price_minor=purchase.price_minor,
+            fee_minor=self._fees[purchase.provider].fee_minor(
+                purchase.price_minor, purchase.currency
+            ),
+            functional_currency=self.functional_currency,
+            fx_rate=rate,
+            provider_reference=reference,
+            package_code=purchase.package_code,
+        )
+
+    async def value_micros(self, session: AsyncSession, purchase: PurchaseRow) -> int:
+        return purchase_value_micros(await self._facts(session, purchase, ""))
+
+    @staticmethod
+    async def _by_key(session: AsyncSession, user_id: str, key: str) -> PurchaseRow | None:
+        row: PurchaseRow | None = await session.scalar(
+            select(PurchaseRow).where(by_key(user_id, key))
+        )
+        return row
+
+
+def by_key(user_id: str, key: str) -> ColumnElement[bool]:
+    return and_(PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key)
+
+
+def coins_bought_today(user_id: str) -> ScalarSelect[int]:
+    """Coins, bonus coins included, of the user's purchases created since midnight UTC that
+    completed or may still complete (pending)."""
+    return (
+        select(func.coalesce(func.sum(PurchaseRow.coins + PurchaseRow.bonus_coins), 0))
+        .where(
+            PurchaseRow.user_id == user_id,
+            PurchaseRow.status.in_(COUNTED_AGAINST_LIMIT),
+            PurchaseRow.created_at >= func.date_trunc("day", func.now(), "UTC"),
+        )
+        .scalar_subquery()
+    )
+
+
+def merchant_reference(purchase_id: int) -> str:
+    return f"purchase:{purchase_id}"

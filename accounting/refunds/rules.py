@@ -1,0 +1,62 @@
+"""What each flow posts, as plain functions from facts to a balanced entry (DESIGN.md, Flows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounting.ledger import chart
+from accounting.ledger.entries import Entry, EntryKind, Posting
+
+
+@dataclass(frozen=True, slots=True)
+class RefundFacts:
+    purchase_id: int
+    user_id: str
+    provider: str
+    currency: str
+    coins: int
+    """The purchase's coins, bonus included, taken back from the wallet."""
+    cash_micros: int
+    """The price, back to the provider, in the purchase's currency."""
+    value_paid_micros: int
+    """What the purchase put into the wallet's deferred value (functional currency)."""
+    value_released_micros: int
+    """The wallet's weighted-average value for the coins, released from deferred value."""
+    functional_currency: str
+
+
+def refund_entry(facts: RefundFacts, *, actor: str, reason: str) -> Entry:
+    """Refund: the purchase's coins back from the wallet; the wallet's weighted-average value
+    for them released; the cash back to the provider (through the FX trading accounts, at the
+    purchase's own rate, for another currency); what was paid beyond the value released is
+    contra revenue (negative when the wallet's average is above what the purchase cost)."""
+    functional = facts.functional_currency
+    postings = [
+        Posting(chart.user_coins(facts.user_id), facts.coins),
+        Posting(chart.coins_issued(), -facts.coins),
+        Posting(chart.provider_clearing(facts.provider, facts.currency), -facts.cash_micros),
+    ]
+    if facts.currency != functional:
+        postings += [
+            Posting(chart.fx_trading(facts.currency), facts.cash_micros),
+            Posting(chart.fx_trading(functional), -facts.value_paid_micros),
+        ]
+    if facts.value_released_micros:
+        postings.append(
+            Posting(chart.user_coins_value(facts.user_id, functional), facts.value_released_micros)
+        )
+    contra = facts.value_paid_micros - facts.value_released_micros
+    if contra:
+        postings.append(Posting(chart.refunds_contra_revenue(functional), contra))
+    return Entry(
+        kind=EntryKind.REFUND,
+        event_key=f"refund:{facts.purchase_id}",
+        postings=tuple(postings),
+        actor=actor,
+        rates={
+            "weighted_average": f"{facts.value_released_micros} micro-{functional} "
+            f"for {facts.coins} coins"
+        },
+        refs={"purchase_id": facts.purchase_id, "user_id": facts.user_id},
+        memo=reason,
+    )
