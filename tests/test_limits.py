@@ -2,7 +2,7 @@
 for the day's coin limit, a burst of one sender's gifts crossing the gift rate inside one
 batch, a batch that waited for the sender's wallet while another server's batch wrote gifts,
 and the gift-by-gift path a refused batch falls back to. The same rules over HTTP are in
-tests/test_graphql_limits.py."""
+tests/graphql/test_graphql_limits.py."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from accounting.purchases.service import PurchaseRequest, PurchaseResult, Purcha
 from accounting.purchases.tables import PurchaseRow, SandboxPaymentRow
 from api.database import create_engine, libpq_url, session_factory
 from tests.conftest import ZERO, race
-from tests.test_gift_batches import take_event_key
+from tests.gifts.test_gift_batches import take_event_key
 
 ZERO_HOLD = timedelta(0)
 

@@ -1,5 +1,5 @@
-"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
-``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+"""The chargeback flow's tables: chargebacks, the spending each traced and the diamonds it
+clawed back, the provider events applied and the deliveries refused."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain errors. One root, each with a stable code and the facts that caused it."""
+"""The gift flow's errors: streams, the catalog, gifts and unlocks, and the gift rate limit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""What each flow posts, as plain functions from facts to a balanced entry (DESIGN.md, Flows)."""
+"""What a gift and a feature unlock post (DESIGN.md, Flows), as plain functions from facts to a
+balanced entry: coins spent at the wallet's weighted average value, diamonds issued to the
+creator at the gift rate, the platform's share as revenue."""
 
 from __future__ import annotations
 

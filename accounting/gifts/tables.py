@@ -1,5 +1,5 @@
-"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
-``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+"""The gift flow's tables: streams, the gift and feature catalog, gifts (with their hold) and
+feature unlocks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Domain errors. One root, each with a stable code and the facts that caused it."""
+"""Domain errors: the one root (``LedgerError``, with a stable code, a message and the field
+concerned) and the errors of the ledger core every flow may raise. Each flow's own errors
+live in its package (``accounting/<flow>/errors.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Histories, newest first, read by keyset: a page costs the same however long the history."""
+"""Keyset pages, newest first: a page costs the same however long the history."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
-``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+"""The core tables, as SQLAlchemy models: commodities, accounts, journal entries, postings and
+FX rates, on the declarative base every flow's tables share. Migrations create them; the
+SQL in ``migrations/sql`` enforces the invariants on top of the constraints declared here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What each flow posts, as plain functions from facts to a balanced entry (DESIGN.md, Flows)."""
+"""The weighted average: the deferred value that spending coins releases from a wallet."""
 
 from __future__ import annotations
 

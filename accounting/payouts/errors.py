@@ -1,4 +1,5 @@
-"""Domain errors. One root, each with a stable code and the facts that caused it."""
+"""The payout flow's errors: balances, KYC, the second factor, payout methods, the minimum and
+the daily cap, and the payout's phases."""
 
 from __future__ import annotations
 

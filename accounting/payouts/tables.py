@@ -1,5 +1,5 @@
-"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
-``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+"""The payout flow's tables: payout methods, creators' second factors, payouts and the phases
+each went through."""
 
 from __future__ import annotations
 

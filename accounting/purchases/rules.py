@@ -1,4 +1,4 @@
-"""What each flow posts, as plain functions from facts to a balanced entry (DESIGN.md, Flows)."""
+"""What a purchase posts (DESIGN.md, Flows), as plain functions from facts to a balanced entry."""
 
 from __future__ import annotations
 

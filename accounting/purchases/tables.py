@@ -1,5 +1,5 @@
-"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
-``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+"""The purchase flow's tables: coin packages and their prices, custom-amount prices, purchases
+and the sandbox provider's charges."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Histories, newest first, read by keyset: a page costs the same however long the history."""
+"""Histories, newest first, read by keyset: a wallet's movements and a user's purchases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain errors. One root, each with a stable code and the facts that caused it."""
+"""The refund flow's errors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The ledger's tables, as SQLAlchemy models. Migrations create them; triggers in
-``migrations/sql`` enforce the invariants on top of the constraints declared here."""
+"""The refund flow's table: one refund per purchase at most, with who asked and why."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from accounting.ledger.posting import PostedEntry, in_transaction, post_entry
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.purchases.tables import PurchaseRow
 from api.database import libpq_url
-from tests.test_database_invariants import corrupt, found, integrity
+from tests.ledger.test_database_invariants import corrupt, found, integrity
 
 GIFT_CHECKS = [
     "gift_has_its_entry",

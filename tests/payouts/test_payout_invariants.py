@@ -15,8 +15,8 @@ from accounting.payouts.rules import PayoutPhase
 from accounting.payouts.service import PayoutService
 from accounting.purchases.service import PurchaseService
 from api.database import libpq_url
-from tests.payouts import ReadyCreator, advance, check_books, earn, make_ready
-from tests.test_database_invariants import (
+from tests.payouts.support import ReadyCreator, advance, check_books, earn, make_ready
+from tests.ledger.test_database_invariants import (
     corrupt,
     found,
     insert_entry,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.gifts.tables import GiftRow
 from tests.conftest import GraphQLClient
-from tests.streaming import account_balance, buy_coins, gift_sent, start_stream
+from tests.gifts.streaming import account_balance, buy_coins, gift_sent, start_stream
 
 COINBOOKS = Path(sys.executable).parent / "coinbooks"
 RELEASED = re.compile(r"^Released (\d+) gift\(s\) from hold$", re.MULTILINE)

@@ -32,7 +32,7 @@ and the webhook's answer:
     ```json                           that purchase's reference at the provider
 
 To refresh the replies after a deliberate API change, run
-``COINBOOKS_WRITE_DOCS=1 .venv/bin/pytest -q tests/test_docs_examples.py``: it rewrites each
+``COINBOOKS_WRITE_DOCS=1 .venv/bin/pytest -q tests/graphql/test_docs_examples.py``: it rewrites each
 reply block from the real reply (and skips). Review the diff before committing it.
 """
 
@@ -56,7 +56,7 @@ from api.settings import DEVELOPMENT_WEBHOOK_SECRET
 from schema import sdl
 from tests.conftest import GraphQLClient
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "graphql.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "graphql.md"
 
 EXAMPLE = re.compile(
     r"^<!-- as: (?P<who>[^>]+?) -->\n"

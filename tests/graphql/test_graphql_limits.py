@@ -5,7 +5,7 @@ nothing; once the day or the window has moved on, the same request goes through.
 
 The app of this module is configured with small limits: 1,000 coins a day, 3 gifts in 2 seconds.
 (The third limit, cash per creator per day in payouts, DAILY_PAYOUT_CAP_EXCEEDED, has its tests
-with the payouts: tests/test_graphql_payouts.py and tests/test_payouts.py.)"""
+with the payouts: tests/graphql/test_graphql_payouts.py and tests/payouts/test_payouts.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from accounting.gifts.tables import GiftRow
 from accounting.purchases.tables import PurchaseRow, SandboxPaymentRow
 from api.settings import Settings
 from tests.conftest import GraphQLClient
-from tests.streaming import (
+from tests.gifts.streaming import (
     FINANCE,
     GIFT_FIELDS,
     account_balance,
@@ -32,7 +32,7 @@ from tests.streaming import (
     start_stream,
     the_only_payload_error,
 )
-from tests.streaming import (
+from tests.gifts.streaming import (
     wallet as wallet_of,
 )
 

@@ -17,7 +17,7 @@ from accounting.payouts.rules import PayoutPhase
 from accounting.payouts.service import PayoutPolicy, PayoutResult, PayoutService
 from accounting.purchases.service import PurchaseService
 from tests.conftest import race
-from tests.payouts import action, check_books, earn, make_ready
+from tests.payouts.support import action, check_books, earn, make_ready
 
 NO_CAP = PayoutPolicy(minimum_minor=1_000, daily_cap_minor=10**9)
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.chargebacks.tables import ChargebackRow, ProviderEventRow, WebhookRejectionRow
 from accounting.ledger.tables import JournalEntryRow
 from tests.conftest import GraphQLClient
-from tests.provider_events import (
+from tests.chargebacks.deliveries import (
     apple_refund,
     deliver,
     dispute,
@@ -24,7 +24,7 @@ from tests.provider_events import (
     provider_refund,
     reference_of,
 )
-from tests.test_graphql_refunds import BOOKS, buy, check, codes
+from tests.graphql.test_graphql_refunds import BOOKS, buy, check, codes
 
 REFUND = """
 mutation Refund($input: RefundPurchaseInput!) {
@@ -106,7 +106,7 @@ async def test_a_delivery_that_cannot_be_trusted_is_refused_recorded_and_changes
         signed = await deliver(client, "card", {**event, "id": "evt_probe"}, signature="")
         assert signed.status_code == 401
         from accounting.chargebacks.provider_events import sign
-        from tests.provider_events import secret
+        from tests.chargebacks.deliveries import secret
 
         header = sign(secret("card"), now, b'{"id": "evt_original"}')
         response = await deliver(client, "card", event, signature=header)
@@ -118,7 +118,7 @@ async def test_a_delivery_that_cannot_be_trusted_is_refused_recorded_and_changes
         response = await deliver(client, "bitcoin", event)
     elif case == "not JSON":
         from accounting.chargebacks.provider_events import sign
-        from tests.provider_events import secret
+        from tests.chargebacks.deliveries import secret
 
         body = b"<xml>dispute</xml>"
         response = await client.post(

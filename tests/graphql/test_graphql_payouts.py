@@ -10,7 +10,7 @@ import pyotp
 import pytest
 
 from tests.conftest import GraphQLClient
-from tests.streaming import (
+from tests.gifts.streaming import (
     ADMIN,
     CREATOR,
     FINANCE,

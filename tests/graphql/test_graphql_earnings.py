@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.settings import Settings
 from tests.conftest import GraphQLClient
-from tests.streaming import (
+from tests.gifts.streaming import (
     ADMIN,
     CREATOR,
     CREATOR_EARNINGS,

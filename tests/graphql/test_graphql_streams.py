@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GraphQLClient
-from tests.streaming import (
+from tests.gifts.streaming import (
     CREATOR,
     END_STREAM,
     FINANCE,

@@ -35,8 +35,8 @@ from accounting.gifts.streams import start_stream
 from accounting.ledger.posting import in_transaction
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from api.database import libpq_url
-from tests.provider_events import apple_refund, dispute
-from tests.test_database_invariants import Books, found, integrity, read_books
+from tests.chargebacks.deliveries import apple_refund, dispute
+from tests.ledger.test_database_invariants import Books, found, integrity, read_books
 
 Refused = asyncpg.RestrictViolationError
 

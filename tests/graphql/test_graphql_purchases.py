@@ -477,7 +477,7 @@ async def test_every_purchase_coins_error_code_is_exercised_here(gql: GraphQLCli
         "FX_RATE_MISSING",
         "PAYMENT_DECLINED",
         "ACCOUNT_FROZEN",
-        "PURCHASE_LIMIT_EXCEEDED",  # tests/test_graphql_limits.py
+        "PURCHASE_LIMIT_EXCEEDED",  # tests/graphql/test_graphql_limits.py
     }
     assert declared == exercised
 

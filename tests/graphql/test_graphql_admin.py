@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GraphQLClient
-from tests.streaming import (
+from tests.gifts.streaming import (
     ADMIN,
     CREATOR,
     FINANCE,

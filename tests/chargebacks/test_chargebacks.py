@@ -30,7 +30,7 @@ from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.purchases.tables import PurchaseRow
 from api.app import create_app
 from api.settings import Settings
-from tests.provider_events import deliver, dispute, reference_of
+from tests.chargebacks.deliveries import deliver, dispute, reference_of
 
 WEEK = timedelta(days=7)
 
