@@ -6,19 +6,15 @@ wallet at zero coins holds zero deferred value."""
 
 from __future__ import annotations
 
-from accounting.ledger.checks import Check
+from accounting.ledger.checks import Check, record_has_its_entry
 
 CHECKS: tuple[Check, ...] = (
-    Check(
-        6,
+    record_has_its_entry(
         "gift_has_its_entry",
-        r"""
-        SELECT format('gift %s has entry %s (%s, keyed %s), not the gift entry keyed %s',
-                      g.id, g.entry_id, coalesce(e.kind, 'none'), coalesce(e.event_key, 'none'),
-                      'gift:' || g.sender_id || ':' || g.idempotency_key)
-          FROM gift g LEFT JOIN journal_entry e ON e.id = g.entry_id
-         WHERE e.id IS NULL OR e.kind <> 'gift'
-            OR e.event_key <> 'gift:' || g.sender_id || ':' || g.idempotency_key""",
+        record="gift",
+        table="gift",
+        kind="gift",
+        key="'gift:' || r.sender_id || ':' || r.idempotency_key",
     ),
     Check(
         6,
@@ -166,16 +162,12 @@ CHECKS: tuple[Check, ...] = (
           LEFT JOIN released r ON r.creator_id = c.creator_id
          WHERE coalesce(k.diamonds, 0) + coalesce(d.diamonds, 0) <> coalesce(r.diamonds, 0)""",
     ),
-    Check(
-        6,
+    record_has_its_entry(
         "feature_unlock_has_its_entry",
-        """
-        SELECT format('unlock %s has entry %s (%s, keyed %s), not the feature entry keyed %s',
-                      u.id, u.entry_id, coalesce(e.kind, 'none'), coalesce(e.event_key, 'none'),
-                      'feature:' || u.user_id || ':' || u.idempotency_key)
-          FROM feature_unlock u LEFT JOIN journal_entry e ON e.id = u.entry_id
-         WHERE e.id IS NULL OR e.kind <> 'feature'
-            OR e.event_key <> 'feature:' || u.user_id || ':' || u.idempotency_key""",
+        record="unlock",
+        table="feature_unlock",
+        kind="feature",
+        key="'feature:' || r.user_id || ':' || r.idempotency_key",
     ),
     Check(
         6,

@@ -18,6 +18,44 @@ class Check(NamedTuple):
     sql: str
 
 
+def record_has_its_entry(name: str, *, record: str, table: str, kind: str, key: str) -> Check:
+    """Each row of a flow's ``table`` (``r``) points to exactly the ``kind`` entry keyed ``key``
+    (an SQL expression over ``r``): invariant 6, each business event posted once."""
+    return Check(
+        6,
+        name,
+        f"""
+        SELECT format('{record} %s has entry %s (%s, keyed %s), not the {kind} entry keyed %s',
+                      r.id, r.entry_id, coalesce(e.kind, 'none'), coalesce(e.event_key, 'none'),
+                      {key})
+          FROM {table} r LEFT JOIN journal_entry e ON e.id = r.entry_id
+         WHERE e.id IS NULL OR e.kind <> '{kind}' OR e.event_key <> {key}""",
+    )
+
+
+def accounts_agree_with_records(name: str, *, accounts: str, records: str, message: str) -> Check:
+    """The credit balance of each account whose code matches the regular expression
+    ``accounts`` (keyed by its capture group) equals the ``amount`` a flow's ``records`` query
+    holds under the same ``key``; ``message`` formats the key, the balance and the records'
+    amount: invariant 6, a flow's records and its accounts tell the same story."""
+    return Check(
+        6,
+        name,
+        rf"""
+        WITH held AS (
+             SELECT substring(a.code FROM '{accounts}') AS key,
+                    -coalesce(sum(p.amount), 0) AS amount
+               FROM account a LEFT JOIN posting p ON p.account_id = a.id
+              WHERE a.code ~ '{accounts}'
+              GROUP BY a.code),
+        recorded AS ({records})
+        SELECT format('{message}', coalesce(h.key, r.key), coalesce(h.amount, 0),
+                      coalesce(r.amount, 0))
+          FROM held h FULL JOIN recorded r ON r.key = h.key
+         WHERE coalesce(h.amount, 0) <> coalesce(r.amount, 0)""",
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     Check(
         1,

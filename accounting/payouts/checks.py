@@ -4,7 +4,7 @@ those of requested payouts, and the cash in transit that of sent ones."""
 
 from __future__ import annotations
 
-from accounting.ledger.checks import Check
+from accounting.ledger.checks import Check, accounts_agree_with_records
 
 CHECKS: tuple[Check, ...] = (
     Check(
@@ -81,42 +81,18 @@ CHECKS: tuple[Check, ...] = (
                                  WHEN 'paid' THEN 'requested,sent,paid'
                                  ELSE 'requested,sent,failed' END""",
     ),
-    Check(
-        6,
+    accounts_agree_with_records(
         "creator_reserved_is_requested_payouts",
-        r"""
-        WITH held AS (
-             SELECT substring(a.code FROM '^creator\:(.*)\:diamonds\:reserved$') AS creator_id,
-                    -coalesce(sum(p.amount), 0) AS diamonds
-               FROM account a LEFT JOIN posting p ON p.account_id = a.id
-              WHERE a.code ~ '^creator\:.*\:diamonds\:reserved$'
-              GROUP BY a.code),
-        requested AS (
-             SELECT creator_id, sum(diamonds) AS diamonds
-               FROM payout WHERE status = 'requested' GROUP BY creator_id)
-        SELECT format('creator %s has %s diamonds reserved; their requested payouts hold %s',
-                      coalesce(h.creator_id, r.creator_id), coalesce(h.diamonds, 0),
-                      coalesce(r.diamonds, 0))
-          FROM held h FULL JOIN requested r ON r.creator_id = h.creator_id
-         WHERE coalesce(h.diamonds, 0) <> coalesce(r.diamonds, 0)""",
+        accounts=r"^creator\:(.*)\:diamonds\:reserved$",
+        records="SELECT creator_id AS key, sum(diamonds) AS amount FROM payout"
+        " WHERE status = 'requested' GROUP BY creator_id",
+        message="creator %s has %s diamonds reserved; their requested payouts hold %s",
     ),
-    Check(
-        6,
+    accounts_agree_with_records(
         "payouts_in_transit_are_sent_payouts",
-        r"""
-        WITH held AS (
-             SELECT substring(a.code FROM '^platform\:payouts_in_transit\:(.*)$') AS currency,
-                    -coalesce(sum(p.amount), 0) AS micros
-               FROM account a LEFT JOIN posting p ON p.account_id = a.id
-              WHERE a.code ~ '^platform\:payouts_in_transit\:'
-              GROUP BY a.code),
-        sent AS (
-             SELECT currency, sum(amount_micros) AS micros
-               FROM payout WHERE status = 'sent' GROUP BY currency)
-        SELECT format('%s in transit is %s micro-units; the sent payouts hold %s',
-                      coalesce(h.currency, s.currency), coalesce(h.micros, 0),
-                      coalesce(s.micros, 0))
-          FROM held h FULL JOIN sent s ON s.currency = h.currency
-         WHERE coalesce(h.micros, 0) <> coalesce(s.micros, 0)""",
+        accounts=r"^platform\:payouts_in_transit\:(.*)$",
+        records="SELECT currency AS key, sum(amount_micros) AS amount FROM payout"
+        " WHERE status = 'sent' GROUP BY currency",
+        message="%s in transit is %s micro-units; the sent payouts hold %s",
     ),
 )
