@@ -63,7 +63,8 @@ END $$;
 CREATE TRIGGER account_guard BEFORE INSERT OR UPDATE ON account
     FOR EACH ROW EXECUTE FUNCTION coinbooks_account_guard();
 
--- Invariant 3: entries and postings are append-only.
+-- Invariant 3: entries and postings are append-only (0001_ledger.py makes both tables so with
+-- this function).
 CREATE FUNCTION coinbooks_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -71,15 +72,6 @@ BEGIN
         TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'restrict_violation';
 END $$;
-
-CREATE TRIGGER posting_append_only BEFORE UPDATE OR DELETE ON posting
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER posting_no_truncate BEFORE TRUNCATE ON posting
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER journal_entry_append_only BEFORE UPDATE OR DELETE ON journal_entry
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER journal_entry_no_truncate BEFORE TRUNCATE ON journal_entry
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
 
 -- A new entry remembers the transaction that created it (see coinbooks_posting_apply).
 CREATE FUNCTION coinbooks_entry_stamp() RETURNS trigger
@@ -148,7 +140,7 @@ CREATE CONSTRAINT TRIGGER posting_entry_check AFTER INSERT ON posting
     FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_check();
 
 -- Purchases resolve at most once: pending -> completed or failed, and what was bought never
--- changes. A purchase is never deleted.
+-- changes. A purchase is never deleted (0001_ledger.py guards purchase with this, TRUNCATE too).
 CREATE FUNCTION coinbooks_purchase_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -172,7 +164,3 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER purchase_guard BEFORE UPDATE OR DELETE ON purchase
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_purchase_guard();
-CREATE TRIGGER purchase_no_truncate BEFORE TRUNCATE ON purchase
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_purchase_guard();

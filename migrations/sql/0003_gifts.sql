@@ -1,5 +1,7 @@
 -- Gifts, feature unlocks and streams keep their history: a gift's one allowed change is being
 -- marked released from hold, once; an unlock never changes; a stream ends at most once.
+-- (0003_gifts.py guards gift with coinbooks_gift_guard, TRUNCATE too, and makes feature_unlock
+-- append-only.)
 
 CREATE FUNCTION coinbooks_gift_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -18,15 +20,6 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER gift_guard BEFORE UPDATE OR DELETE ON gift
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_gift_guard();
-CREATE TRIGGER gift_no_truncate BEFORE TRUNCATE ON gift
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_gift_guard();
-
-CREATE TRIGGER feature_unlock_append_only BEFORE UPDATE OR DELETE ON feature_unlock
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER feature_unlock_no_truncate BEFORE TRUNCATE ON feature_unlock
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
 
 CREATE FUNCTION coinbooks_stream_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -67,3 +60,8 @@ END $$;
 
 CREATE TRIGGER gift_notify AFTER INSERT ON gift
     FOR EACH ROW EXECUTE FUNCTION coinbooks_gift_notify();
+
+-- Promotions: what a gift's diamonds are worth beyond the coins' value is promotional expense.
+INSERT INTO account (code, commodity, type, contra, no_overdraft, normal_sign)
+    VALUES ('platform:expense:promotions', 'USD', 'expense', false, false, 1)
+    ON CONFLICT (code) DO NOTHING;

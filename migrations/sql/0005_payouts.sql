@@ -1,7 +1,8 @@
 -- Payouts move through their phases forward only, each at most once:
 --   requested -> sent -> paid | failed, or requested -> rejected.
 -- The status may change only to a phase the payout has an event (and so an entry) for; nothing
--- else about a payout ever changes, and no payout is deleted.
+-- else about a payout ever changes, and no payout is deleted (0005_payouts.py guards payout with
+-- coinbooks_payout_guard, from its insert on, TRUNCATE too).
 
 CREATE FUNCTION coinbooks_payout_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -37,13 +38,10 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER payout_guard BEFORE INSERT OR UPDATE OR DELETE ON payout
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_payout_guard();
-CREATE TRIGGER payout_no_truncate BEFORE TRUNCATE ON payout
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_payout_guard();
 
 -- A payout's phase events: a new one must follow from the payout's current status (the first,
--- 'requested', comes with the payout itself), and once written an event never changes.
+-- 'requested', comes with the payout itself), and once written an event never changes
+-- (0005_payouts.py makes payout_event append-only, and the audit log: a record only grows).
 CREATE FUNCTION coinbooks_payout_event_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -62,13 +60,8 @@ END $$;
 
 CREATE TRIGGER payout_event_guard BEFORE INSERT ON payout_event
     FOR EACH ROW EXECUTE FUNCTION coinbooks_payout_event_guard();
-CREATE TRIGGER payout_event_append_only BEFORE UPDATE OR DELETE ON payout_event
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER payout_event_no_truncate BEFORE TRUNCATE ON payout_event
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
 
--- The audit log is a record: it only grows.
-CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
+-- The cash of a payout sent and not yet paid (or failed) is owed in transit.
+INSERT INTO account (code, commodity, type, contra, no_overdraft, normal_sign)
+    VALUES ('platform:payouts_in_transit:USD', 'USD', 'liability', false, false, -1)
+    ON CONFLICT (code) DO NOTHING;

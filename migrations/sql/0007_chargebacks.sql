@@ -2,6 +2,8 @@
 -- resolves once (open -> won | lost), and won exactly when its undoing entry exists. The
 -- other kinds (app-store refunds, voids, refunds made at the provider) are final at once.
 -- Clawbacks, traces, provider events and refused webhook deliveries are append-only.
+-- (0007_chargebacks.py guards chargeback with coinbooks_chargeback_guard, from its insert on,
+-- TRUNCATE too, and makes the others append-only.)
 
 CREATE FUNCTION coinbooks_chargeback_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -38,10 +40,6 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER chargeback_guard BEFORE INSERT OR UPDATE OR DELETE ON chargeback
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_chargeback_guard();
-CREATE TRIGGER chargeback_no_truncate BEFORE TRUNCATE ON chargeback
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_chargeback_guard();
 
 -- A clawback takes diamonds only from a gift still in its hold, and never more than the gift
 -- has left after the clawbacks standing against it.
@@ -76,20 +74,3 @@ END $$;
 
 CREATE TRIGGER chargeback_clawback_check AFTER INSERT ON chargeback_clawback
     FOR EACH ROW EXECUTE FUNCTION coinbooks_clawback_check();
-
-CREATE TRIGGER chargeback_clawback_append_only BEFORE UPDATE OR DELETE ON chargeback_clawback
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER chargeback_clawback_no_truncate BEFORE TRUNCATE ON chargeback_clawback
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER chargeback_trace_append_only BEFORE UPDATE OR DELETE ON chargeback_trace
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER chargeback_trace_no_truncate BEFORE TRUNCATE ON chargeback_trace
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER provider_event_append_only BEFORE UPDATE OR DELETE ON provider_event
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER provider_event_no_truncate BEFORE TRUNCATE ON provider_event
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER webhook_rejection_append_only BEFORE UPDATE OR DELETE ON webhook_rejection
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only();
-CREATE TRIGGER webhook_rejection_no_truncate BEFORE TRUNCATE ON webhook_rejection
-    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only();

@@ -1,10 +1,5 @@
-"""Reference data: commodities, platform accounts, coin packages and price lists, FX rates.
+"""Reference data: commodities, platform accounts, coin packages and price lists, FX rates."""
 
-Revision ID: 0002
-Revises: 0001
-"""
-
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,8 +11,6 @@ from accounting.ledger.money import COMMODITIES, FIAT_CODES
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 FUNCTIONAL_CURRENCY = "USD"
 

@@ -1,199 +1,103 @@
 """Payouts: payout methods, TOTP second factors, KYC flags, payouts and their phases, and the
 audit log of what support, finance and admin people do.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-11-27 19:51:10.899812
 """
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-from migrations.sql import sql_statements
+from migrations import ops
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    ops.create_table(
         "audit_log",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("actor", sa.Text(), nullable=False),
-        sa.Column("action", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("reason", sa.Text(), server_default="", nullable=False),
-        sa.Column(
-            "details", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False
-        ),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+        ops.serial(),
+        ops.text("actor", "action", "subject"),
+        ops.text("reason", default=""),
+        ops.jsonb("details", default="{}"),
+        ops.timestamp("created_at", default=ops.NOW),
+        ops.primary_key("id"),
     )
-    op.create_index("ix_audit_log_actor", "audit_log", ["actor", "id"], unique=False)
-    op.create_index("ix_audit_log_subject", "audit_log", ["subject", "id"], unique=False)
-    op.create_table(
+    op.create_index("ix_audit_log_actor", "audit_log", ["actor", "id"])
+    op.create_index("ix_audit_log_subject", "audit_log", ["subject", "id"])
+    ops.create_table(
         "creator_kyc",
-        sa.Column("creator_id", sa.Text(), nullable=False),
-        sa.Column("verified", sa.Boolean(), nullable=False),
-        sa.Column("reason", sa.Text(), server_default="", nullable=False),
-        sa.Column("changed_by", sa.Text(), nullable=False),
-        sa.Column(
-            "changed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("creator_id", name=op.f("pk_creator_kyc")),
+        ops.text("creator_id"),
+        ops.boolean("verified"),
+        ops.text("reason", default=""),
+        ops.text("changed_by"),
+        ops.timestamp("changed_at", default=ops.NOW),
+        ops.primary_key("creator_id"),
     )
-    op.create_table(
+    ops.create_table(
         "creator_totp",
-        sa.Column("creator_id", sa.Text(), nullable=False),
-        sa.Column("secret", sa.Text(), nullable=False),
-        sa.Column(
-            "enrolled_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("creator_id", name=op.f("pk_creator_totp")),
+        ops.text("creator_id", "secret"),
+        ops.timestamp("enrolled_at", default=ops.NOW),
+        ops.timestamp("confirmed_at", null=True),
+        ops.primary_key("creator_id"),
     )
-    op.create_table(
+    ops.create_table(
         "payout_method",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("creator_id", sa.Text(), nullable=False),
-        sa.Column("kind", sa.Text(), nullable=False),
-        sa.Column("masked", sa.Text(), nullable=False),
-        sa.Column("holder_name", sa.Text(), nullable=False),
-        sa.Column("fingerprint", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
+        ops.serial(),
+        ops.text("creator_id", "kind", "masked", "holder_name", "fingerprint"),
+        ops.timestamp("created_at", default=ops.NOW),
+        ops.checks(
+            kind="kind IN ('bank_account', 'paypal')", masked="length(masked) BETWEEN 1 AND 100"
         ),
-        sa.CheckConstraint(
-            "kind IN ('bank_account', 'paypal')", name=op.f("ck_payout_method_kind")
-        ),
-        sa.CheckConstraint(
-            "length(masked) BETWEEN 1 AND 100", name=op.f("ck_payout_method_masked")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_method")),
-        sa.UniqueConstraint(
-            "creator_id", "fingerprint", name=op.f("uq_payout_method_creator_id_fingerprint")
-        ),
+        ops.primary_key("id"),
+        ops.unique("creator_id", "fingerprint"),
     )
-    op.create_index("ix_payout_method_creator", "payout_method", ["creator_id", "id"], unique=False)
-    op.create_table(
+    op.create_index("ix_payout_method_creator", "payout_method", ["creator_id", "id"])
+    ops.create_table(
         "payout",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("creator_id", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("method_id", sa.BigInteger(), nullable=False),
-        sa.Column("diamonds_requested", sa.BigInteger(), nullable=False),
-        sa.Column("diamonds", sa.BigInteger(), nullable=False),
-        sa.Column("currency", sa.Text(), nullable=False),
-        sa.Column("amount_micros", sa.BigInteger(), nullable=False),
-        sa.Column("status", sa.Text(), server_default="requested", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "status IN ('requested', 'rejected', 'sent', 'paid', 'failed')",
-            name=op.f("ck_payout_status"),
+        ops.serial(),
+        ops.text("creator_id", "idempotency_key", "request_hash"),
+        ops.bigint("method_id", "diamonds_requested", "diamonds"),
+        ops.text("currency"),
+        ops.bigint("amount_micros"),
+        ops.text("status", default="requested"),
+        ops.timestamp("created_at", "updated_at"),
+        ops.checks(
+            status="status IN ('requested', 'rejected', 'sent', 'paid', 'failed')",
+            amounts="diamonds > 0 AND diamonds <= diamonds_requested AND amount_micros > 0",
         ),
-        sa.CheckConstraint(
-            "diamonds > 0 AND diamonds <= diamonds_requested AND amount_micros > 0",
-            name=op.f("ck_payout_amounts"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["currency"], ["commodity.code"], name=op.f("fk_payout_currency_commodity")
-        ),
-        sa.ForeignKeyConstraint(
-            ["method_id"], ["payout_method.id"], name=op.f("fk_payout_method_id_payout_method")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout")),
-        sa.UniqueConstraint(
-            "creator_id", "idempotency_key", name=op.f("uq_payout_creator_id_idempotency_key")
-        ),
+        ops.references("commodity", "currency", to=["code"]),
+        ops.references("payout_method", "method_id"),
+        ops.primary_key("id"),
+        ops.unique("creator_id", "idempotency_key"),
     )
-    op.create_index("ix_payout_creator", "payout", ["creator_id", "id"], unique=False)
+    op.create_index("ix_payout_creator", "payout", ["creator_id", "id"])
     op.create_index(
-        "ix_payout_in_flight",
-        "payout",
-        ["id"],
-        unique=False,
-        postgresql_where="status IN ('requested', 'sent')",
+        "ix_payout_in_flight", "payout", ["id"], postgresql_where="status IN ('requested', 'sent')"
     )
-    op.create_table(
+    ops.create_table(
         "payout_event",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("payout_id", sa.BigInteger(), nullable=False),
-        sa.Column("phase", sa.Text(), nullable=False),
-        sa.Column("actor", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.Text(), nullable=False),
-        sa.Column("request_hash", sa.Text(), nullable=False),
-        sa.Column("reason", sa.Text(), server_default="", nullable=False),
-        sa.Column("provider_reference", sa.Text(), nullable=True),
-        sa.Column("entry_id", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "phase IN ('requested', 'rejected', 'sent', 'paid', 'failed')",
-            name=op.f("ck_payout_event_phase"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["entry_id"], ["journal_entry.id"], name=op.f("fk_payout_event_entry_id_journal_entry")
-        ),
-        sa.ForeignKeyConstraint(
-            ["payout_id"], ["payout.id"], name=op.f("fk_payout_event_payout_id_payout")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_event")),
-        sa.UniqueConstraint(
-            "actor", "idempotency_key", name=op.f("uq_payout_event_actor_idempotency_key")
-        ),
-        sa.UniqueConstraint("entry_id", name=op.f("uq_payout_event_entry_id")),
-        sa.UniqueConstraint("payout_id", "phase", name=op.f("uq_payout_event_payout_id_phase")),
+        ops.serial(),
+        ops.bigint("payout_id"),
+        ops.text("phase", "actor", "idempotency_key", "request_hash"),
+        ops.text("reason", default=""),
+        ops.text("provider_reference", null=True),
+        ops.bigint("entry_id"),
+        ops.timestamp("created_at"),
+        ops.checks(phase="phase IN ('requested', 'rejected', 'sent', 'paid', 'failed')"),
+        ops.references("journal_entry", "entry_id"),
+        ops.references("payout", "payout_id"),
+        ops.primary_key("id"),
+        ops.unique("actor", "idempotency_key"),
+        ops.unique("entry_id"),
+        ops.unique("payout_id", "phase"),
     )
-    for statement in sql_statements("0005_payouts.sql"):
-        op.execute(statement)
-    op.execute(
-        "INSERT INTO account (code, commodity, type, contra, no_overdraft, normal_sign)"
-        " VALUES ('platform:payouts_in_transit:USD', 'USD', 'liability', false, false, -1)"
-        " ON CONFLICT (code) DO NOTHING"
-    )
+    ops.run_sql("0005_payouts.sql")
+    ops.guard("payout", "coinbooks_payout_guard", events="INSERT OR UPDATE OR DELETE")
+    ops.append_only("payout_event", "audit_log")
 
 
 def downgrade() -> None:
-    op.drop_table("payout_event")
-    op.drop_index(
-        "ix_payout_in_flight",
-        table_name="payout",
-        postgresql_where="status IN ('requested', 'sent')",
+    ops.drop_tables(
+        "payout_event", "payout", "payout_method", "creator_totp", "creator_kyc", "audit_log"
     )
-    op.drop_index("ix_payout_creator", table_name="payout")
-    op.drop_table("payout")
-    op.drop_index("ix_payout_method_creator", table_name="payout_method")
-    op.drop_table("payout_method")
-    op.drop_table("creator_totp")
-    op.drop_table("creator_kyc")
-    op.drop_index("ix_audit_log_subject", table_name="audit_log")
-    op.drop_index("ix_audit_log_actor", table_name="audit_log")
-    op.drop_table("audit_log")
-    for function in ("coinbooks_payout_guard", "coinbooks_payout_event_guard"):
-        op.execute(f"DROP FUNCTION {function}()")
-    # Accounts are never deleted (0004), except an unused one by the migration that opened it.
-    op.execute("ALTER TABLE account DISABLE TRIGGER account_no_delete")
-    op.execute(
-        "DELETE FROM account WHERE code = 'platform:payouts_in_transit:USD' AND posting_count = 0"
-    )
-    op.execute("ALTER TABLE account ENABLE TRIGGER account_no_delete")
+    ops.run_sql("0005_payouts.down.sql")

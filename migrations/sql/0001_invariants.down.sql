@@ -1,0 +1,7 @@
+-- Undoes 0001_invariants.sql, once 0001 has dropped its tables (and with them every trigger).
+DROP FUNCTION coinbooks_purchase_guard();
+DROP FUNCTION coinbooks_entry_check();
+DROP FUNCTION coinbooks_entry_stamp();
+DROP FUNCTION coinbooks_append_only();
+DROP FUNCTION coinbooks_account_guard();
+DROP FUNCTION coinbooks_posting_apply();

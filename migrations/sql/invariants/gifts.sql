@@ -1,0 +1,68 @@
+-- Gifts, streams and the live gift feed (docs/accounting.md, "Gifts, unlocks and holds"). A gift
+-- keeps its history: its one allowed change is being marked released from hold, once, and it is
+-- never deleted or truncated. A stream ends at most once and is never deleted. (Feature unlocks
+-- never change: append_only.sql.) Every committed gift is announced on the channel
+-- coinbooks_gifts, one notification per gift, from one trigger call per statement; PostgreSQL
+-- delivers a NOTIFY only when (and if) its transaction commits, to every listening process.
+
+CREATE OR REPLACE FUNCTION coinbooks_gift_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
+        RAISE EXCEPTION 'gifts are never deleted' USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF OLD.release_entry_id IS NOT NULL THEN
+        RAISE EXCEPTION 'gift % was already released from hold', OLD.id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF (to_jsonb(NEW) - 'release_entry_id') IS DISTINCT FROM (to_jsonb(OLD) - 'release_entry_id') THEN
+        RAISE EXCEPTION 'gift % cannot change; only its release from hold is recorded', OLD.id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE TRIGGER gift_guard BEFORE UPDATE OR DELETE ON gift
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_gift_guard();
+CREATE OR REPLACE TRIGGER gift_no_truncate BEFORE TRUNCATE ON gift
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_gift_guard();
+
+CREATE OR REPLACE FUNCTION coinbooks_stream_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'streams are never deleted' USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF OLD.status = 'ended'
+       OR (NEW.id, NEW.creator_id, NEW.title, NEW.started_at)
+          IS DISTINCT FROM (OLD.id, OLD.creator_id, OLD.title, OLD.started_at) THEN
+        RAISE EXCEPTION 'stream % can only end, once', OLD.id
+            USING ERRCODE = 'restrict_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE TRIGGER stream_guard BEFORE UPDATE OR DELETE ON stream
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_stream_guard();
+
+CREATE OR REPLACE FUNCTION coinbooks_gift_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('coinbooks_gifts', json_build_object(
+        'gift_id', g.id,
+        'stream_id', g.stream_id,
+        'sender_id', g.sender_id,
+        'creator_id', g.creator_id,
+        'gift_code', g.gift_code,
+        'quantity', g.quantity,
+        'coins', g.coins,
+        'diamonds', g.diamonds,
+        'created_at', g.created_at
+    )::text)
+       FROM new_gifts g ORDER BY g.id;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER gift_notify AFTER INSERT ON gift
+    REFERENCING NEW TABLE AS new_gifts
+    FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_gift_notify();
