@@ -20,8 +20,8 @@ from accounting.ledger.errors import InvalidUserId
 from accounting.ledger.money import minor_to_micros
 from accounting.policy.access import may_read_chargebacks, may_read_provider_events
 from schema.context import Info
-from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.errors import BAD_USER_INPUT, ClientError, require_role
+from schema.pagination import Connection, check_first, connection, decode_cursor, page_start
 from schema.scalars import BigInt, Money, parse_id
 
 
@@ -190,9 +190,8 @@ class ChargebackQueries:
     async def chargebacks(
         self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[Chargeback]:
-        principal = require_principal(info)
-        if not may_read_chargebacks(principal):
-            raise forbidden("read chargebacks without the support or finance role")
+        what = "read chargebacks without the support or finance role"
+        require_role(info, may_read_chargebacks, what)
         check_first(first)
         if user_id is not None:
             try:
@@ -222,9 +221,9 @@ class ChargebackQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[ProviderEvent]:
-        principal = require_principal(info)
-        if not may_read_provider_events(principal):
-            raise forbidden("read provider events without the finance role")
+        require_role(
+            info, may_read_provider_events, "read provider events without the finance role"
+        )
         check_first(first)
         purchase = None
         if purchase_id is not None:
@@ -246,11 +245,9 @@ class ChargebackQueries:
     async def refused_deliveries(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[RefusedDelivery]:
-        principal = require_principal(info)
-        if not may_read_provider_events(principal):
-            raise forbidden("read refused webhook deliveries without the finance role")
-        check_first(first)
-        before = decode_cursor("refused_delivery", after)
+        what = "read refused webhook deliveries without the finance role"
+        require_role(info, may_read_provider_events, what)
+        before = page_start("refused_delivery", first, after)
         async with info.context.services.reads() as session:
             page = await provider_events.refused_deliveries_page(
                 session, first=first, before_id=before

@@ -11,7 +11,7 @@ from accounting.ledger import balances
 from accounting.policy.access import may_read_books
 from accounting.reads import reports
 from schema.context import Info
-from schema.errors import NOT_FOUND, ClientError, forbidden, require_principal
+from schema.errors import NOT_FOUND, ClientError, require_role
 from schema.scalars import BigInt
 
 
@@ -72,8 +72,7 @@ class AccountBalance:
 
 
 def require_finance(info: Info) -> None:
-    if not may_read_books(require_principal(info)):
-        raise forbidden("read the books without the finance role")
+    require_role(info, may_read_books, "read the books without the finance role")
 
 
 @strawberry.type

@@ -48,11 +48,15 @@ from schema.errors import (
     BAD_USER_INPUT,
     NOT_FOUND,
     ClientError,
+    MutationError,
+    error_type,
+    errors_in_payload,
     forbidden,
-    payload_code,
     require_principal,
+    require_role,
 )
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.pagination import Connection, connection, page_start
+from schema.payloads import null_on_error, replayed_field
 from schema.scalars import BigInt, Money, parse_id
 from schema.streams import Stream, stream_id_of, stream_of
 from schema.wallet import Wallet, readable_user, wallet_of
@@ -229,50 +233,27 @@ class StreamTotals:
 # --- sendGift -----------------------------------------------------------------------------------
 
 
-@strawberry.enum
-class SendGiftErrorCode(Enum):
-    INSUFFICIENT_COINS = "INSUFFICIENT_COINS"
-    STREAM_NOT_FOUND = "STREAM_NOT_FOUND"
-    STREAM_NOT_LIVE = "STREAM_NOT_LIVE"
-    GIFT_NOT_FOUND = "GIFT_NOT_FOUND"
-    GIFT_RETIRED = "GIFT_RETIRED"
-    SELF_GIFT = "SELF_GIFT"
-    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
-    QUANTITY_OUT_OF_BOUNDS = "QUANTITY_OUT_OF_BOUNDS"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    GIFT_RATE_LIMITED = "GIFT_RATE_LIMITED"
-
-
-_GIFT_CODES: dict[type[LedgerError], SendGiftErrorCode] = {
-    InsufficientCoins: SendGiftErrorCode.INSUFFICIENT_COINS,
-    StreamNotFound: SendGiftErrorCode.STREAM_NOT_FOUND,
-    StreamNotLive: SendGiftErrorCode.STREAM_NOT_LIVE,
-    GiftNotFound: SendGiftErrorCode.GIFT_NOT_FOUND,
-    GiftRetired: SendGiftErrorCode.GIFT_RETIRED,
-    SelfGift: SendGiftErrorCode.SELF_GIFT,
-    AccountFrozen: SendGiftErrorCode.ACCOUNT_FROZEN,
-    QuantityOutOfBounds: SendGiftErrorCode.QUANTITY_OUT_OF_BOUNDS,
-    InvalidIdempotencyKey: SendGiftErrorCode.INVALID_IDEMPOTENCY_KEY,
-    IdempotencyKeyReused: SendGiftErrorCode.IDEMPOTENCY_KEY_REUSED,
-    GiftRateLimited: SendGiftErrorCode.GIFT_RATE_LIMITED,
-}
-
-
-@strawberry.type
-class SendGiftError:
-    code: SendGiftErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(
+    InsufficientCoins,
+    StreamNotFound,
+    StreamNotLive,
+    GiftNotFound,
+    GiftRetired,
+    SelfGift,
+    AccountFrozen,
+    QuantityOutOfBounds,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    GiftRateLimited,
+)
+class SendGiftError(MutationError): ...
 
 
 @strawberry.type
 class SendGiftPayload:
-    gift: Gift | None = strawberry.field(description="The gift, delivered; null on error.")
-    wallet: Wallet | None = strawberry.field(description="The sender's wallet after it.")
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key was seen before: nothing new happened."
-    )
+    gift: Gift | None = null_on_error("The gift, delivered; null on error.")
+    wallet: Wallet | None = null_on_error("The sender's wallet after it.")
+    replayed: bool = replayed_field()
     errors: list[SendGiftError]
 
 
@@ -290,40 +271,22 @@ class SendGiftInput:
 # --- unlockFeature ------------------------------------------------------------------------------
 
 
-@strawberry.enum
-class UnlockFeatureErrorCode(Enum):
-    INSUFFICIENT_COINS = "INSUFFICIENT_COINS"
-    FEATURE_NOT_FOUND = "FEATURE_NOT_FOUND"
-    FEATURE_RETIRED = "FEATURE_RETIRED"
-    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-
-
-_UNLOCK_CODES: dict[type[LedgerError], UnlockFeatureErrorCode] = {
-    InsufficientCoins: UnlockFeatureErrorCode.INSUFFICIENT_COINS,
-    FeatureNotFound: UnlockFeatureErrorCode.FEATURE_NOT_FOUND,
-    FeatureRetired: UnlockFeatureErrorCode.FEATURE_RETIRED,
-    AccountFrozen: UnlockFeatureErrorCode.ACCOUNT_FROZEN,
-    InvalidIdempotencyKey: UnlockFeatureErrorCode.INVALID_IDEMPOTENCY_KEY,
-    IdempotencyKeyReused: UnlockFeatureErrorCode.IDEMPOTENCY_KEY_REUSED,
-}
-
-
-@strawberry.type
-class UnlockFeatureError:
-    code: UnlockFeatureErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(
+    InsufficientCoins,
+    FeatureNotFound,
+    FeatureRetired,
+    AccountFrozen,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+)
+class UnlockFeatureError(MutationError): ...
 
 
 @strawberry.type
 class UnlockFeaturePayload:
-    unlock: FeatureUnlock | None = strawberry.field(description="Null on error.")
-    wallet: Wallet | None = strawberry.field(description="The user's wallet after it.")
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key was seen before: nothing new happened."
-    )
+    unlock: FeatureUnlock | None = null_on_error("Null on error.")
+    wallet: Wallet | None = null_on_error("The user's wallet after it.")
+    replayed: bool = replayed_field()
     errors: list[UnlockFeatureError]
 
 
@@ -336,39 +299,29 @@ class UnlockFeatureInput:
 
 
 def require_spender(info: Info) -> str:
-    principal = require_principal(info)
-    if not may_spend_coins(principal):
-        raise forbidden("spend coins without the viewer or creator role")
-    return principal.user_id
+    what = "spend coins without the viewer or creator role"
+    return require_role(info, may_spend_coins, what).user_id
 
 
 @strawberry.type
 class GiftMutations:
     @strawberry.mutation(description="Send a gift to a live stream's creator, paid in coins.")
+    @errors_in_payload(SendGiftPayload, SendGiftError)
     async def send_gift(self, info: Info, input: SendGiftInput) -> SendGiftPayload:
         sender_id = require_spender(info)
+        stream_id = parse_id(input.stream_id)
+        if stream_id is None:
+            raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
         services = info.context.services
-        try:
-            stream_id = parse_id(input.stream_id)
-            if stream_id is None:
-                raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
-            result = await services.gifts.send_gift(
-                GiftRequest(
-                    sender_id=sender_id,
-                    idempotency_key=input.idempotency_key,
-                    stream_id=stream_id,
-                    gift_code=input.gift_code,
-                    quantity=input.quantity,
-                )
+        result = await services.gifts.send_gift(
+            GiftRequest(
+                sender_id=sender_id,
+                idempotency_key=input.idempotency_key,
+                stream_id=stream_id,
+                gift_code=input.gift_code,
+                quantity=input.quantity,
             )
-        except LedgerError as error:
-            code = payload_code(error, _GIFT_CODES)
-            return SendGiftPayload(
-                gift=None,
-                wallet=None,
-                replayed=False,
-                errors=[SendGiftError(code=code, message=error.message, field=error.field)],
-            )
+        )
         if result.stream and result.gift_name and result.wallet_after:  # a new gift: all known
             gift = gift_of(
                 result.gift,
@@ -386,25 +339,17 @@ class GiftMutations:
         )
 
     @strawberry.mutation(description="Unlock a premium feature with coins.")
+    @errors_in_payload(UnlockFeaturePayload, UnlockFeatureError)
     async def unlock_feature(self, info: Info, input: UnlockFeatureInput) -> UnlockFeaturePayload:
         user_id = require_spender(info)
         services = info.context.services
-        try:
-            result = await services.gifts.unlock_feature(
-                FeatureRequest(
-                    user_id=user_id,
-                    idempotency_key=input.idempotency_key,
-                    feature_code=input.feature_code,
-                )
+        result = await services.gifts.unlock_feature(
+            FeatureRequest(
+                user_id=user_id,
+                idempotency_key=input.idempotency_key,
+                feature_code=input.feature_code,
             )
-        except LedgerError as error:
-            code = payload_code(error, _UNLOCK_CODES)
-            return UnlockFeaturePayload(
-                unlock=None,
-                wallet=None,
-                replayed=False,
-                errors=[UnlockFeatureError(code=code, message=error.message, field=error.field)],
-            )
+        )
         async with services.sessions() as session:
             wallet = await balances.wallet(session, user_id, services.functional_currency)
         return UnlockFeaturePayload(
@@ -440,10 +385,8 @@ class GiftQueries:
         "was (then sending it again with the same key is safe)."
     )
     async def gift_by_key(self, info: Info, idempotency_key: str) -> Gift | None:
-        principal = require_principal(info)
-        if not may_spend_coins(principal):
-            raise forbidden("send gifts without the viewer or creator role")
-        sender_id = principal.user_id
+        what = "send gifts without the viewer or creator role"
+        sender_id = require_role(info, may_spend_coins, what).user_id
         try:
             check_key(idempotency_key)
         except LedgerError as error:
@@ -458,15 +401,10 @@ class GiftQueries:
 
     @strawberry.field(description="Gifts sent, newest first (yours when userId is omitted).")
     async def gifts_sent(
-        self,
-        info: Info,
-        user_id: str | None = None,
-        first: int = 20,
-        after: str | None = None,
+        self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[Gift]:
         _, wanted = readable_user(info, user_id)
-        check_first(first)
-        before = decode_cursor("gift_sent", after)
+        before = page_start("gift_sent", first, after)
         services = info.context.services
         async with services.sessions() as session:
             page = await gifts_sent(session, wanted, first=first, before_id=before)
@@ -483,8 +421,7 @@ class GiftQueries:
     ) -> Connection[Gift]:
         principal = require_principal(info)
         wanted = stream_id_of(stream_id)
-        check_first(first)
-        before = decode_cursor("stream_gift", after)
+        before = page_start("stream_gift", first, after)
         services = info.context.services
         async with services.sessions() as session:
             found = await streams.streams_by_id(session, [wanted])
@@ -504,8 +441,7 @@ class GiftQueries:
     async def top_gifters(
         self, info: Info, stream_id: strawberry.ID, first: int = 10
     ) -> list[Gifter]:
-        if not may_read_leaderboards(require_principal(info)):
-            raise forbidden("read leaderboards")
+        require_role(info, may_read_leaderboards, "read leaderboards")
         wanted = stream_id_of(stream_id)
         check_leaderboard_size(first)
         try:

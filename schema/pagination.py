@@ -38,6 +38,13 @@ def check_first(first: int) -> int:
     return first
 
 
+def page_start(kind: str, first: int, after: str | None) -> int | None:
+    """Where the page asked for starts: ``first`` checked (1 to 100), then the position the
+    cursor ``after`` names in the list ``kind``; None for the first page."""
+    check_first(first)
+    return decode_cursor(kind, after)
+
+
 def encode_cursor(kind: str, position: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
 

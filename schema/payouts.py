@@ -17,10 +17,8 @@ from accounting.ledger.errors import (
     InvalidIdempotencyKey,
     InvalidReason,
     InvalidUserId,
-    LedgerError,
 )
 from accounting.ledger.money import minor_to_micros
-from accounting.ledger.posting import in_transaction
 from accounting.payouts import methods as payout_methods
 from accounting.payouts import second_factor
 from accounting.payouts import service as payouts
@@ -51,10 +49,17 @@ from accounting.policy.access import (
     may_verify_identity,
 )
 from accounting.policy.tables import AuditRow, CreatorKycRow
-from schema.context import Info
+from schema.context import Info, Services
 from schema.earnings import readable_creator
-from schema.errors import forbidden, payload_code, require_principal
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.errors import (
+    MutationError,
+    error_type,
+    errors_in_payload,
+    require_principal,
+    require_role,
+)
+from schema.pagination import Connection, connection, page_start
+from schema.payloads import AS_STORED, null_on_error, replayed_field
 from schema.scalars import BigInt, Money, parse_id
 
 # --- types --------------------------------------------------------------------------------------
@@ -217,38 +222,31 @@ def audit_record_of(row: AuditRow) -> AuditRecord:
 
 
 def require_creator(info: Info, what: str) -> Principal:
-    principal = require_principal(info)
-    if not may_request_payouts(principal):
-        raise forbidden(f"{what} without the creator role")
-    return principal
+    return require_role(info, may_request_payouts, f"{what} without the creator role")
 
 
 def require_finance(info: Info, what: str) -> Principal:
-    principal = require_principal(info)
-    if not may_resolve_payouts(principal):
-        raise forbidden(f"{what} without the finance role")
-    return principal
+    return require_role(info, may_resolve_payouts, f"{what} without the finance role")
+
+
+async def payout_now(services: Services, row: PayoutRow) -> Payout:
+    """A payout just requested or advanced, with its method and history, read afresh."""
+    async with services.sessions() as session:
+        [payout] = await payouts_of(session, [row])
+    return payout
 
 
 # --- registerPayoutMethod -----------------------------------------------------------------------
 
 
-@strawberry.enum
-class RegisterPayoutMethodErrorCode(Enum):
-    INVALID_PAYOUT_METHOD = "INVALID_PAYOUT_METHOD"
-
-
-@strawberry.type
-class RegisterPayoutMethodError:
-    code: RegisterPayoutMethodErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(InvalidPayoutMethod)
+class RegisterPayoutMethodError(MutationError): ...
 
 
 @strawberry.type
 class RegisterPayoutMethodPayload:
-    payout_method: PayoutMethod | None = strawberry.field(
-        description="As kept (masked); the first one when the same account was registered "
+    payout_method: PayoutMethod | None = null_on_error(
+        "As kept (masked); the first one when the same account was registered "
         "before. Null on error."
     )
     errors: list[RegisterPayoutMethodError]
@@ -270,53 +268,25 @@ class RegisterPayoutMethodInput:
 # --- enrolSecondFactor / confirmSecondFactor ----------------------------------------------------
 
 
-@strawberry.enum
-class EnrolSecondFactorErrorCode(Enum):
-    TOTP_ALREADY_CONFIRMED = "TOTP_ALREADY_CONFIRMED"
-
-
-_ENROL_CODES = {TotpAlreadyConfirmed: EnrolSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED}
-
-
-@strawberry.type
-class EnrolSecondFactorError:
-    code: EnrolSecondFactorErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(TotpAlreadyConfirmed)
+class EnrolSecondFactorError(MutationError): ...
 
 
 @strawberry.type
 class EnrolSecondFactorPayload:
-    provisioning_uri: str | None = strawberry.field(
-        description="An otpauth:// URI to show as a QR code to the creator's authenticator app."
+    provisioning_uri: str | None = null_on_error(
+        "An otpauth:// URI to show as a QR code to the creator's authenticator app."
     )
     errors: list[EnrolSecondFactorError]
 
 
-@strawberry.enum
-class ConfirmSecondFactorErrorCode(Enum):
-    TOTP_NOT_ENROLLED = "TOTP_NOT_ENROLLED"
-    TOTP_ALREADY_CONFIRMED = "TOTP_ALREADY_CONFIRMED"
-    INVALID_TOTP_CODE = "INVALID_TOTP_CODE"
-
-
-_CONFIRM_CODES: dict[type[LedgerError], ConfirmSecondFactorErrorCode] = {
-    TotpNotEnrolled: ConfirmSecondFactorErrorCode.TOTP_NOT_ENROLLED,
-    TotpAlreadyConfirmed: ConfirmSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED,
-    InvalidTotpCode: ConfirmSecondFactorErrorCode.INVALID_TOTP_CODE,
-}
-
-
-@strawberry.type
-class ConfirmSecondFactorError:
-    code: ConfirmSecondFactorErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(TotpNotEnrolled, TotpAlreadyConfirmed, InvalidTotpCode)
+class ConfirmSecondFactorError(MutationError): ...
 
 
 @strawberry.type
 class ConfirmSecondFactorPayload:
-    confirmed: bool
+    confirmed: bool = False
     errors: list[ConfirmSecondFactorError]
 
 
@@ -328,49 +298,26 @@ class ConfirmSecondFactorInput:
 # --- requestPayout ------------------------------------------------------------------------------
 
 
-@strawberry.enum
-class RequestPayoutErrorCode(Enum):
-    INSUFFICIENT_DIAMONDS = "INSUFFICIENT_DIAMONDS"
-    BELOW_PAYOUT_MINIMUM = "BELOW_PAYOUT_MINIMUM"
-    DAILY_PAYOUT_CAP_EXCEEDED = "DAILY_PAYOUT_CAP_EXCEEDED"
-    KYC_NOT_VERIFIED = "KYC_NOT_VERIFIED"
-    TOTP_NOT_ENROLLED = "TOTP_NOT_ENROLLED"
-    INVALID_TOTP_CODE = "INVALID_TOTP_CODE"
-    PAYOUT_METHOD_NOT_FOUND = "PAYOUT_METHOD_NOT_FOUND"
-    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
-    INVALID_AMOUNT = "INVALID_AMOUNT"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-
-
-_REQUEST_CODES: dict[type[LedgerError], RequestPayoutErrorCode] = {
-    InsufficientDiamonds: RequestPayoutErrorCode.INSUFFICIENT_DIAMONDS,
-    BelowPayoutMinimum: RequestPayoutErrorCode.BELOW_PAYOUT_MINIMUM,
-    DailyPayoutCapExceeded: RequestPayoutErrorCode.DAILY_PAYOUT_CAP_EXCEEDED,
-    KycNotVerified: RequestPayoutErrorCode.KYC_NOT_VERIFIED,
-    TotpNotEnrolled: RequestPayoutErrorCode.TOTP_NOT_ENROLLED,
-    InvalidTotpCode: RequestPayoutErrorCode.INVALID_TOTP_CODE,
-    PayoutMethodNotFound: RequestPayoutErrorCode.PAYOUT_METHOD_NOT_FOUND,
-    AccountFrozen: RequestPayoutErrorCode.ACCOUNT_FROZEN,
-    InvalidAmount: RequestPayoutErrorCode.INVALID_AMOUNT,
-    InvalidIdempotencyKey: RequestPayoutErrorCode.INVALID_IDEMPOTENCY_KEY,
-    IdempotencyKeyReused: RequestPayoutErrorCode.IDEMPOTENCY_KEY_REUSED,
-}
-
-
-@strawberry.type
-class RequestPayoutError:
-    code: RequestPayoutErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(
+    InsufficientDiamonds,
+    BelowPayoutMinimum,
+    DailyPayoutCapExceeded,
+    KycNotVerified,
+    TotpNotEnrolled,
+    InvalidTotpCode,
+    PayoutMethodNotFound,
+    AccountFrozen,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+)
+class RequestPayoutError(MutationError): ...
 
 
 @strawberry.type
 class RequestPayoutPayload:
-    payout: Payout | None = strawberry.field(description="The payout, requested; null on error.")
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key was seen before: nothing new happened."
-    )
+    payout: Payout | None = null_on_error("The payout, requested; null on error.")
+    replayed: bool = replayed_field()
     errors: list[RequestPayoutError]
 
 
@@ -388,39 +335,22 @@ class RequestPayoutInput:
 # --- rejectPayout / markPayoutSent / markPayoutPaid / markPayoutFailed -------------------------
 
 
-@strawberry.enum(description="What may refuse a finance action on a payout (all four share it).")
-class PayoutActionErrorCode(Enum):
-    PAYOUT_NOT_FOUND = "PAYOUT_NOT_FOUND"
-    INVALID_PAYOUT_TRANSITION = "INVALID_PAYOUT_TRANSITION"
-    INVALID_REASON = "INVALID_REASON"
-    INVALID_PROVIDER_REFERENCE = "INVALID_PROVIDER_REFERENCE"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-
-
-_ACTION_CODES: dict[type[LedgerError], PayoutActionErrorCode] = {
-    PayoutNotFound: PayoutActionErrorCode.PAYOUT_NOT_FOUND,
-    InvalidPayoutTransition: PayoutActionErrorCode.INVALID_PAYOUT_TRANSITION,
-    InvalidReason: PayoutActionErrorCode.INVALID_REASON,
-    InvalidProviderReference: PayoutActionErrorCode.INVALID_PROVIDER_REFERENCE,
-    InvalidIdempotencyKey: PayoutActionErrorCode.INVALID_IDEMPOTENCY_KEY,
-    IdempotencyKeyReused: PayoutActionErrorCode.IDEMPOTENCY_KEY_REUSED,
-}
-
-
-@strawberry.type
-class PayoutActionError:
-    code: PayoutActionErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(
+    PayoutNotFound,
+    InvalidPayoutTransition,
+    InvalidReason,
+    InvalidProviderReference,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    description="What may refuse a finance action on a payout (all four share it).",
+)
+class PayoutActionError(MutationError): ...
 
 
 @strawberry.type
 class PayoutActionPayload:
-    payout: Payout | None = strawberry.field(description="The payout as it is now; null on error.")
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key was seen before: nothing new happened."
-    )
+    payout: Payout | None = null_on_error("The payout as it is now; null on error.")
+    replayed: bool = replayed_field()
     errors: list[PayoutActionError]
 
 
@@ -440,54 +370,37 @@ class PayoutActionInput:
     )
 
 
+@errors_in_payload(PayoutActionPayload, PayoutActionError)
 async def _advance(info: Info, input: PayoutActionInput, phase: PayoutPhase) -> PayoutActionPayload:
     principal = require_finance(info, f"mark payouts {phase}")
+    payout_id = parse_id(input.payout_id)
+    if payout_id is None:
+        raise PayoutNotFound(f"No payout {input.payout_id}", field="payoutId")
     services = info.context.services
-    try:
-        payout_id = parse_id(input.payout_id)
-        if payout_id is None:
-            raise PayoutNotFound(f"No payout {input.payout_id}", field="payoutId")
-        result = await services.payouts.advance(
-            PayoutAction(
-                payout_id=payout_id,
-                phase=phase,
-                actor=principal.actor,
-                idempotency_key=input.idempotency_key,
-                reason=input.reason,
-                provider_reference=input.provider_reference,
-            )
+    result = await services.payouts.advance(
+        PayoutAction(
+            payout_id=payout_id,
+            phase=phase,
+            actor=principal.actor,
+            idempotency_key=input.idempotency_key,
+            reason=input.reason,
+            provider_reference=input.provider_reference,
         )
-    except LedgerError as error:
-        code = payload_code(error, _ACTION_CODES)
-        return PayoutActionPayload(
-            payout=None,
-            replayed=False,
-            errors=[PayoutActionError(code=code, message=error.message, field=error.field)],
-        )
-    async with services.sessions() as session:
-        [payout] = await payouts_of(session, [result.payout])
+    )
+    payout = await payout_now(services, result.payout)
     return PayoutActionPayload(payout=payout, replayed=result.replayed, errors=[])
 
 
 # --- setKycVerified -----------------------------------------------------------------------------
 
 
-@strawberry.enum
-class SetKycVerifiedErrorCode(Enum):
-    INVALID_USER_ID = "INVALID_USER_ID"
-    INVALID_REASON = "INVALID_REASON"
-
-
-@strawberry.type
-class SetKycVerifiedError:
-    code: SetKycVerifiedErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(InvalidUserId, InvalidReason)
+class SetKycVerifiedError(MutationError): ...
 
 
 @strawberry.type
 class SetKycVerifiedPayload:
-    kyc: KycStatus | None = strawberry.field(description="As stored; null on error.")
+    kyc: KycStatus | None = null_on_error(AS_STORED)
     errors: list[SetKycVerifiedError]
 
 
@@ -501,6 +414,7 @@ class SetKycVerifiedInput:
 @strawberry.type
 class PayoutMutations:
     @strawberry.mutation(description="Register a bank account or PayPal address (creator role).")
+    @errors_in_payload(RegisterPayoutMethodPayload, RegisterPayoutMethodError)
     async def register_payout_method(
         self, info: Info, input: RegisterPayoutMethodInput
     ) -> RegisterPayoutMethodPayload:
@@ -512,101 +426,56 @@ class PayoutMutations:
             routing_number=input.routing_number,
             paypal_email=input.paypal_email,
         )
-        try:
-            row = await in_transaction(
-                info.context.services.sessions,
-                lambda s: payout_methods.register(s, principal.user_id, details),
-            )
-        except LedgerError as error:
-            code = payload_code(
-                error,
-                {InvalidPayoutMethod: RegisterPayoutMethodErrorCode.INVALID_PAYOUT_METHOD},
-            )
-            return RegisterPayoutMethodPayload(
-                payout_method=None,
-                errors=[
-                    RegisterPayoutMethodError(code=code, message=error.message, field=error.field)
-                ],
-            )
+        sessions = info.context.services.sessions
+        row = await payout_methods.add_payout_method(sessions, principal.user_id, details)
         return RegisterPayoutMethodPayload(payout_method=method_of(row), errors=[])
 
     @strawberry.mutation(
         description="Start enrolling a TOTP second factor (creator role): a new secret, as a "
         "provisioning URI. Enrolling again before confirming replaces it."
     )
+    @errors_in_payload(EnrolSecondFactorPayload, EnrolSecondFactorError)
     async def enrol_second_factor(self, info: Info) -> EnrolSecondFactorPayload:
         principal = require_creator(info, "enrol a second factor")
-        try:
-            uri = await in_transaction(
-                info.context.services.sessions,
-                lambda s: second_factor.enrol(s, principal.user_id),
-            )
-        except LedgerError as error:
-            code = payload_code(
-                error,
-                {TotpAlreadyConfirmed: EnrolSecondFactorErrorCode.TOTP_ALREADY_CONFIRMED},
-            )
-            return EnrolSecondFactorPayload(
-                provisioning_uri=None,
-                errors=[
-                    EnrolSecondFactorError(code=code, message=error.message, field=error.field)
-                ],
-            )
+        sessions = info.context.services.sessions
+        uri = await second_factor.start_enrolment(sessions, principal.user_id)
         return EnrolSecondFactorPayload(provisioning_uri=uri, errors=[])
 
     @strawberry.mutation(
         description="Confirm the enrolled second factor with a code from the app (creator role)."
     )
+    @errors_in_payload(ConfirmSecondFactorPayload, ConfirmSecondFactorError)
     async def confirm_second_factor(
         self, info: Info, input: ConfirmSecondFactorInput
     ) -> ConfirmSecondFactorPayload:
         principal = require_creator(info, "confirm a second factor")
-        try:
-            await in_transaction(
-                info.context.services.sessions,
-                lambda s: second_factor.confirm(s, principal.user_id, input.totp_code),
-            )
-        except LedgerError as error:
-            code = payload_code(error, _CONFIRM_CODES)
-            return ConfirmSecondFactorPayload(
-                confirmed=False,
-                errors=[
-                    ConfirmSecondFactorError(code=code, message=error.message, field=error.field)
-                ],
-            )
+        sessions = info.context.services.sessions
+        await second_factor.confirm_enrolment(sessions, principal.user_id, input.totp_code)
         return ConfirmSecondFactorPayload(confirmed=True, errors=[])
 
     @strawberry.mutation(
         description="Redeem available diamonds for cash (creator role): reserves them until "
         "finance sends, pays, fails or rejects the payout."
     )
+    @errors_in_payload(RequestPayoutPayload, RequestPayoutError)
     async def request_payout(self, info: Info, input: RequestPayoutInput) -> RequestPayoutPayload:
         principal = require_creator(info, "request payouts")
+        method_id = parse_id(input.payout_method_id)
+        if method_id is None:
+            raise PayoutMethodNotFound(
+                f"No payout method {input.payout_method_id}", field="payoutMethodId"
+            )
         services = info.context.services
-        try:
-            method_id = parse_id(input.payout_method_id)
-            if method_id is None:
-                raise PayoutMethodNotFound(
-                    f"No payout method {input.payout_method_id}", field="payoutMethodId"
-                )
-            result = await services.payouts.request_payout(
-                PayoutRequest(
-                    creator_id=principal.user_id,
-                    idempotency_key=input.idempotency_key,
-                    diamonds=input.diamonds,
-                    method_id=method_id,
-                    totp_code=input.totp_code,
-                )
+        result = await services.payouts.request_payout(
+            PayoutRequest(
+                creator_id=principal.user_id,
+                idempotency_key=input.idempotency_key,
+                diamonds=input.diamonds,
+                method_id=method_id,
+                totp_code=input.totp_code,
             )
-        except LedgerError as error:
-            code = payload_code(error, _REQUEST_CODES)
-            return RequestPayoutPayload(
-                payout=None,
-                replayed=False,
-                errors=[RequestPayoutError(code=code, message=error.message, field=error.field)],
-            )
-        async with services.sessions() as session:
-            [payout] = await payouts_of(session, [result.payout])
+        )
+        payout = await payout_now(services, result.payout)
         return RequestPayoutPayload(payout=payout, replayed=result.replayed, errors=[])
 
     @strawberry.mutation(
@@ -640,35 +509,18 @@ class PayoutMutations:
         description="Record whether a creator's identity is verified (admin role); payouts "
         "need it. Audited."
     )
+    @errors_in_payload(SetKycVerifiedPayload, SetKycVerifiedError)
     async def set_kyc_verified(
         self, info: Info, input: SetKycVerifiedInput
     ) -> SetKycVerifiedPayload:
-        principal = require_principal(info)
-        if not may_verify_identity(principal):
-            raise forbidden("set KYC flags without the admin role")
-        try:
-            row = await in_transaction(
-                info.context.services.sessions,
-                lambda s: standing.set_kyc_verified(
-                    s,
-                    input.user_id,
-                    verified=input.verified,
-                    reason=input.reason,
-                    actor=principal.actor,
-                ),
-            )
-        except LedgerError as error:
-            code = payload_code(
-                error,
-                {
-                    InvalidUserId: SetKycVerifiedErrorCode.INVALID_USER_ID,
-                    InvalidReason: SetKycVerifiedErrorCode.INVALID_REASON,
-                },
-            )
-            return SetKycVerifiedPayload(
-                kyc=None,
-                errors=[SetKycVerifiedError(code=code, message=error.message, field=error.field)],
-            )
+        principal = require_role(info, may_verify_identity, "set KYC flags without the admin role")
+        row = await standing.verify_identity(
+            info.context.services.sessions,
+            input.user_id,
+            verified=input.verified,
+            reason=input.reason,
+            actor=principal.actor,
+        )
         return SetKycVerifiedPayload(kyc=kyc_of(row), errors=[])
 
 
@@ -718,8 +570,7 @@ class PayoutQueries:
         after: str | None = None,
     ) -> Connection[Payout]:
         wanted = readable_creator(info, creator_id)
-        check_first(first)
-        before = decode_cursor("payout", after)
+        before = page_start("payout", first, after)
         async with info.context.services.sessions() as session:
             page = await payouts.payouts_of(session, wanted, first=first, before_id=before)
             found = await payouts_of(session, page.items)
@@ -751,8 +602,7 @@ class PayoutQueries:
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Payout]:
         require_finance(info, "see every payout in flight")
-        check_first(first)
-        before = decode_cursor("payout_in_flight", after)
+        before = page_start("payout_in_flight", first, after)
         async with info.context.services.sessions() as session:
             page = await payouts.payouts_in_flight(session, first=first, before_id=before)
             found = await payouts_of(session, page.items)
@@ -766,11 +616,10 @@ class PayoutQueries:
     async def audit_log(
         self, info: Info, subject: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[AuditRecord]:
-        principal = require_principal(info)
-        if not may_read_audit_log(principal):
-            raise forbidden("read the audit log without the finance or admin role")
-        check_first(first)
-        before = decode_cursor("audit", after)
+        require_role(
+            info, may_read_audit_log, "read the audit log without the finance or admin role"
+        )
+        before = page_start("audit", first, after)
         async with info.context.services.sessions() as session:
             page = await audit.audit_trail(session, subject=subject, first=first, before_id=before)
         return connection(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 
@@ -36,8 +37,19 @@ from accounting.refunds.errors import RefundNotAllowed
 from accounting.refunds.tables import RefundRow
 from schema.context import Info
 from schema.enums import Channel, PaymentProvider, PurchaseStatus
-from schema.errors import NOT_FOUND, ClientError, forbidden, payload_code, require_principal
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.errors import (
+    NOT_FOUND,
+    ClientError,
+    MutationError,
+    error_type,
+    errors_in_payload,
+    forbidden,
+    payload_error,
+    require_principal,
+    require_role,
+)
+from schema.pagination import Connection, connection, page_start
+from schema.payloads import null_on_error, replayed_field
 from schema.scalars import MAX_BIG_INT, BigInt, Money
 from schema.wallet import Wallet, readable_user, wallet_of
 
@@ -85,62 +97,32 @@ def purchase_of(row: PurchaseRow) -> Purchase:
     )
 
 
-@strawberry.enum
-class PurchaseCoinsErrorCode(Enum):
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    PACKAGE_NOT_FOUND = "PACKAGE_NOT_FOUND"
-    PRICE_NOT_AVAILABLE = "PRICE_NOT_AVAILABLE"
-    CUSTOM_AMOUNT_OUT_OF_RANGE = "CUSTOM_AMOUNT_OUT_OF_RANGE"
-    INVALID_AMOUNT = "INVALID_AMOUNT"
-    UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
-    FX_RATE_MISSING = "FX_RATE_MISSING"
-    PROVIDER_NOT_AVAILABLE = "PROVIDER_NOT_AVAILABLE"
-    PAYMENT_DECLINED = "PAYMENT_DECLINED"
-    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
-    PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
-
-
-_CODES: dict[type[LedgerError], PurchaseCoinsErrorCode] = {
-    InvalidIdempotencyKey: PurchaseCoinsErrorCode.INVALID_IDEMPOTENCY_KEY,
-    IdempotencyKeyReused: PurchaseCoinsErrorCode.IDEMPOTENCY_KEY_REUSED,
-    PackageNotFound: PurchaseCoinsErrorCode.PACKAGE_NOT_FOUND,
-    PriceNotAvailable: PurchaseCoinsErrorCode.PRICE_NOT_AVAILABLE,
-    CustomAmountOutOfRange: PurchaseCoinsErrorCode.CUSTOM_AMOUNT_OUT_OF_RANGE,
-    InvalidAmount: PurchaseCoinsErrorCode.INVALID_AMOUNT,
-    UnknownCommodity: PurchaseCoinsErrorCode.UNKNOWN_CURRENCY,
-    FxRateMissing: PurchaseCoinsErrorCode.FX_RATE_MISSING,
-    ProviderNotAvailable: PurchaseCoinsErrorCode.PROVIDER_NOT_AVAILABLE,
-    AccountFrozen: PurchaseCoinsErrorCode.ACCOUNT_FROZEN,
-    PurchaseLimitExceeded: PurchaseCoinsErrorCode.PURCHASE_LIMIT_EXCEEDED,
-}
-
-
-@strawberry.type
-class PurchaseCoinsError:
-    code: PurchaseCoinsErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
-
-
-def error_of(error: LedgerError) -> PurchaseCoinsError:
-    for kind in type(error).__mro__:
-        if kind in _CODES:
-            return PurchaseCoinsError(code=_CODES[kind], message=error.message, field=error.field)
-    raise error
+@error_type(
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    PackageNotFound,
+    PriceNotAvailable,
+    CustomAmountOutOfRange,
+    InvalidAmount,
+    ("UNKNOWN_CURRENCY", UnknownCommodity),
+    FxRateMissing,
+    ProviderNotAvailable,
+    "PAYMENT_DECLINED",  # a purchase the provider declined: no domain error, see purchaseCoins
+    AccountFrozen,
+    PurchaseLimitExceeded,
+)
+class PurchaseCoinsError(MutationError): ...
 
 
 @strawberry.type
 class PurchaseCoinsPayload:
-    purchase: Purchase | None = strawberry.field(
-        description="COMPLETED: coins granted. FAILED: nothing charged or granted (see errors). "
+    purchase: Purchase | None = null_on_error(
+        "COMPLETED: coins granted. FAILED: nothing charged or granted (see errors). "
         "PENDING: the provider has not answered yet; the purchase settles exactly once, and "
         "retrying with the same idempotency key shows its latest state."
     )
-    wallet: Wallet | None
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key was seen before: nothing new happened."
-    )
+    wallet: Wallet | None = None
+    replayed: bool = replayed_field()
     errors: list[PurchaseCoinsError]
 
 
@@ -163,32 +145,23 @@ class PurchaseCoinsInput:
     )
 
 
-@strawberry.enum
-class RefundPurchaseErrorCode(Enum):
-    PURCHASE_NOT_FOUND = "PURCHASE_NOT_FOUND"
-    REFUND_NOT_ALLOWED = "REFUND_NOT_ALLOWED"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    INVALID_IDEMPOTENCY_KEY = "INVALID_IDEMPOTENCY_KEY"
-    INVALID_REASON = "INVALID_REASON"
-
-
-_REFUND_CODES: dict[type[LedgerError], RefundPurchaseErrorCode] = {
-    PurchaseNotFound: RefundPurchaseErrorCode.PURCHASE_NOT_FOUND,
-    RefundNotAllowed: RefundPurchaseErrorCode.REFUND_NOT_ALLOWED,
-    IdempotencyKeyReused: RefundPurchaseErrorCode.IDEMPOTENCY_KEY_REUSED,
-    InvalidIdempotencyKey: RefundPurchaseErrorCode.INVALID_IDEMPOTENCY_KEY,
-    InvalidReason: RefundPurchaseErrorCode.INVALID_REASON,
-}
-
-
-@strawberry.type
-class RefundPurchaseError:
-    code: RefundPurchaseErrorCode
-    message: str
-    field: str | None
+@error_type(
+    PurchaseNotFound,
+    RefundNotAllowed,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    InvalidReason,
+    field_description=None,
+)
+class RefundPurchaseError(MutationError):
     reasons: list[RefundBlockCode] = strawberry.field(
         description="With REFUND_NOT_ALLOWED: every reason the refund check gave."
     )
+
+    @classmethod
+    def details_of(cls, error: LedgerError) -> dict[str, Any]:
+        reasons = error.facts.get("reasons", []) if isinstance(error, RefundNotAllowed) else []
+        return {"reasons": [RefundBlockCode(code) for code in reasons]}
 
 
 @strawberry.type(description="A refunded purchase: who refunded it, why, and what moved.")
@@ -207,11 +180,9 @@ class Refund:
 
 @strawberry.type
 class RefundPurchasePayload:
-    refund: Refund | None
-    purchase: Purchase | None
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key was seen before: nothing new happened."
-    )
+    refund: Refund | None = None
+    purchase: Purchase | None = None
+    replayed: bool = replayed_field()
     errors: list[RefundPurchaseError]
 
 
@@ -230,40 +201,23 @@ class PurchaseMutations:
         description="Refund a purchase (support role), when the refund check says it may be: "
         "its coins back, the cash back to the provider. At most once per purchase."
     )
+    @errors_in_payload(RefundPurchasePayload, RefundPurchaseError)
     async def refund_purchase(
         self, info: Info, input: RefundPurchaseInput
     ) -> RefundPurchasePayload:
-        principal = require_principal(info)
-        if not may_refund(principal):
-            raise forbidden("refund purchases without the support role")
+        principal = require_role(info, may_refund, "refund purchases without the support role")
         services = info.context.services
-        try:
-            result = await refunds.refund_purchase(
-                services.sessions,
-                refunds.RefundRequest(
-                    purchase_id=purchase_id_of(input.purchase_id),
-                    idempotency_key=input.idempotency_key,
-                    actor=principal.actor,
-                    reason=input.reason,
-                ),
-                policy=services.refund_policy,
-                functional_currency=services.functional_currency,
-            )
-        except LedgerError as error:
-            reasons = error.facts.get("reasons", []) if isinstance(error, RefundNotAllowed) else []
-            return RefundPurchasePayload(
-                refund=None,
-                purchase=None,
-                replayed=False,
-                errors=[
-                    RefundPurchaseError(
-                        code=payload_code(error, _REFUND_CODES),
-                        message=error.message,
-                        field=error.field,
-                        reasons=[RefundBlockCode(code) for code in reasons],
-                    )
-                ],
-            )
+        result = await refunds.refund_purchase(
+            services.sessions,
+            refunds.RefundRequest(
+                purchase_id=purchase_id_of(input.purchase_id),
+                idempotency_key=input.idempotency_key,
+                actor=principal.actor,
+                reason=input.reason,
+            ),
+            policy=services.refund_policy,
+            functional_currency=services.functional_currency,
+        )
         return RefundPurchasePayload(
             refund=refund_of(result.refund, result.purchase, services.functional_currency),
             purchase=purchase_of(result.purchase),
@@ -272,10 +226,10 @@ class PurchaseMutations:
         )
 
     @strawberry.mutation(description="Buy coins with a package or a custom amount.")
+    @errors_in_payload(PurchaseCoinsPayload, PurchaseCoinsError)
     async def purchase_coins(self, info: Info, input: PurchaseCoinsInput) -> PurchaseCoinsPayload:
-        principal = require_principal(info)
-        if not may_buy_coins(principal):
-            raise forbidden("buy coins without the viewer or creator role")
+        what = "buy coins without the viewer or creator role"
+        principal = require_role(info, may_buy_coins, what)
         services = info.context.services
         request = PurchaseRequest(
             user_id=principal.user_id,
@@ -287,23 +241,15 @@ class PurchaseMutations:
             package_code=input.package_code,
             custom_coins=input.custom_coins,
         )
-        try:
-            result = await services.purchases.purchase_coins(request)
-        except LedgerError as error:
-            return PurchaseCoinsPayload(
-                purchase=None, wallet=None, replayed=False, errors=[error_of(error)]
-            )
+        result = await services.purchases.purchase_coins(request)
         async with services.sessions() as session:
             wallet = await balances.wallet(session, principal.user_id, services.functional_currency)
         row = result.purchase
         failures = []
         if row.status == "failed":
+            message = row.failure_message or "The payment was declined"
             failures.append(
-                PurchaseCoinsError(
-                    code=PurchaseCoinsErrorCode.PAYMENT_DECLINED,
-                    message=row.failure_message or "The payment was declined",
-                    field="paymentToken",
-                )
+                payload_error(PurchaseCoinsError, "PAYMENT_DECLINED", message, "paymentToken")
             )
         return PurchaseCoinsPayload(
             purchase=purchase_of(row),
@@ -382,15 +328,10 @@ def refund_check_of(check: refunds.RefundCheck) -> RefundCheck:
 class PurchaseQueries:
     @strawberry.field(description="Purchases, newest first (yours when userId is omitted).")
     async def purchases(
-        self,
-        info: Info,
-        user_id: str | None = None,
-        first: int = 20,
-        after: str | None = None,
+        self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[Purchase]:
         _, wanted = readable_user(info, user_id)
-        check_first(first)
-        before = decode_cursor("purchase", after)
+        before = page_start("purchase", first, after)
         async with info.context.services.sessions() as session:
             page = await purchases(session, wanted, first=first, before_id=before)
         return connection("purchase", [(r.id, purchase_of(r)) for r in page.items], page.has_next)

@@ -16,12 +16,19 @@ from accounting.gifts.errors import (
     StreamNotLive,
 )
 from accounting.gifts.tables import StreamRow
-from accounting.ledger.errors import LedgerError
-from accounting.ledger.posting import in_transaction
 from accounting.policy.access import may_stream
 from schema.context import Info
-from schema.errors import NOT_FOUND, ClientError, forbidden, payload_code, require_principal
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.errors import (
+    NOT_FOUND,
+    ClientError,
+    MutationError,
+    error_type,
+    errors_in_payload,
+    require_principal,
+    require_role,
+)
+from schema.pagination import Connection, connection, page_start
+from schema.payloads import null_on_error
 from schema.scalars import parse_id
 
 
@@ -61,34 +68,16 @@ def stream_id_of(id: strawberry.ID) -> int:
 
 
 def require_streamer(info: Info) -> str:
-    principal = require_principal(info)
-    if not may_stream(principal):
-        raise forbidden("stream without the creator role")
-    return principal.user_id
+    return require_role(info, may_stream, "stream without the creator role").user_id
 
 
-@strawberry.enum
-class StartStreamErrorCode(Enum):
-    STREAM_ALREADY_LIVE = "STREAM_ALREADY_LIVE"
-    INVALID_STREAM_TITLE = "INVALID_STREAM_TITLE"
-
-
-_START_CODES: dict[type[LedgerError], StartStreamErrorCode] = {
-    StreamAlreadyLive: StartStreamErrorCode.STREAM_ALREADY_LIVE,
-    InvalidStreamTitle: StartStreamErrorCode.INVALID_STREAM_TITLE,
-}
-
-
-@strawberry.type
-class StartStreamError:
-    code: StartStreamErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(StreamAlreadyLive, InvalidStreamTitle)
+class StartStreamError(MutationError): ...
 
 
 @strawberry.type
 class StartStreamPayload:
-    stream: Stream | None = strawberry.field(description="The new live stream; null on error.")
+    stream: Stream | None = null_on_error("The new live stream; null on error.")
     errors: list[StartStreamError]
 
 
@@ -97,30 +86,13 @@ class StartStreamInput:
     title: str = strawberry.field(description="1-200 characters (spaces around are dropped).")
 
 
-@strawberry.enum
-class EndStreamErrorCode(Enum):
-    STREAM_NOT_FOUND = "STREAM_NOT_FOUND"
-    STREAM_NOT_LIVE = "STREAM_NOT_LIVE"
-    NOT_STREAM_CREATOR = "NOT_STREAM_CREATOR"
-
-
-_END_CODES: dict[type[LedgerError], EndStreamErrorCode] = {
-    StreamNotFound: EndStreamErrorCode.STREAM_NOT_FOUND,
-    StreamNotLive: EndStreamErrorCode.STREAM_NOT_LIVE,
-    NotStreamCreator: EndStreamErrorCode.NOT_STREAM_CREATOR,
-}
-
-
-@strawberry.type
-class EndStreamError:
-    code: EndStreamErrorCode
-    message: str
-    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+@error_type(StreamNotFound, StreamNotLive, NotStreamCreator)
+class EndStreamError(MutationError): ...
 
 
 @strawberry.type
 class EndStreamPayload:
-    stream: Stream | None = strawberry.field(description="The ended stream; null on error.")
+    stream: Stream | None = null_on_error("The ended stream; null on error.")
     errors: list[EndStreamError]
 
 
@@ -134,40 +106,23 @@ class StreamMutations:
     @strawberry.mutation(
         description="Go live (creator role). A creator has one live stream at a time."
     )
+    @errors_in_payload(StartStreamPayload, StartStreamError)
     async def start_stream(self, info: Info, input: StartStreamInput) -> StartStreamPayload:
         creator_id = require_streamer(info)
-        try:
-            row = await in_transaction(
-                info.context.services.sessions,
-                lambda session: streams.start_stream(session, creator_id, input.title),
-            )
-        except LedgerError as error:
-            code = payload_code(error, _START_CODES)
-            return StartStreamPayload(
-                stream=None,
-                errors=[StartStreamError(code=code, message=error.message, field=error.field)],
-            )
+        row = await streams.go_live(info.context.services.sessions, creator_id, input.title)
         return StartStreamPayload(stream=stream_of(row), errors=[])
 
     @strawberry.mutation(
         description="End one of your live streams (creator role). Gifts to it stop at once."
     )
+    @errors_in_payload(EndStreamPayload, EndStreamError)
     async def end_stream(self, info: Info, input: EndStreamInput) -> EndStreamPayload:
         creator_id = require_streamer(info)
-        try:
-            stream_id = parse_id(input.stream_id)
-            if stream_id is None:
-                raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
-            row = await in_transaction(
-                info.context.services.sessions,
-                lambda session: streams.end_stream(session, creator_id, stream_id),
-            )
-        except LedgerError as error:
-            code = payload_code(error, _END_CODES)
-            return EndStreamPayload(
-                stream=None,
-                errors=[EndStreamError(code=code, message=error.message, field=error.field)],
-            )
+        stream_id = parse_id(input.stream_id)
+        if stream_id is None:
+            raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
+        sessions = info.context.services.sessions
+        row = await streams.end_live_stream(sessions, creator_id, stream_id)
         return EndStreamPayload(stream=stream_of(row), errors=[])
 
 
@@ -188,8 +143,7 @@ class StreamQueries:
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Stream]:
         require_principal(info)
-        check_first(first)
-        before = decode_cursor("stream", after)
+        before = page_start("stream", first, after)
         async with info.context.services.sessions() as session:
             page = await streams.live_streams(session, first=first, before_id=before)
         return connection("stream", [(r.id, stream_of(r)) for r in page.items], page.has_next)

@@ -13,7 +13,7 @@ from accounting.policy.access import Principal, may_read_wallet
 from accounting.reads.history import wallet_history
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.pagination import Connection, connection, page_start
 from schema.scalars import BigInt, Money
 
 
@@ -86,15 +86,10 @@ class WalletQueries:
         description="A wallet's movements, newest first (yours when userId is omitted)."
     )
     async def transactions(
-        self,
-        info: Info,
-        user_id: str | None = None,
-        first: int = 20,
-        after: str | None = None,
+        self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[WalletMovement]:
         _, wanted = readable_user(info, user_id)
-        check_first(first)
-        before = decode_cursor("movement", after)
+        before = page_start("movement", first, after)
         async with info.context.services.sessions() as session:
             page = await wallet_history(
                 session,

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.gifts.errors import InvalidCatalogItem
 from accounting.gifts.tables import FeatureRow, GiftTypeRow
+from accounting.ledger.posting import in_transaction
 
 GIFT_TIERS = ("basic", "popular", "premium", "legendary")
 FEATURE_KINDS = ("effect", "sticker", "badge", "highlight")
 MAX_COIN_PRICE = 10_000_000
 _CODE = re.compile(r"^[a-z0-9_]{1,50}$")
+
+Row = TypeVar("Row", GiftTypeRow, FeatureRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,43 +46,47 @@ class CatalogItem:
             raise InvalidCatalogItem(f"One of {', '.join(categories)}", field="category")
 
 
+async def save_gift_type(
+    sessions: async_sessionmaker[AsyncSession], item: CatalogItem
+) -> GiftTypeRow:
+    """Add a gift to the catalog or change one, in a transaction of its own."""
+    return await in_transaction(sessions, lambda session: upsert_gift_type(session, item))
+
+
+async def save_feature(sessions: async_sessionmaker[AsyncSession], item: CatalogItem) -> FeatureRow:
+    """Add a premium feature or change one, in a transaction of its own."""
+    return await in_transaction(sessions, lambda session: upsert_feature(session, item))
+
+
 async def upsert_gift_type(session: AsyncSession, item: CatalogItem) -> GiftTypeRow:
     item.check(GIFT_TIERS)
-    values = {
-        "code": item.code,
-        "name": item.name.strip(),
-        "coin_price": item.coin_price,
-        "tier": item.category,
-        "animation": item.animation,
-        "active": item.active,
-    }
-    statement = pg_insert(GiftTypeRow).values(**values)
-    row: Any = await session.scalar(
-        statement.on_conflict_do_update(
-            index_elements=["code"], set_={**values, "updated_at": func.now()}
-        ).returning(GiftTypeRow)
-    )
-    assert row is not None
-    return row  # type: ignore[no-any-return]
+    return await _upsert(session, GiftTypeRow, item, tier=item.category, animation=item.animation)
 
 
 async def upsert_feature(session: AsyncSession, item: CatalogItem) -> FeatureRow:
     item.check(FEATURE_KINDS)
+    return await _upsert(session, FeatureRow, item, kind=item.category)
+
+
+async def _upsert(
+    session: AsyncSession, table: type[Row], item: CatalogItem, **columns: str | None
+) -> Row:
+    """Insert the item by its code, or change the one of that code (and its ``updated_at``)."""
     values = {
         "code": item.code,
         "name": item.name.strip(),
         "coin_price": item.coin_price,
-        "kind": item.category,
+        **columns,
         "active": item.active,
     }
-    statement = pg_insert(FeatureRow).values(**values)
-    row: Any = await session.scalar(
+    statement = pg_insert(table).values(**values)
+    row: Row | None = await session.scalar(
         statement.on_conflict_do_update(
             index_elements=["code"], set_={**values, "updated_at": func.now()}
-        ).returning(FeatureRow)
+        ).returning(table)
     )
     assert row is not None
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 async def gift_types(session: AsyncSession, *, include_retired: bool = False) -> list[GiftTypeRow]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.gifts.errors import (
     InvalidStreamTitle,
@@ -18,6 +18,23 @@ from accounting.gifts.errors import (
 from accounting.gifts.tables import StreamRow
 from accounting.ledger.chart import check_user_id
 from accounting.ledger.pages import Page, page_size
+from accounting.ledger.posting import in_transaction
+
+
+async def go_live(
+    sessions: async_sessionmaker[AsyncSession], creator_id: str, title: str
+) -> StreamRow:
+    """Start a creator's stream, in a transaction of its own."""
+    return await in_transaction(sessions, lambda session: start_stream(session, creator_id, title))
+
+
+async def end_live_stream(
+    sessions: async_sessionmaker[AsyncSession], creator_id: str, stream_id: int
+) -> StreamRow:
+    """End one of a creator's live streams, in a transaction of its own."""
+    return await in_transaction(
+        sessions, lambda session: end_stream(session, creator_id, stream_id)
+    )
 
 
 async def start_stream(session: AsyncSession, creator_id: str, title: str) -> StreamRow:

@@ -11,9 +11,10 @@ from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.ledger.chart import check_user_id
+from accounting.ledger.posting import in_transaction
 from accounting.payouts.errors import InvalidPayoutMethod, PayoutMethodNotFound
 from accounting.payouts.tables import PayoutMethodRow
 
@@ -74,6 +75,13 @@ def masked_and_fingerprint(details: PayoutMethodDetails) -> tuple[str, str]:
         masked = f"{name[0]}***@{domain}"
         canonical = f"paypal:{email}"
     return masked, hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def add_payout_method(
+    sessions: async_sessionmaker[AsyncSession], creator_id: str, details: PayoutMethodDetails
+) -> PayoutMethodRow:
+    """Register a payout method, in a transaction of its own."""
+    return await in_transaction(sessions, lambda session: register(session, creator_id, details))
 
 
 async def register(

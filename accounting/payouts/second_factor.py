@@ -9,9 +9,10 @@ import re
 import pyotp
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.ledger.chart import check_user_id
+from accounting.ledger.posting import in_transaction
 from accounting.payouts.errors import InvalidTotpCode, TotpAlreadyConfirmed, TotpNotEnrolled
 from accounting.payouts.tables import CreatorTotpRow
 
@@ -25,6 +26,18 @@ def code_is_valid(secret: str, code: str) -> bool:
     return bool(_CODE.fullmatch(code)) and pyotp.TOTP(secret).verify(
         code, valid_window=VALID_WINDOW
     )
+
+
+async def start_enrolment(sessions: async_sessionmaker[AsyncSession], creator_id: str) -> str:
+    """Enrol a new secret (:func:`enrol`), in a transaction of its own."""
+    return await in_transaction(sessions, lambda session: enrol(session, creator_id))
+
+
+async def confirm_enrolment(
+    sessions: async_sessionmaker[AsyncSession], creator_id: str, code: str
+) -> CreatorTotpRow:
+    """Confirm the enrolled secret (:func:`confirm`), in a transaction of its own."""
+    return await in_transaction(sessions, lambda session: confirm(session, creator_id, code))
 
 
 async def enrol(session: AsyncSession, creator_id: str) -> str:
