@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.chargebacks.rules import (
+    ChargebackAmounts,
     ChargebackFacts,
     CreatorClawback,
     LossPolicy,
@@ -31,11 +33,18 @@ from accounting.chargebacks.rules import (
     dispute_fee_entry,
 )
 from accounting.chargebacks.tables import ChargebackClawbackRow, ChargebackRow, ChargebackTraceRow
+from accounting.chargebacks.tracing import Trace, clawbacks_by_creator, trace_spent_coins
 from accounting.gifts.reads import lock_gifts
 from accounting.ledger import chart
 from accounting.ledger.money import minor_to_micros
 from accounting.ledger.pages import Page, newest_first
-from accounting.ledger.posting import entry_postings, find_entry, lock_accounts, post_entry
+from accounting.ledger.posting import (
+    PostedEntry,
+    entry_postings,
+    find_entry,
+    lock_accounts,
+    post_entry,
+)
 from accounting.policy import standing
 from accounting.purchases.reads import Purchase, purchase_of, value_paid
 from accounting.refunds.reads import refund_of
@@ -95,92 +104,22 @@ class ChargebackResult:
     detail: str
 
 
-_SPENDING = text(
-    """
-    SELECT 'gift' AS what, g.id, g.created_at, g.coins, g.release_entry_id IS NOT NULL AS released,
-           coalesce((SELECT sum(t.coins) FROM chargeback_trace t
-                       JOIN chargeback b ON b.id = t.chargeback_id
-                      WHERE t.spending = 'gift' AND t.spending_id = g.id
-                        AND b.status <> 'won'), 0) AS traced
-      FROM gift g
-     WHERE g.sender_id = :user_id AND g.created_at >= :since
-    UNION ALL
-    SELECT 'unlock', u.id, u.created_at, u.coins, true,
-           coalesce((SELECT sum(t.coins) FROM chargeback_trace t
-                       JOIN chargeback b ON b.id = t.chargeback_id
-                      WHERE t.spending = 'unlock' AND t.spending_id = u.id
-                        AND b.status <> 'won'), 0)
-      FROM feature_unlock u
-     WHERE u.user_id = :user_id AND u.created_at >= :since
-     ORDER BY created_at, id"""
-)
-
-
 @dataclass(frozen=True, slots=True)
-class _Trace:
-    """Spent coins traced to one gift or unlock; for a gift still in its hold, the diamonds and
-    payable that come back with them."""
+class _Takeback:
+    """What a chargeback of one purchase takes back, worked out under the buyer's wallet lock."""
 
-    spending: str
-    spending_id: int
-    coins: int
-    creator_id: str | None = None
-    diamonds: int = 0
-    payable_micros: int = 0
+    value_paid_micros: int
+    """What the purchase put on the wallet (read from its own entry)."""
+    amounts: ChargebackAmounts
+    traces: list[Trace]
+    """Its spent coins, traced to the gifts and unlocks they bought."""
+    clawbacks: tuple[CreatorClawback, ...]
+    """Per creator, the pending diamonds and payable of the traced gifts still in their hold."""
 
     @property
-    def clawed(self) -> bool:
-        return self.creator_id is not None
-
-
-def _share(total: int, traced_before: int, taken: int, coins: int) -> int:
-    """The part of ``total`` that ``taken`` of a gift's ``coins`` paid for, after
-    ``traced_before`` of them: floored on the running total, so a gift traced in pieces gives
-    back exactly ``total`` once every coin is traced."""
-    return total * (traced_before + taken) // coins - total * traced_before // coins
-
-
-async def _trace_spending(
-    session: AsyncSession, purchase: Purchase, posted_at: object, coins_spent: int
-) -> list[_Trace]:
-    """The purchase's ``coins_spent`` spent coins, traced to what they bought: the buyer's
-    gifts and unlocks from the purchase on, earliest first, skipping coins that standing
-    chargebacks already traced. The gifts still in their hold are locked, so no hold release
-    moves their diamonds meanwhile (the buyer's wallet is locked already, so no other
-    chargeback of theirs traces meanwhile)."""
-    left = coins_spent
-    pieces: list[tuple[str, int, int, int, bool]] = []
-    rows = (
-        await session.execute(_SPENDING, {"user_id": purchase.user_id, "since": posted_at})
-    ).mappings()
-    for row in rows:
-        if left <= 0:
-            break
-        traced = int(row["traced"])
-        taken = min(left, int(row["coins"]) - traced)
-        if taken <= 0:
-            continue
-        left -= taken
-        pieces.append((str(row["what"]), int(row["id"]), taken, traced, bool(row["released"])))
-    held_ids = [id_ for what, id_, _, _, released in pieces if what == "gift" and not released]
-    locked = await lock_gifts(session, held_ids)
-    traces: list[_Trace] = []
-    for what, id_, taken, traced, _ in pieces:
-        gift = locked.get(id_) if what == "gift" else None
-        if gift is None or gift.release_entry_id is not None:  # nothing (more) to claw back
-            traces.append(_Trace(what, id_, taken))
-            continue
-        traces.append(
-            _Trace(
-                what,
-                id_,
-                taken,
-                creator_id=gift.creator_id,
-                diamonds=_share(gift.diamonds, traced, taken, gift.coins),
-                payable_micros=_share(gift.payable_micros, traced, taken, gift.coins),
-            )
-        )
-    return traces
+    def gifts(self) -> list[Trace]:
+        """The traced gifts still in their hold: their diamonds and payable come back."""
+        return [trace for trace in self.traces if trace.clawed]
 
 
 async def charge_back(
@@ -195,6 +134,47 @@ async def charge_back(
     this one), then the buyer's wallet, then the gifts traced to it."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
     await _book_fee(session, claim, purchase)
+    blocked = await _what_blocks(session, claim, purchase)
+    if blocked is not None:
+        return blocked
+    takeback = await _what_it_takes_back(session, purchase, functional_currency)
+    case = f"{claim.kind} {claim.case_id}" + (f" ({claim.reason})" if claim.reason else "")
+    facts = ChargebackFacts(
+        purchase_id=purchase.id,
+        user_id=purchase.user_id,
+        provider=purchase.provider,
+        currency=purchase.currency,
+        cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
+        value_paid_micros=takeback.value_paid_micros,
+        functional_currency=functional_currency,
+        amounts=takeback.amounts,
+        clawbacks=takeback.clawbacks,
+        loss_policy=loss_policy,
+        case=case,
+    )
+    posted = await post_entry(session, chargeback_entry(facts, actor=claim.actor))
+    row = await _record(session, _chargeback_row(claim, purchase, facts, posted), takeback)
+    await standing.set_frozen(
+        session,
+        purchase.user_id,
+        frozen=True,
+        reason=f"Purchase {purchase.id} charged back: {case}"[:500],
+        actor=claim.actor,
+    )
+    return ChargebackResult(
+        Outcome.CHARGED_BACK,
+        row,
+        f"{takeback.amounts.coins_clawed} coins and {row.diamonds_clawed} pending diamonds "
+        f"clawed back; {takeback.amounts.loss_micros} micro-{functional_currency} booked to "
+        f"{loss_policy}",
+    )
+
+
+async def _what_blocks(
+    session: AsyncSession, claim: ChargebackClaim, purchase: Purchase
+) -> ChargebackResult | None:
+    """Why the purchase (locked) is not charged back now, if it is not: it never granted coins,
+    it was charged back or refunded already, or the provider takes back another amount."""
     if purchase.status != "completed" or purchase.entry_id is None:
         return ChargebackResult(
             Outcome.NOT_COMPLETED, None, f"Purchase {purchase.id} is {purchase.status}"
@@ -223,35 +203,23 @@ async def charge_back(
             f"The provider takes back {claim.amount_minor} {claim.currency}; purchase "
             f"{purchase.id} was {purchase.price_minor} {purchase.currency}",
         )
+    return None
 
-    accounts = await lock_accounts(
-        session,
-        (
-            chart.user_coins(purchase.user_id),
-            chart.user_coins_value(purchase.user_id, functional_currency),
-        ),
-    )
-    wallet_coins = accounts[chart.user_coins(purchase.user_id).code].normal_balance
-    wallet_value = accounts[
-        chart.user_coins_value(purchase.user_id, functional_currency).code
-    ].normal_balance
+
+async def _what_it_takes_back(
+    session: AsyncSession, purchase: Purchase, functional_currency: str
+) -> _Takeback:
+    """Lock the buyer's wallet and read it; the coins it still holds come back, the coins
+    already spent are traced (locking the traced gifts still in their hold)."""
+    coins_account = chart.user_coins(purchase.user_id)
+    value_account = chart.user_coins_value(purchase.user_id, functional_currency)
+    accounts = await lock_accounts(session, (coins_account, value_account))
+    wallet_coins = accounts[coins_account.code].normal_balance
+    wallet_value = accounts[value_account.code].normal_balance
     coins = purchase.coins + purchase.bonus_coins
     paid = await value_paid(session, purchase, functional_currency)
-    spent = coins - min(coins, wallet_coins)
-    purchase_entry_at = await session.scalar(
-        text("SELECT posted_at FROM journal_entry WHERE id = :id"), {"id": purchase.entry_id}
-    )
-    traces = await _trace_spending(session, purchase, purchase_entry_at, spent) if spent else []
-    gifts = [trace for trace in traces if trace.creator_id is not None]
-    by_creator: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for gift in gifts:
-        assert gift.creator_id is not None
-        by_creator[gift.creator_id][0] += gift.diamonds
-        by_creator[gift.creator_id][1] += gift.payable_micros
-    clawbacks = tuple(
-        CreatorClawback(creator, diamonds, payable)
-        for creator, (diamonds, payable) in sorted(by_creator.items())
-    )
+    traces = await trace_spent_coins(session, purchase, coins - min(coins, wallet_coins))
+    clawbacks = clawbacks_by_creator([trace for trace in traces if trace.clawed])
     amounts = chargeback_amounts(
         coins=coins,
         value_paid_micros=paid,
@@ -259,27 +227,14 @@ async def charge_back(
         wallet_value_micros=wallet_value,
         payable_clawed_micros=sum(c.payable_micros for c in clawbacks),
     )
-    case = f"{claim.kind} {claim.case_id}" + (f" ({claim.reason})" if claim.reason else "")
-    posted = await post_entry(
-        session,
-        chargeback_entry(
-            ChargebackFacts(
-                purchase_id=purchase.id,
-                user_id=purchase.user_id,
-                provider=purchase.provider,
-                currency=purchase.currency,
-                cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
-                value_paid_micros=paid,
-                functional_currency=functional_currency,
-                amounts=amounts,
-                clawbacks=clawbacks,
-                loss_policy=loss_policy,
-                case=case,
-            ),
-            actor=claim.actor,
-        ),
-    )
-    row = ChargebackRow(
+    return _Takeback(paid, amounts, traces, clawbacks)
+
+
+def _chargeback_row(
+    claim: ChargebackClaim, purchase: Purchase, facts: ChargebackFacts, posted: PostedEntry
+) -> ChargebackRow:
+    amounts = facts.amounts
+    return ChargebackRow(
         purchase_id=purchase.id,
         user_id=purchase.user_id,
         provider=purchase.provider,
@@ -289,18 +244,23 @@ async def charge_back(
         entry_id=posted.id,
         currency=purchase.currency,
         cash_minor=purchase.price_minor,
-        value_paid_micros=paid,
+        value_paid_micros=facts.value_paid_micros,
         coins_clawed=amounts.coins_clawed,
         coins_spent=amounts.coins_spent,
         value_released_micros=amounts.value_released_micros,
-        diamonds_clawed=sum(c.diamonds for c in clawbacks),
+        diamonds_clawed=sum(c.diamonds for c in facts.clawbacks),
         payable_clawed_micros=amounts.payable_clawed_micros,
         loss_micros=amounts.loss_micros,
-        loss_booked_to=str(loss_policy),
+        loss_booked_to=str(facts.loss_policy),
         contra_revenue_micros=amounts.contra_revenue_micros,
         status="open" if claim.kind is ChargebackKind.DISPUTE else "final",
         created_at=posted.posted_at,
     )
+
+
+async def _record(session: AsyncSession, row: ChargebackRow, takeback: _Takeback) -> ChargebackRow:
+    """The chargeback's row, then a trace row per gift or unlock its spent coins bought, then a
+    clawback row per traced gift still in its hold."""
     session.add(row)
     await session.flush()
     session.add_all(
@@ -310,7 +270,7 @@ async def charge_back(
             spending_id=trace.spending_id,
             coins=trace.coins,
         )
-        for trace in traces
+        for trace in takeback.traces
     )
     await session.flush()
     session.add_all(
@@ -322,22 +282,10 @@ async def charge_back(
             diamonds=gift.diamonds,
             payable_micros=gift.payable_micros,
         )
-        for gift in gifts
+        for gift in takeback.gifts
     )
     await session.flush()
-    await standing.set_frozen(
-        session,
-        purchase.user_id,
-        frozen=True,
-        reason=f"Purchase {purchase.id} charged back: {case}"[:500],
-        actor=claim.actor,
-    )
-    return ChargebackResult(
-        Outcome.CHARGED_BACK,
-        row,
-        f"{amounts.coins_clawed} coins and {row.diamonds_clawed} pending diamonds clawed back;"
-        f" {amounts.loss_micros} micro-{functional_currency} booked to {loss_policy}",
-    )
+    return row
 
 
 async def _book_fee(session: AsyncSession, claim: ChargebackClaim, purchase: Purchase) -> None:
@@ -368,6 +316,42 @@ async def resolve_dispute(
     never reached us). Won: the chargeback is undone, and the buyer's freeze stays until support
     lifts it. Either happens once."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
+    dispute = await _open_dispute(
+        session,
+        claim,
+        purchase,
+        won=won,
+        functional_currency=functional_currency,
+        loss_policy=loss_policy,
+    )
+    if isinstance(dispute, ChargebackResult):
+        return dispute
+    now = await session.scalar(select(func.clock_timestamp()))
+    if not won:
+        await _resolve(session, dispute, status="lost", resolved_at=now)
+        return ChargebackResult(Outcome.DISPUTE_LOST, dispute, "The chargeback stands")
+    undone = await _undo_chargeback(session, claim, purchase, dispute)
+    await _resolve(session, dispute, status="won", won_entry_id=undone.id, resolved_at=now)
+    return ChargebackResult(
+        Outcome.DISPUTE_WON,
+        dispute,
+        f"The chargeback of purchase {purchase.id} is undone; the account stays frozen until "
+        "support lifts it",
+    )
+
+
+async def _open_dispute(
+    session: AsyncSession,
+    claim: ChargebackClaim,
+    purchase: Purchase,
+    *,
+    won: bool,
+    functional_currency: str,
+    loss_policy: LossPolicy,
+) -> ChargebackRow | ChargebackResult:
+    """The purchase's (locked) open dispute, or why there is none to resolve. A dispute lost
+    whose opening never reached us is charged back first; otherwise the dispute's fee is
+    booked here (once per case)."""
     chargeback = await session.scalar(
         select(ChargebackRow).where(ChargebackRow.purchase_id == purchase.id)
     )
@@ -390,16 +374,14 @@ async def resolve_dispute(
             chargeback,
             f"The dispute on purchase {purchase.id} was already {chargeback.status}",
         )
-    now = await session.scalar(select(func.clock_timestamp()))
-    if not won:
-        await session.execute(
-            update(ChargebackRow)
-            .where(ChargebackRow.id == chargeback.id)
-            .values(status="lost", resolved_at=now)
-        )
-        await session.refresh(chargeback)
-        return ChargebackResult(Outcome.DISPUTE_LOST, chargeback, "The chargeback stands")
+    return chargeback
 
+
+async def _undo_chargeback(
+    session: AsyncSession, claim: ChargebackClaim, purchase: Purchase, chargeback: ChargebackRow
+) -> PostedEntry:
+    """Post the entry that undoes the chargeback: its clawed-back gifts are locked, and the
+    diamonds of those that have left their hold since go back to available."""
     clawed = (
         await session.scalars(
             select(ChargebackClawbackRow).where(
@@ -412,7 +394,7 @@ async def resolve_dispute(
     for clawback in clawed:
         if gifts[clawback.gift_id].release_entry_id is not None:
             released[clawback.creator_id] += clawback.diamonds
-    posted = await post_entry(
+    return await post_entry(
         session,
         chargeback_won_entry(
             purchase.id,
@@ -422,18 +404,24 @@ async def resolve_dispute(
             memo=f"dispute {claim.case_id} won: chargeback of purchase {purchase.id} undone",
         ),
     )
+
+
+async def _resolve(
+    session: AsyncSession,
+    chargeback: ChargebackRow,
+    *,
+    status: str,
+    resolved_at: datetime | None,
+    won_entry_id: int | None = None,
+) -> None:
+    """The dispute's status and time (and a won one's undoing entry), changed once."""
+    resolution: dict[str, object] = {"status": status, "resolved_at": resolved_at}
+    if won_entry_id is not None:
+        resolution["won_entry_id"] = won_entry_id
     await session.execute(
-        update(ChargebackRow)
-        .where(ChargebackRow.id == chargeback.id)
-        .values(status="won", won_entry_id=posted.id, resolved_at=now)
+        update(ChargebackRow).where(ChargebackRow.id == chargeback.id).values(resolution)
     )
     await session.refresh(chargeback)
-    return ChargebackResult(
-        Outcome.DISPUTE_WON,
-        chargeback,
-        f"The chargeback of purchase {purchase.id} is undone; the account stays frozen until "
-        "support lifts it",
-    )
 
 
 async def chargebacks_page(

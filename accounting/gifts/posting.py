@@ -316,6 +316,27 @@ async def post_gifts(
     batch knows every account it touches before it reads anything: it then reads and locks all
     it needs in one statement. A stream it does not know yet costs one more read.
     """
+    creators = await _learn_stream_creators(session, requests, stream_creators)
+    wanted: dict[str, AccountSpec] = {a.code: a for a in platform_gift_accounts(terms)}
+    for request in requests:
+        creator = creators.get(request.stream_id)
+        wanted.update((a.code, a) for a in gift_accounts(terms, request.sender_id, creator))
+    batch = await _read_batch(session, requests, wanted, terms)
+    outcomes, accepted = _check_in_order(requests, batch, terms)
+    if accepted:
+        for gift in await _write(session, accepted, terms):
+            outcomes[gift.index] = gift.result
+    assert all(outcome is not None for outcome in outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _learn_stream_creators(
+    session: AsyncSession,
+    requests: Sequence[GiftRequest],
+    stream_creators: dict[int, str] | None,
+) -> dict[int, str]:
+    """Whose stream each of the batch's streams is: as remembered, the others read (and
+    remembered from now on)."""
     creators = {} if stream_creators is None else stream_creators
     unknown = sorted({r.stream_id for r in requests} - creators.keys())
     if unknown:
@@ -323,11 +344,32 @@ async def post_gifts(
             (row.id, row.creator_id)
             for row in await session.execute(_STREAM_CREATORS, {"ids": unknown})
         )
-    wanted: dict[str, AccountSpec] = {a.code: a for a in platform_gift_accounts(terms)}
-    for request in requests:
-        creator = creators.get(request.stream_id)
-        wanted.update((a.code, a) for a in gift_accounts(terms, request.sender_id, creator))
+    return creators
 
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What a batch read (in its one reading statement, but for accounts to open first and
+    rate recounts) and checks its gifts against, in order."""
+
+    streams: dict[int, StreamRow]
+    gift_types: dict[str, _GiftType]
+    sent_before: dict[tuple[str, str], SentGift]
+    """Gifts sent before under the batch's (sender, idempotency key) pairs."""
+    frozen: set[str]
+    """The batch's senders whose accounts are frozen."""
+    books: LockedBooks
+    rates: dict[str, _SenderRate]
+    """Per sender, when a rate limit is set."""
+
+
+async def _read_batch(
+    session: AsyncSession,
+    requests: Sequence[GiftRequest],
+    wanted: dict[str, AccountSpec],
+    terms: GiftTerms,
+) -> _Batch:
+    """Read and lock all the batch needs (``_BATCH_CONTEXT``)."""
     # A retry racing its first attempt from another server process is still posted once: the
     # entry's event key is unique, the batch that loses fails as a whole, and its gifts are
     # then written one by one, each finding the first.
@@ -368,38 +410,29 @@ async def post_gifts(
         if limit is None
         else await _sender_rates(session, _json(context.rates), books, wallets, batch_gifts, limit)
     )
+    return _Batch(streams, gift_types, sent_before, frozen, books, rates)
 
+
+def _check_in_order(
+    requests: Sequence[GiftRequest], batch: _Batch, terms: GiftTerms
+) -> tuple[list[GiftResult | LedgerError | None], list[_Accepted]]:
+    """Each gift, in the order it arrived: a replay of the gift sent before under its key, or
+    checked and laid on the books as the gifts before it left them, or refused. The outcomes
+    of the gifts accepted are left for their writing."""
     outcomes: list[GiftResult | LedgerError | None] = [None] * len(requests)
     accepted: list[_Accepted] = []
     for index, request in enumerate(requests):
         try:
-            existing = sent_before.get((request.sender_id, request.idempotency_key))
+            existing = batch.sent_before.get((request.sender_id, request.idempotency_key))
             if existing is not None:
                 outcomes[index] = _replay(existing, request)
                 continue
-            accepted.append(
-                _check_and_lay(
-                    index,
-                    len(accepted),
-                    request,
-                    books,
-                    streams.get(request.stream_id),
-                    gift_types.get(request.gift_code),
-                    frozen=request.sender_id in frozen,
-                    rate=rates.get(request.sender_id),
-                    terms=terms,
-                )
-            )
-            if request.sender_id in rates:
-                rates[request.sender_id].accepted += 1
+            accepted.append(_check_and_lay(index, len(accepted), request, batch, terms))
+            if request.sender_id in batch.rates:
+                batch.rates[request.sender_id].accepted += 1
         except LedgerError as refused:
             outcomes[index] = refused
-
-    if accepted:
-        for gift in await _write(session, accepted, terms):
-            outcomes[gift.index] = gift.result
-    assert all(outcome is not None for outcome in outcomes)
-    return [outcome for outcome in outcomes if outcome is not None]
+    return outcomes, accepted
 
 
 @dataclass(slots=True)
@@ -531,49 +564,22 @@ def _replay(existing: SentGift, request: GiftRequest) -> GiftResult:
 
 
 def _check_and_lay(
-    index: int,
-    ordinal: int,
-    request: GiftRequest,
-    books: LockedBooks,
-    stream: StreamRow | None,
-    gift_type: _GiftType | None,
-    *,
-    frozen: bool,
-    rate: _SenderRate | None,
-    terms: GiftTerms,
+    index: int, ordinal: int, request: GiftRequest, batch: _Batch, terms: GiftTerms
 ) -> _Accepted:
     """Every check of one gift, in the order a single gift is checked, against the books as
     the batch has left them; then its entry, laid on the books."""
-    if stream is None:
-        raise StreamNotFound(f"No stream {request.stream_id}", field="streamId")
-    if stream.creator_id == request.sender_id:
-        raise SelfGift("Creators cannot send gifts to themselves", field="streamId")
-    if stream.status != "live":
-        raise StreamNotLive(f"Stream {stream.id} is not live", field="streamId")
-    if gift_type is None:
-        raise GiftNotFound(f"No gift {request.gift_code!r}", field="giftCode")
-    if not gift_type.active:
-        raise GiftRetired(f"{gift_type.name} is no longer available", field="giftCode")
-    if frozen:
-        raise AccountFrozen(
-            f"Account {request.sender_id} is frozen: it may not send gifts",
-            user_id=request.sender_id,
-        )
-    if rate is not None and terms.rate_limit is not None:
-        rate.check(terms.rate_limit, request.sender_id)
-    wallet_coins = books.normal_balance(chart.user_coins(request.sender_id).code)
-    wallet_value = books.normal_balance(
-        chart.user_coins_value(request.sender_id, terms.functional_currency).code
-    )
+    stream, gift_type = _check_gift(request, batch, terms)
+    books = batch.books
+    held = _wallet(books, request.sender_id, terms.functional_currency)
     coins = request.quantity * gift_type.coin_price
-    if wallet_coins < coins:
+    if held.coins < coins:
         raise InsufficientCoins(
-            f"{coins:,} coins needed, {wallet_coins:,} held",
+            f"{coins:,} coins needed, {held.coins:,} held",
             field="quantity",
-            held=wallet_coins,
+            held=held.coins,
             needed=coins,
         )
-    spending = Spending(request.sender_id, coins, wallet_coins, wallet_value)
+    spending = Spending(request.sender_id, coins, held.coins, held.coins_value_micros)
     entry, amounts = gift_entry(
         spending,
         creator_id=stream.creator_id,
@@ -591,15 +597,6 @@ def _check_and_lay(
         actor=f"user:{request.sender_id}",
     )
     postings = books.lay(entry, entry_id=ordinal)
-    wallet_after = Wallet(
-        request.sender_id,
-        books.normal_balance(chart.user_coins(request.sender_id).code),
-        books.normal_balance(
-            chart.user_coins_value(request.sender_id, terms.functional_currency).code
-        ),
-        terms.functional_currency,
-        as_of=None,
-    )
     return _Accepted(
         index=index,
         request=request,
@@ -607,10 +604,49 @@ def _check_and_lay(
         stream=stream,
         gift_name=gift_type.name,
         coin_price=gift_type.coin_price,
-        wallet_after=wallet_after,
+        wallet_after=_wallet(books, request.sender_id, terms.functional_currency),
         entry=entry,
         amounts=amounts,
         postings=postings,
+    )
+
+
+def _check_gift(
+    request: GiftRequest, batch: _Batch, terms: GiftTerms
+) -> tuple[StreamRow, _GiftType]:
+    """The gift's stream (someone else's, live) and gift type (on sale); its sender not frozen
+    and within the rate limit."""
+    stream = batch.streams.get(request.stream_id)
+    gift_type = batch.gift_types.get(request.gift_code)
+    if stream is None:
+        raise StreamNotFound(f"No stream {request.stream_id}", field="streamId")
+    if stream.creator_id == request.sender_id:
+        raise SelfGift("Creators cannot send gifts to themselves", field="streamId")
+    if stream.status != "live":
+        raise StreamNotLive(f"Stream {stream.id} is not live", field="streamId")
+    if gift_type is None:
+        raise GiftNotFound(f"No gift {request.gift_code!r}", field="giftCode")
+    if not gift_type.active:
+        raise GiftRetired(f"{gift_type.name} is no longer available", field="giftCode")
+    if request.sender_id in batch.frozen:
+        raise AccountFrozen(
+            f"Account {request.sender_id} is frozen: it may not send gifts",
+            user_id=request.sender_id,
+        )
+    rate = batch.rates.get(request.sender_id)
+    if rate is not None and terms.rate_limit is not None:
+        rate.check(terms.rate_limit, request.sender_id)
+    return stream, gift_type
+
+
+def _wallet(books: LockedBooks, sender_id: str, currency: str) -> Wallet:
+    """The sender's wallet as the batch's books stand."""
+    return Wallet(
+        sender_id,
+        books.normal_balance(chart.user_coins(sender_id).code),
+        books.normal_balance(chart.user_coins_value(sender_id, currency).code),
+        currency,
+        as_of=None,
     )
 
 

@@ -38,7 +38,13 @@ from accounting.payouts.errors import (
     KycNotVerified,
     PayoutNotFound,
 )
-from accounting.payouts.rules import PayoutFacts, PayoutPhase, payout_amounts, payout_entry
+from accounting.payouts.rules import (
+    PayoutAmounts,
+    PayoutFacts,
+    PayoutPhase,
+    payout_amounts,
+    payout_entry,
+)
 from accounting.payouts.tables import PayoutEventRow, PayoutRow
 from accounting.policy import audit, standing
 
@@ -152,6 +158,8 @@ class PayoutService:
         )
 
     async def request_payout(self, request: PayoutRequest) -> PayoutResult:
+        """Reserve the diamonds of a payout request once every control passes. The same key
+        and request again returns the first payout and posts nothing."""
         chart.check_user_id(request.creator_id, field="creatorId")
         idempotency.check_key(request.idempotency_key)
         if request.diamonds <= 0:
@@ -171,84 +179,96 @@ class PayoutService:
                         payout_id=existing.id,
                     )
                 return PayoutResult(existing, replayed=True)
-
-            await standing.check_not_frozen(session, request.creator_id, doing="request payouts")
-            if not await standing.is_kyc_verified(session, request.creator_id):
-                raise KycNotVerified(
-                    "Payouts need a verified identity (KYC)", creator_id=request.creator_id
-                )
-            await second_factor.check_code(session, request.creator_id, request.totp_code)
-            await payout_methods.method_of(session, request.creator_id, request.method_id)
-            if balances.diamonds_available < request.diamonds:
-                raise InsufficientDiamonds(
-                    f"{request.diamonds:,} diamonds requested, "
-                    f"{balances.diamonds_available:,} available",
-                    field="diamonds",
-                    held=balances.diamonds_available,
-                    needed=request.diamonds,
-                )
-            amounts = payout_amounts(
-                request.diamonds,
-                payable_micros=balances.payable_micros,
-                diamonds_held=balances.diamonds,
-                currency=self.functional_currency,
-            )
-            minimum = minor_to_micros(self.policy.minimum_minor, self.functional_currency)
-            if amounts.amount_micros < minimum:
-                raise BelowPayoutMinimum(
-                    f"{request.diamonds:,} diamonds are worth "
-                    f"{self._money(amounts.amount_micros)}; the minimum payout is "
-                    f"{self._money(minimum)}",
-                    field="diamonds",
-                )
-            cap = minor_to_micros(self.policy.daily_cap_minor, self.functional_currency)
-            today = await cash_requested_today(session, request.creator_id)
-            if today + amounts.amount_micros > cap:
-                raise DailyPayoutCapExceeded(
-                    f"{self._money(today)} already requested today (UTC); "
-                    f"{self._money(amounts.amount_micros)} more would pass the daily cap of "
-                    f"{self._money(cap)}",
-                    field="diamonds",
-                    cap_micros=cap,
-                    requested_today_micros=today,
-                    asked_micros=amounts.amount_micros,
-                )
-
-            now = await session.scalar(select(func.clock_timestamp()))
-            payout = PayoutRow(
-                creator_id=request.creator_id,
-                idempotency_key=request.idempotency_key,
-                request_hash=fingerprint,
-                method_id=request.method_id,
-                diamonds_requested=request.diamonds,
-                diamonds=amounts.diamonds,
-                currency=self.functional_currency,
-                amount_micros=amounts.amount_micros,
-                status="requested",
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(payout)
-            await session.flush()
-            actor = f"user:{request.creator_id}"
-            posted = await post_entry(
-                session, payout_entry(facts_of(payout), PayoutPhase.REQUESTED, actor=actor)
-            )
-            session.add(
-                PayoutEventRow(
-                    payout_id=payout.id,
-                    phase=str(PayoutPhase.REQUESTED),
-                    actor=actor,
-                    idempotency_key=request.idempotency_key,
-                    request_hash=fingerprint,
-                    entry_id=posted.id,
-                    created_at=posted.posted_at,
-                )
-            )
-            await session.flush()
+            await _check_creator_may_be_paid(session, request)
+            amounts = await self._check_amount(session, request, balances)
+            payout = await self._reserve(session, request, fingerprint, amounts)
             return PayoutResult(payout, replayed=False)
 
         return await in_transaction(self._sessions, reserve)
+
+    async def _check_amount(
+        self, session: AsyncSession, request: PayoutRequest, balances: CreatorBalances
+    ) -> PayoutAmounts:
+        """What the requested diamonds are worth, if the creator has them available and that
+        is at least the minimum payout and within the day's cap."""
+        if balances.diamonds_available < request.diamonds:
+            raise InsufficientDiamonds(
+                f"{request.diamonds:,} diamonds requested, "
+                f"{balances.diamonds_available:,} available",
+                field="diamonds",
+                held=balances.diamonds_available,
+                needed=request.diamonds,
+            )
+        amounts = payout_amounts(
+            request.diamonds,
+            payable_micros=balances.payable_micros,
+            diamonds_held=balances.diamonds,
+            currency=self.functional_currency,
+        )
+        minimum = minor_to_micros(self.policy.minimum_minor, self.functional_currency)
+        if amounts.amount_micros < minimum:
+            raise BelowPayoutMinimum(
+                f"{request.diamonds:,} diamonds are worth "
+                f"{self._money(amounts.amount_micros)}; the minimum payout is "
+                f"{self._money(minimum)}",
+                field="diamonds",
+            )
+        cap = minor_to_micros(self.policy.daily_cap_minor, self.functional_currency)
+        today = await cash_requested_today(session, request.creator_id)
+        if today + amounts.amount_micros > cap:
+            raise DailyPayoutCapExceeded(
+                f"{self._money(today)} already requested today (UTC); "
+                f"{self._money(amounts.amount_micros)} more would pass the daily cap of "
+                f"{self._money(cap)}",
+                field="diamonds",
+                cap_micros=cap,
+                requested_today_micros=today,
+                asked_micros=amounts.amount_micros,
+            )
+        return amounts
+
+    async def _reserve(
+        self,
+        session: AsyncSession,
+        request: PayoutRequest,
+        fingerprint: str,
+        amounts: PayoutAmounts,
+    ) -> PayoutRow:
+        """The payout's row, its entry (the diamonds from available to reserved) and its first
+        event, ``requested``."""
+        now = await session.scalar(select(func.clock_timestamp()))
+        payout = PayoutRow(
+            creator_id=request.creator_id,
+            idempotency_key=request.idempotency_key,
+            request_hash=fingerprint,
+            method_id=request.method_id,
+            diamonds_requested=request.diamonds,
+            diamonds=amounts.diamonds,
+            currency=self.functional_currency,
+            amount_micros=amounts.amount_micros,
+            status="requested",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(payout)
+        await session.flush()
+        actor = f"user:{request.creator_id}"
+        posted = await post_entry(
+            session, payout_entry(facts_of(payout), PayoutPhase.REQUESTED, actor=actor)
+        )
+        session.add(
+            PayoutEventRow(
+                payout_id=payout.id,
+                phase=str(PayoutPhase.REQUESTED),
+                actor=actor,
+                idempotency_key=request.idempotency_key,
+                request_hash=fingerprint,
+                entry_id=posted.id,
+                created_at=posted.posted_at,
+            )
+        )
+        await session.flush()
+        return payout
 
     async def advance(self, action: PayoutAction) -> PayoutResult:
         """Move a payout to its next phase: sent, paid or failed, or rejected before sending.
@@ -292,48 +312,7 @@ class PayoutService:
                     field="payoutId",
                     status=payout.status,
                 )
-            posted = await post_entry(
-                session,
-                payout_entry(
-                    facts_of(payout),
-                    action.phase,
-                    actor=action.actor,
-                    memo=action.reason or "",
-                ),
-            )
-            event = PayoutEventRow(
-                payout_id=payout.id,
-                phase=str(action.phase),
-                actor=action.actor,
-                idempotency_key=action.idempotency_key,
-                request_hash=fingerprint,
-                reason=action.reason,
-                provider_reference=action.provider_reference,
-                entry_id=posted.id,
-                created_at=posted.posted_at,
-            )
-            session.add(event)
-            await session.flush()
-            await session.execute(
-                update(PayoutRow)
-                .where(PayoutRow.id == payout.id)
-                .values(status=str(action.phase), updated_at=posted.posted_at)
-            )
-            await audit.record(
-                session,
-                actor=action.actor,
-                action=f"payout.{action.phase}",
-                subject=f"payout:{payout.id}",
-                reason=action.reason,
-                details={
-                    "idempotency_key": action.idempotency_key,
-                    "entry_id": posted.id,
-                    "provider_reference": action.provider_reference,
-                    "creator_id": payout.creator_id,
-                    "amount_micros": payout.amount_micros,
-                    "currency": payout.currency,
-                },
-            )
+            await _move(session, payout, action, fingerprint)
             await session.refresh(payout)
             return PayoutResult(payout, replayed=False)
 
@@ -341,6 +320,66 @@ class PayoutService:
 
     def _money(self, micros: int) -> str:
         return f"{format_micros(micros, self.functional_currency)} {self.functional_currency}"
+
+
+async def _check_creator_may_be_paid(session: AsyncSession, request: PayoutRequest) -> None:
+    """The creator is not frozen, has a verified identity, gave a current second-factor code,
+    and asks to be paid through a payout method of their own."""
+    await standing.check_not_frozen(session, request.creator_id, doing="request payouts")
+    if not await standing.is_kyc_verified(session, request.creator_id):
+        raise KycNotVerified(
+            "Payouts need a verified identity (KYC)", creator_id=request.creator_id
+        )
+    await second_factor.check_code(session, request.creator_id, request.totp_code)
+    await payout_methods.method_of(session, request.creator_id, request.method_id)
+
+
+async def _move(
+    session: AsyncSession, payout: PayoutRow, action: PayoutAction, fingerprint: str
+) -> None:
+    """The phase's entry and event, the payout's new status, and the audit log's line."""
+    posted = await post_entry(
+        session,
+        payout_entry(
+            facts_of(payout),
+            action.phase,
+            actor=action.actor,
+            memo=action.reason or "",
+        ),
+    )
+    event = PayoutEventRow(
+        payout_id=payout.id,
+        phase=str(action.phase),
+        actor=action.actor,
+        idempotency_key=action.idempotency_key,
+        request_hash=fingerprint,
+        reason=action.reason,
+        provider_reference=action.provider_reference,
+        entry_id=posted.id,
+        created_at=posted.posted_at,
+    )
+    session.add(event)
+    await session.flush()
+    await session.execute(
+        update(PayoutRow)
+        .where(PayoutRow.id == payout.id)
+        .values(status=str(action.phase), updated_at=posted.posted_at)
+    )
+    await audit.record(
+        session,
+        actor=action.actor,
+        action=f"payout.{action.phase}",
+        subject=f"payout:{payout.id}",
+        reason=action.reason,
+        details={
+            "idempotency_key": action.idempotency_key,
+            "entry_id": posted.id,
+            "provider_reference": action.provider_reference,
+            "creator_id": payout.creator_id,
+            "amount_micros": payout.amount_micros,
+            "currency": payout.currency,
+        },
+    )
 
 
 async def payout_by_key(session: AsyncSession, creator_id: str, key: str) -> PayoutRow | None:

@@ -19,6 +19,7 @@ from accounting.ledger.money import fiat
 from accounting.ledger.posting import in_transaction, post_entry
 from accounting.policy import standing
 from accounting.purchases import catalog
+from accounting.purchases.catalog import Offer
 from accounting.purchases.errors import (
     ProviderNotAvailable,
     PurchaseLimitExceeded,
@@ -132,97 +133,112 @@ class PurchaseService:
         posted) or pending (no answer from the provider: settled later, exactly once)."""
         self._check(request)
         fingerprint = request.fingerprint()
-
-        async def record(session: AsyncSession) -> tuple[PurchaseRow, bool]:
-            if self.daily_coin_limit is not None:
-                # One buyer's purchases queue here: the next statement, run once this one has
-                # the lock, sees every purchase recorded before it (and a racing request with
-                # the same key, which it then returns).
-                await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
-            existing, bought_today = (
-                await session.execute(
-                    select(PurchaseRow, coins_bought_today(request.user_id))
-                    .select_from(select(literal(1)).subquery())
-                    .outerjoin(PurchaseRow, by_key(request.user_id, request.idempotency_key))
-                )
-            ).one()
-            if existing is not None:
-                return existing, True
-            await standing.check_not_frozen(session, request.user_id, doing="buy coins")
-            if request.package_code is not None:
-                offer = await catalog.package_offer(
-                    session, request.package_code, request.currency, request.channel
-                )
-            else:
-                assert request.custom_coins is not None
-                offer = await catalog.custom_offer(
-                    session, request.custom_coins, request.currency, request.channel
-                )
-            if self.daily_coin_limit is not None:
-                self._check_daily_limit(
-                    request, offer.total_coins, int(bought_today), self.daily_coin_limit
-                )
-            inserted = await session.scalar(
-                pg_insert(PurchaseRow)
-                .values(
-                    user_id=request.user_id,
-                    idempotency_key=request.idempotency_key,
-                    request_hash=fingerprint,
-                    package_code=offer.package_code,
-                    coins=offer.coins,
-                    bonus_coins=offer.bonus_coins,
-                    channel=request.channel,
-                    provider=request.provider,
-                    currency=request.currency,
-                    price_minor=offer.price_minor,
-                )
-                .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-                .returning(PurchaseRow.id)
-            )
-            if inserted is None:  # a concurrent request with the same key won the race
-                raced = await self._by_key(session, request.user_id, request.idempotency_key)
-                assert raced is not None
-                return raced, True
-            row = await session.get(PurchaseRow, inserted)
-            assert row is not None
-            if request.currency != self.functional_currency:
-                await fx.rate_at(
-                    session, request.currency, self.functional_currency, row.created_at
-                )
-            return row, False
-
-        purchase, replayed = await in_transaction(self._sessions, record)
+        purchase, replayed = await in_transaction(
+            self._sessions, lambda session: self._record(session, request, fingerprint)
+        )
         if replayed:
-            if purchase.request_hash != fingerprint:
-                raise IdempotencyKeyReused(
-                    "This idempotency key was used for a different purchase",
-                    field="idempotencyKey",
-                    purchase_id=purchase.id,
-                )
-            if purchase.status == "pending":
-                # The first request may still be waiting for the provider. Send the same charge
-                # again (the provider charges once per merchant reference) before asking what
-                # became of it: a lookup racing the first charge would find nothing and fail a
-                # purchase whose money is being taken.
-                await self._gateway.charge(
-                    provider=purchase.provider,
-                    merchant_reference=merchant_reference(purchase.id),
-                    payment_token=request.payment_token,
-                    amount_minor=purchase.price_minor,
-                    currency=purchase.currency,
-                )
-                purchase = await self.settle(purchase.id)
+            purchase = await self._replay(purchase, request, fingerprint)
             return PurchaseResult(purchase, replayed=True)
+        result = await self._charge(purchase, request.payment_token)
+        purchase = await self._resolve(purchase.id, result)
+        return PurchaseResult(purchase, replayed=False)
 
-        result = await self._gateway.charge(
+    async def _record(
+        self, session: AsyncSession, request: PurchaseRequest, fingerprint: str
+    ) -> tuple[PurchaseRow, bool]:
+        """The purchase as recorded, pending, before anything is charged; or the one recorded
+        before under its idempotency key (True: a replay)."""
+        if self.daily_coin_limit is not None:
+            # One buyer's purchases queue here: the next statement, run once this one has
+            # the lock, sees every purchase recorded before it (and a racing request with
+            # the same key, which it then returns).
+            await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
+        existing, bought_today = (
+            await session.execute(
+                select(PurchaseRow, coins_bought_today(request.user_id))
+                .select_from(select(literal(1)).subquery())
+                .outerjoin(PurchaseRow, by_key(request.user_id, request.idempotency_key))
+            )
+        ).one()
+        if existing is not None:
+            return existing, True
+        await standing.check_not_frozen(session, request.user_id, doing="buy coins")
+        if request.package_code is not None:
+            offer = await catalog.package_offer(
+                session, request.package_code, request.currency, request.channel
+            )
+        else:
+            assert request.custom_coins is not None
+            offer = await catalog.custom_offer(
+                session, request.custom_coins, request.currency, request.channel
+            )
+        if self.daily_coin_limit is not None:
+            self._check_daily_limit(
+                request, offer.total_coins, int(bought_today), self.daily_coin_limit
+            )
+        return await self._insert(session, request, fingerprint, offer)
+
+    async def _insert(
+        self, session: AsyncSession, request: PurchaseRequest, fingerprint: str, offer: Offer
+    ) -> tuple[PurchaseRow, bool]:
+        """Insert the pending purchase, unless a concurrent request with the same key won the
+        race (then its purchase, as a replay); the FX rate of its time is fixed now."""
+        inserted = await session.scalar(
+            pg_insert(PurchaseRow)
+            .values(
+                user_id=request.user_id,
+                idempotency_key=request.idempotency_key,
+                request_hash=fingerprint,
+                package_code=offer.package_code,
+                coins=offer.coins,
+                bonus_coins=offer.bonus_coins,
+                channel=request.channel,
+                provider=request.provider,
+                currency=request.currency,
+                price_minor=offer.price_minor,
+            )
+            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+            .returning(PurchaseRow.id)
+        )
+        if inserted is None:  # a concurrent request with the same key won the race
+            raced = await self._by_key(session, request.user_id, request.idempotency_key)
+            assert raced is not None
+            return raced, True
+        row = await session.get(PurchaseRow, inserted)
+        assert row is not None
+        if request.currency != self.functional_currency:
+            await fx.rate_at(session, request.currency, self.functional_currency, row.created_at)
+        return row, False
+
+    async def _replay(
+        self, purchase: PurchaseRow, request: PurchaseRequest, fingerprint: str
+    ) -> PurchaseRow:
+        """The purchase first recorded under the request's key, as it is now (refused if the key
+        was used for another purchase)."""
+        if purchase.request_hash != fingerprint:
+            raise IdempotencyKeyReused(
+                "This idempotency key was used for a different purchase",
+                field="idempotencyKey",
+                purchase_id=purchase.id,
+            )
+        if purchase.status == "pending":
+            # The first request may still be waiting for the provider. Send the same charge
+            # again (the provider charges once per merchant reference) before asking what
+            # became of it: a lookup racing the first charge would find nothing and fail a
+            # purchase whose money is being taken.
+            await self._charge(purchase, request.payment_token)
+            purchase = await self.settle(purchase.id)
+        return purchase
+
+    async def _charge(self, purchase: PurchaseRow, payment_token: str) -> ChargeResult:
+        """Ask the provider to take the purchase's price (once per merchant reference)."""
+        return await self._gateway.charge(
             provider=purchase.provider,
             merchant_reference=merchant_reference(purchase.id),
-            payment_token=request.payment_token,
+            payment_token=payment_token,
             amount_minor=purchase.price_minor,
             currency=purchase.currency,
         )
-        purchase = await self._resolve(purchase.id, result)
-        return PurchaseResult(purchase, replayed=False)
 
     @staticmethod
     def _check_daily_limit(

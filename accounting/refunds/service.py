@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.chargebacks.reads import standing_chargeback
+from accounting.chargebacks.reads import Chargeback, standing_chargeback
 from accounting.ledger import balances, chart, idempotency
 from accounting.ledger.errors import IdempotencyKeyReused, InvalidReason
 from accounting.ledger.money import minor_to_micros
@@ -99,6 +99,40 @@ async def check_refund(
     now = await session.scalar(select(func.now()))
     assert now is not None
     refundable_until = purchase.created_at + policy.window
+    refunded = await session.scalar(
+        select(RefundRow.id).where(RefundRow.purchase_id == purchase.id)
+    )
+    charged_back = await standing_chargeback(session, purchase.id)
+    reasons = _reasons_by_policy(
+        purchase,
+        policy,
+        now=now,
+        refundable_until=refundable_until,
+        refunded=refunded,
+        charged_back=charged_back,
+        frozen=await standing.is_frozen(session, purchase.user_id),
+    )
+    amounts = None
+    if purchase.status == "completed" and refunded is None and charged_back is None:
+        moved = await _what_it_moves(session, purchase, functional_currency)
+        if isinstance(moved, RefundReason):
+            reasons.append(moved)
+        else:
+            amounts = moved
+    return RefundCheck(purchase, tuple(reasons), refundable_until, amounts)
+
+
+def _reasons_by_policy(
+    purchase: Purchase,
+    policy: RefundPolicy,
+    *,
+    now: datetime,
+    refundable_until: datetime,
+    refunded: int | None,
+    charged_back: Chargeback | None,
+    frozen: bool,
+) -> list[RefundReason]:
+    """Every reason but spent coins that the purchase may not be refunded now."""
     reasons: list[RefundReason] = []
     if purchase.status != "completed":
         reasons.append(
@@ -107,14 +141,10 @@ async def check_refund(
                 f"The purchase is {purchase.status}: it granted no coins to refund",
             )
         )
-    refunded = await session.scalar(
-        select(RefundRow.id).where(RefundRow.purchase_id == purchase.id)
-    )
     if refunded is not None:
         reasons.append(
             RefundReason(RefundBlock.ALREADY_REFUNDED, f"The purchase was refunded ({refunded})")
         )
-    charged_back = await standing_chargeback(session, purchase.id)
     if charged_back is not None:
         reasons.append(
             RefundReason(
@@ -138,35 +168,36 @@ async def check_refund(
                 f"Purchases through {purchase.provider} are refunded by the store, not by us",
             )
         )
-    if await standing.is_frozen(session, purchase.user_id):
+    if frozen:
         reasons.append(
             RefundReason(RefundBlock.ACCOUNT_FROZEN, f"Account {purchase.user_id} is frozen")
         )
+    return reasons
 
-    amounts = None
+
+async def _what_it_moves(
+    session: AsyncSession, purchase: Purchase, functional_currency: str
+) -> RefundAmounts | RefundReason:
+    """What a refund of the purchase would move, if the wallet still holds all its coins;
+    else why not."""
     coins = purchase.coins + purchase.bonus_coins
-    if purchase.status == "completed" and refunded is None and charged_back is None:
-        held = await balances.wallet(session, purchase.user_id, functional_currency)
-        if held.coins < coins:
-            reasons.append(
-                RefundReason(
-                    RefundBlock.COINS_SPENT,
-                    f"The purchase granted {coins:,} coins; the wallet holds {held.coins:,}",
-                )
-            )
-        else:
-            released = release_value(held.coins_value_micros, held.coins, coins)
-            paid = await value_paid(session, purchase, functional_currency)
-            amounts = RefundAmounts(
-                value_paid_micros=paid,
-                coins=coins,
-                cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
-                currency=purchase.currency,
-                value_released_micros=released,
-                contra_revenue_micros=paid - released,
-                functional_currency=functional_currency,
-            )
-    return RefundCheck(purchase, tuple(reasons), refundable_until, amounts)
+    held = await balances.wallet(session, purchase.user_id, functional_currency)
+    if held.coins < coins:
+        return RefundReason(
+            RefundBlock.COINS_SPENT,
+            f"The purchase granted {coins:,} coins; the wallet holds {held.coins:,}",
+        )
+    released = release_value(held.coins_value_micros, held.coins, coins)
+    paid = await value_paid(session, purchase, functional_currency)
+    return RefundAmounts(
+        value_paid_micros=paid,
+        coins=coins,
+        cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
+        currency=purchase.currency,
+        value_released_micros=released,
+        contra_revenue_micros=paid - released,
+        functional_currency=functional_currency,
+    )
 
 
 MAX_REASON = 500
@@ -205,20 +236,9 @@ async def refund_purchase(
         raise InvalidReason(f"A reason is 1-{MAX_REASON} characters", field="reason")
 
     async def refund(session: AsyncSession) -> RefundResult:
-        existing = await session.scalar(
-            select(RefundRow).where(
-                RefundRow.actor == request.actor,
-                RefundRow.idempotency_key == request.idempotency_key,
-            )
-        )
-        if existing is not None:
-            if existing.purchase_id != request.purchase_id:
-                raise IdempotencyKeyReused(
-                    "This idempotency key was used to refund another purchase",
-                    field="idempotencyKey",
-                )
-            purchase = await purchase_of(session, existing.purchase_id)
-            return RefundResult(existing, purchase, replayed=True)
+        replayed = await _refund_by_key(session, request)
+        if replayed is not None:
+            return replayed
         purchase = await purchase_of(session, request.purchase_id, lock=True)
         await lock_accounts(
             session,
@@ -236,47 +256,72 @@ async def refund_purchase(
                 field="purchaseId",
                 reasons=[str(reason.code) for reason in check.reasons],
             )
-        amounts = check.amounts
-        posted = await post_entry(
-            session,
-            refund_entry(
-                RefundFacts(
-                    purchase_id=purchase.id,
-                    user_id=purchase.user_id,
-                    provider=purchase.provider,
-                    currency=purchase.currency,
-                    coins=amounts.coins,
-                    cash_micros=amounts.cash_micros,
-                    value_paid_micros=amounts.value_paid_micros,
-                    value_released_micros=amounts.value_released_micros,
-                    functional_currency=functional_currency,
-                ),
-                actor=request.actor,
-                reason=reason,
-            ),
-        )
-        row = RefundRow(
-            purchase_id=purchase.id,
-            entry_id=posted.id,
-            actor=request.actor,
-            idempotency_key=request.idempotency_key,
-            reason=reason,
-            coins=amounts.coins,
-            cash_minor=purchase.price_minor,
-            value_released_micros=amounts.value_released_micros,
-            contra_revenue_micros=amounts.contra_revenue_micros,
-            created_at=posted.posted_at,
-        )
-        session.add(row)
-        await session.flush()
-        await audit.record(
-            session,
-            actor=request.actor,
-            action="purchase.refunded",
-            subject=f"purchase:{purchase.id}",
-            reason=reason,
-            details={"refund_id": row.id, "entry_id": posted.id, "coins": amounts.coins},
-        )
+        row = await _book(session, purchase, check.amounts, request, reason)
         return RefundResult(row, purchase, replayed=False)
 
     return await in_transaction(sessions, refund)
+
+
+async def _refund_by_key(session: AsyncSession, request: RefundRequest) -> RefundResult | None:
+    """The refund its actor made before under the request's idempotency key, if any (refused
+    if it refunded another purchase)."""
+    existing = await session.scalar(
+        select(RefundRow).where(
+            RefundRow.actor == request.actor,
+            RefundRow.idempotency_key == request.idempotency_key,
+        )
+    )
+    if existing is None:
+        return None
+    if existing.purchase_id != request.purchase_id:
+        raise IdempotencyKeyReused(
+            "This idempotency key was used to refund another purchase",
+            field="idempotencyKey",
+        )
+    purchase = await purchase_of(session, existing.purchase_id)
+    return RefundResult(existing, purchase, replayed=True)
+
+
+async def _book(
+    session: AsyncSession,
+    purchase: Purchase,
+    amounts: RefundAmounts,
+    request: RefundRequest,
+    reason: str,
+) -> RefundRow:
+    """The refund's entry, its row and its line in the audit log."""
+    facts = RefundFacts(
+        purchase_id=purchase.id,
+        user_id=purchase.user_id,
+        provider=purchase.provider,
+        currency=purchase.currency,
+        coins=amounts.coins,
+        cash_micros=amounts.cash_micros,
+        value_paid_micros=amounts.value_paid_micros,
+        value_released_micros=amounts.value_released_micros,
+        functional_currency=amounts.functional_currency,
+    )
+    posted = await post_entry(session, refund_entry(facts, actor=request.actor, reason=reason))
+    row = RefundRow(
+        purchase_id=purchase.id,
+        entry_id=posted.id,
+        actor=request.actor,
+        idempotency_key=request.idempotency_key,
+        reason=reason,
+        coins=amounts.coins,
+        cash_minor=purchase.price_minor,
+        value_released_micros=amounts.value_released_micros,
+        contra_revenue_micros=amounts.contra_revenue_micros,
+        created_at=posted.posted_at,
+    )
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session,
+        actor=request.actor,
+        action="purchase.refunded",
+        subject=f"purchase:{purchase.id}",
+        reason=reason,
+        details={"refund_id": row.id, "entry_id": posted.id, "coins": amounts.coins},
+    )
+    return row
