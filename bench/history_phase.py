@@ -193,57 +193,40 @@ async def _read_step(
     return step
 
 
-async def _history(
-    url: URL,
-    *,
-    max_postings: int,
-    users: int,
-    readers: int,
-    series: tuple[ReadSeries, ...],
-    seconds: float,
-    warmup: float,
-    log_path: Path,
-    say: Callable[[str], None],
-) -> HistoryResult:
-    settings = Settings(database_url=url.render_as_string(hide_password=False))
-    conn = await asyncpg.connect(libpq_url(url))
-    steps: list[ReadStep] = []
-    try:
-        seeder = HistorySeeder(conn, users=users, readers=readers)
-        await seeder.open_wallets(max_postings)
-        with ServiceProcess(url, log_path) as service:
-            await service.wait_healthy()
-            targets = [0, *history_sizes(max_postings)]
-            for target in targets:
-                progress = await seeder.grow_to(target)
-                if target:
-                    say(
-                        f"  {progress.postings:,} postings "
-                        f"({progress.postings_per_second:,.0f} postings/s written so far)"
-                    )
-                step = await _read_step(
-                    seeder,
-                    service,
-                    settings,
-                    series=series,
-                    seconds=seconds,
-                    warmup=warmup,
-                )
-                steps.append(step)
-                say(
-                    "    wallet reads: "
-                    + "; ".join(
-                        f"{name} {load.per_second:,.0f}/s p50 {load.p50_ms or 0:.1f}"
-                        f" p99 {load.p99_ms or 0:.1f} ms"
-                        for name, load in step.reads.items()
-                    )
-                )
-            service.note_peak()
-        seed = await seeder.progress()
-        database_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
-    finally:
-        await conn.close()
-    say(f"  integrity check over {seed.postings:,} postings")
+@dataclass(frozen=True, slots=True)
+class HistoryPlan:
+    """How far to grow the history, over how many wallets, and how to read them at each size."""
+
+    max_postings: int
+    users: int
+    readers: int
+    """The wallets read (the first ``readers``; they carry a long history of their own)."""
+    series: tuple[ReadSeries, ...]
+    seconds: float
+    warmup: float
+    log_path: Path
+    """Where the service's output goes."""
+
+
+def run_history_phase(url: URL, plan: HistoryPlan, say: Callable[[str], None]) -> HistoryResult:
+    """Grow the history of the (fresh, migrated) database at ``url`` and read wallets at each
+    size; the integrity check over it all at the end."""
+    return asyncio.run(_history(url, plan, say))
+
+
+@dataclass(frozen=True, slots=True)
+class _Grown:
+    """The history as grown and read, step by step."""
+
+    steps: list[ReadStep]
+    seed: SeedProgress
+    memory: ServiceMemory
+    database_bytes: int
+
+
+async def _history(url: URL, plan: HistoryPlan, say: Callable[[str], None]) -> HistoryResult:
+    grown = await _grow_and_read(url, plan, say)
+    say(f"  integrity check over {grown.seed.postings:,} postings")
     started = time.monotonic()
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
@@ -257,15 +240,58 @@ async def _history(
         f" ({len(report.checks)} checks, {integrity_seconds:,.0f} s)"
     )
     return HistoryResult(
-        users=users,
-        readers=readers,
-        steps=steps,
-        seed=seed,
+        users=plan.users,
+        readers=plan.readers,
+        steps=grown.steps,
+        seed=grown.seed,
         integrity_seconds=integrity_seconds,
         integrity_checks=len(report.checks),
         violations=[f"invariant {v.invariant} {v.check}: {v.detail}" for v in report.violations],
-        memory=service.memory,
-        database_bytes=database_bytes,
+        memory=grown.memory,
+        database_bytes=grown.database_bytes,
+    )
+
+
+async def _grow_and_read(url: URL, plan: HistoryPlan, say: Callable[[str], None]) -> _Grown:
+    """Open the wallets, then grow the history to each size in turn and read the wallets over
+    HTTP through the real service at each."""
+    settings = Settings(database_url=url.render_as_string(hide_password=False))
+    conn = await asyncpg.connect(libpq_url(url))
+    steps: list[ReadStep] = []
+    try:
+        seeder = HistorySeeder(conn, users=plan.users, readers=plan.readers)
+        await seeder.open_wallets(plan.max_postings)
+        with ServiceProcess(url, plan.log_path) as service:
+            await service.wait_healthy()
+            for target in [0, *history_sizes(plan.max_postings)]:
+                progress = await seeder.grow_to(target)
+                if target:
+                    say(
+                        f"  {progress.postings:,} postings "
+                        f"({progress.postings_per_second:,.0f} postings/s written so far)"
+                    )
+                step = await _read_step(
+                    seeder,
+                    service,
+                    settings,
+                    series=plan.series,
+                    seconds=plan.seconds,
+                    warmup=plan.warmup,
+                )
+                steps.append(step)
+                say("    wallet reads: " + _read_figures(step))
+            service.note_peak()
+        seed = await seeder.progress()
+        database_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+    finally:
+        await conn.close()
+    return _Grown(steps, seed, service.memory, database_bytes)
+
+
+def _read_figures(step: ReadStep) -> str:
+    return "; ".join(
+        f"{name} {load.per_second:,.0f}/s p50 {load.p50_ms or 0:.1f} p99 {load.p99_ms or 0:.1f} ms"
+        for name, load in step.reads.items()
     )
 
 
@@ -279,32 +305,3 @@ def history_sizes(maximum: int) -> list[int]:
         size *= 10
     sizes.append(maximum)
     return sizes
-
-
-def run_history_phase(
-    url: URL,
-    *,
-    max_postings: int,
-    users: int,
-    readers: int,
-    series: tuple[ReadSeries, ...],
-    seconds: float,
-    warmup: float,
-    log_path: Path,
-    say: Callable[[str], None],
-) -> HistoryResult:
-    """Grow the history of the (fresh, migrated) database at ``url`` and read wallets at each
-    size; the integrity check over it all at the end."""
-    return asyncio.run(
-        _history(
-            url,
-            max_postings=max_postings,
-            users=users,
-            readers=readers,
-            series=series,
-            seconds=seconds,
-            warmup=warmup,
-            log_path=log_path,
-            say=say,
-        )
-    )

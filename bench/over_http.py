@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from sqlalchemy.engine import URL
 
 from accounting.policy.access import Role
 from api.auth import issue_token
+from api.local_postgres import LocalProcess
 from api.settings import Settings
 from bench.limits import service_environment
 from bench.load import LoadResult, NotAcknowledged, drive
@@ -81,7 +81,7 @@ class ServiceMemory:
     """The highest resident set seen: the kernel's high-water mark, or the sampled maximum."""
 
 
-class ServiceProcess:
+class ServiceProcess(LocalProcess):
     """``python -m uvicorn api.app:app_from_environment --factory`` with ``DATABASE_URL`` set,
     and the benchmark's limits (bench/limits.py), on a free local port; its output goes to
     ``log_path``."""
@@ -100,18 +100,6 @@ class ServiceProcess:
     def pid(self) -> int:
         assert self._process is not None
         return self._process.pid
-
-    def __enter__(self) -> ServiceProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         env = dict(os.environ)

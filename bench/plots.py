@@ -4,6 +4,7 @@ pgbench baseline), and wallet-read latency against the size of the history."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,29 +25,27 @@ def throughput_plot(
     figure, axes = plt.subplots(figsize=(7, 4.5))
     axes.plot(senders, gifts_per_second, marker="o", label="gifts/s through the core")
     for clients, tps in sorted(baselines.items()):
-        axes.axhline(tps, linestyle="--", linewidth=1, color="grey")
-        axes.annotate(
+        _level(
+            axes,
+            tps,
             f"pgbench TPC-B, {clients} clients: {tps:,.0f} tps",
-            (senders[0], tps),
-            textcoords="offset points",
-            xytext=(2, 3),
-            fontsize=8,
-            color="dimgrey",
+            at=senders[0],
+            colour="grey",
+            text_colour="dimgrey",
         )
     for x, y in zip(senders, gifts_per_second, strict=True):
         axes.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
     axes.set_xscale("log", base=2)
     axes.set_xticks(senders, [str(s) for s in senders])
-    axes.set_xlabel("concurrent senders")
-    axes.set_ylabel("per second")
-    axes.set_ylim(bottom=0)
-    axes.set_title(title, fontsize=10)
-    axes.grid(True, which="major", alpha=0.3)
-    axes.legend(loc="upper right", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-    plt.close(figure)
-    return path
+    return _finish(
+        figure,
+        axes,
+        path,
+        x_label="concurrent senders",
+        y_label="per second",
+        title=title,
+        legend_at="upper right",
+    )
 
 
 def latency_plot(
@@ -74,22 +73,56 @@ def latency_plot(
             label=label,
         )
     if target_ms is not None:
-        axes.axhline(target_ms, linestyle="--", linewidth=1, color="firebrick")
-        axes.annotate(
+        _level(
+            axes,
+            target_ms,
             f"target: p99 <= {target_ms:g} ms",
-            (postings[0], target_ms),
-            textcoords="offset points",
-            xytext=(2, 3),
-            fontsize=8,
-            color="firebrick",
+            at=postings[0],
+            colour="firebrick",
+            text_colour="firebrick",
         )
     axes.set_xscale("log")
-    axes.set_xlabel("postings in the books")
-    axes.set_ylabel("latency, ms")
+    return _finish(
+        figure,
+        axes,
+        path,
+        x_label="postings in the books",
+        y_label="latency, ms",
+        title=title,
+        legend_at="upper left",
+    )
+
+
+def _level(axes: Any, y: float, label: str, *, at: float, colour: str, text_colour: str) -> None:
+    """A horizontal dashed line at ``y``, labelled just above it from ``at`` on."""
+    axes.axhline(y, linestyle="--", linewidth=1, color=colour)
+    axes.annotate(
+        label,
+        (at, y),
+        textcoords="offset points",
+        xytext=(2, 3),
+        fontsize=8,
+        color=text_colour,
+    )
+
+
+def _finish(
+    figure: Any,
+    axes: Any,
+    path: Path,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+    legend_at: str,
+) -> Path:
+    """Label the axes (y from zero), add the title, grid and legend, and write the PNG."""
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
     axes.set_ylim(bottom=0)
     axes.set_title(title, fontsize=10)
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8)
+    axes.legend(loc=legend_at, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
     plt.close(figure)

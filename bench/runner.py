@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from sqlalchemy.engine import URL
@@ -16,7 +17,7 @@ from sqlalchemy.engine import URL
 from api.database import migrate
 from bench import graphql_caches, pgbench
 from bench.database import BenchServer, bench_server
-from bench.history_phase import HistoryResult, ReadSeries, run_history_phase
+from bench.history_phase import HistoryPlan, HistoryResult, ReadSeries, run_history_phase
 from bench.machine import machine_info
 from bench.phases import (
     PhaseResult,
@@ -243,108 +244,113 @@ def targets(
     figures: dict[str, Figure], history: HistoryResult | None, history_wanted: int
 ) -> list[Target]:
     """The issue's table: each figure against its target, from this run's figures."""
-    found: list[Target] = []
+    found = [*_gift_targets(figures), _wallet_read_target(history, history_wanted)]
+    stored = [f for f in figures.values() if f.storage is not None and f.storage.gifts]
+    if stored:
+        most = max(stored, key=lambda f: f.storage.gifts if f.storage else 0)
+        found.append(_storage_target(most))
+    served = [f for f in figures.values() if f.memory is not None]
+    if served:
+        peak = max(served, key=lambda f: f.memory.peak_rss if f.memory else 0)
+        found.append(_memory_target(peak))
+    return found
+
+
+def _books_ok(*of: Figure) -> bool:
+    return all(f.books is not None and f.books.ok for f in of)
+
+
+def _gift_targets(figures: dict[str, Figure]) -> list[Target]:
+    """Gifts per second through the core (uniform creators, and all to one), and over HTTP."""
     uniform = figures["gifts_c32_uniform"]
     one = figures["gifts_c32_one_creator"]
     http = figures[HTTP_GIFT_PHASE.key]
-
-    def books(*of: Figure) -> bool:
-        return all(f.books is not None and f.books.ok for f in of)
-
-    found.append(
+    of_uniform = one.per_second / uniform.per_second if uniform.per_second else None
+    assert http.load is not None
+    p99 = http.load.p99_ms
+    return [
         Target(
             "gifts/s through the core, 32 senders, uniform creators",
             f"{uniform.per_second:,.1f}/s",
             uniform.ratio,
             ">= 2x pgbench",
             uniform.ratio is not None and uniform.ratio >= 2,
-            books(uniform),
-        )
-    )
-    of_uniform = one.per_second / uniform.per_second if uniform.per_second else None
-    found.append(
+            _books_ok(uniform),
+        ),
         Target(
             "the same, every gift to one creator",
             f"{one.per_second:,.1f}/s",
             one.ratio,
             ">= 0.8x uniform",
             of_uniform is not None and of_uniform >= 0.8,
-            books(one),
+            _books_ok(one),
             "-" if of_uniform is None else f"{of_uniform:.2f}x uniform",
-        )
-    )
-    assert http.load is not None
-    p99 = http.load.p99_ms
-    found.append(
+        ),
         Target(
             "sendGift over HTTP, 32 connections",
             f"{http.per_second:,.1f}/s, p99 {_ms(p99)} ms",
             http.ratio,
             ">= 0.5x pgbench, p99 <= 100 ms",
             http.ratio is not None and http.ratio >= 0.5 and p99 is not None and p99 <= 100,
-            books(http),
-        )
-    )
+            _books_ok(http),
+        ),
+    ]
+
+
+def _wallet_read_target(history: HistoryResult | None, history_wanted: int) -> Target:
+    """The wallet query's p99 at the longest history read."""
     if history is None:
-        found.append(
-            Target(
-                "wallet balance query over HTTP, 10M postings",
-                "not measured",
-                None,
-                "p99 <= 5 ms",
-                None,
-                None,
-                "--history-postings 0",
-            )
+        return Target(
+            "wallet balance query over HTTP, 10M postings",
+            "not measured",
+            None,
+            "p99 <= 5 ms",
+            None,
+            None,
+            "--history-postings 0",
         )
-    else:
-        last = history.last
-        read = last.reads.get(READ_TARGET.name) or next(iter(last.reads.values()))
-        short = last.postings < TARGET_HISTORY_POSTINGS
-        found.append(
-            Target(
-                f"wallet balance query over HTTP, {last.postings:,} postings",
-                f"p99 {_ms(read.p99_ms)} ms",
-                None,
-                "p99 <= 5 ms",
-                read.p99_ms is not None and read.p99_ms <= 5,
-                not history.failures(),
-                f"{read.clients} connections"
-                + (f"; the target is at {TARGET_HISTORY_POSTINGS:,} postings" if short else "")
-                + (f" (asked for {history_wanted:,})" if history_wanted != last.postings else ""),
-            )
-        )
-    stored = [f for f in figures.values() if f.storage is not None and f.storage.gifts]
-    if stored:
-        most = max(stored, key=lambda f: f.storage.gifts if f.storage else 0)
-        assert most.storage is not None and most.storage.bytes_per_gift is not None
-        found.append(
-            Target(
-                "storage per gift, tables and indexes",
-                f"{most.storage.bytes_per_gift:,.0f} B",
-                None,
-                "<= 1.5 kB (1,500 B)",
-                most.storage.bytes_per_gift <= 1_500,
-                books(most),
-                f"{most.key}: {most.storage.gifts:,} gifts",
-            )
-        )
-    served = [f for f in figures.values() if f.memory is not None]
-    if served:
-        peak = max(served, key=lambda f: f.memory.peak_rss if f.memory else 0)
-        assert peak.memory is not None
-        found.append(
-            Target(
-                "service memory under the HTTP load",
-                f"{peak.memory.peak_rss / MB:,.0f} MB resident",
-                None,
-                "<= 200 MB",
-                peak.memory.peak_rss <= 200 * MB,
-                books(peak),
-                f"peak of the HTTP phases ({peak.key})",
-            )
-        )
-    return found
+    last = history.last
+    read = last.reads.get(READ_TARGET.name) or next(iter(last.reads.values()))
+    short = last.postings < TARGET_HISTORY_POSTINGS
+    return Target(
+        f"wallet balance query over HTTP, {last.postings:,} postings",
+        f"p99 {_ms(read.p99_ms)} ms",
+        None,
+        "p99 <= 5 ms",
+        read.p99_ms is not None and read.p99_ms <= 5,
+        not history.failures(),
+        f"{read.clients} connections"
+        + (f"; the target is at {TARGET_HISTORY_POSTINGS:,} postings" if short else "")
+        + (f" (asked for {history_wanted:,})" if history_wanted != last.postings else ""),
+    )
+
+
+def _storage_target(most: Figure) -> Target:
+    """Bytes per gift, in the phase that stored the most gifts."""
+    assert most.storage is not None and most.storage.bytes_per_gift is not None
+    return Target(
+        "storage per gift, tables and indexes",
+        f"{most.storage.bytes_per_gift:,.0f} B",
+        None,
+        "<= 1.5 kB (1,500 B)",
+        most.storage.bytes_per_gift <= 1_500,
+        _books_ok(most),
+        f"{most.key}: {most.storage.gifts:,} gifts",
+    )
+
+
+def _memory_target(peak: Figure) -> Target:
+    """The service's resident memory, at the peak of the HTTP phases."""
+    assert peak.memory is not None
+    return Target(
+        "service memory under the HTTP load",
+        f"{peak.memory.peak_rss / MB:,.0f} MB resident",
+        None,
+        "<= 200 MB",
+        peak.memory.peak_rss <= 200 * MB,
+        _books_ok(peak),
+        f"peak of the HTTP phases ({peak.key})",
+    )
 
 
 def _ms(value: float | None) -> str:
@@ -394,12 +400,48 @@ def draw_plots(
     return paths
 
 
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    """What a run measured on its PostgreSQL server."""
+
+    machine: dict[str, Any]
+    before: dict[int, pgbench.PgbenchResult]
+    """pgbench before the ledger phases, by client count."""
+    after: dict[int, pgbench.PgbenchResult]
+    """pgbench again, after them."""
+    results: list[tuple[LedgerPhase, PhaseResult]]
+    history: HistoryResult | None
+
+
 def run(options: Options, console: Console) -> int:
     started_at = datetime.now(UTC)
     started = time.monotonic()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    measured = _measure_on_server(options, console)
+    console.print("GraphQL parser and validation caches: operations/s without and with them")
+    caches = graphql_caches.measure(min(options.seconds, 5))
+    console.print(
+        f"  {caches.without_caches_per_second:,.0f}/s without, "
+        f"{caches.with_caches_per_second:,.0f}/s with: [bold]{caches.ratio:.1f}x[/bold]"
+    )
+    report = _report(options, measured, caches, started_at, started)
+    report.print(console)
+    report.write_json(options.output)
+    console.print(f"JSON: {options.output}")
+    for path in report.plots:
+        console.print(f"plot: {path}")
+    if not report.ok:
+        console.print("[bold red]FAIL[/bold red]")
+        for failure in report.failures():
+            console.print(f"  {failure}")
+        return 1
+    return 0
+
+
+def _measure_on_server(options: Options, console: Console) -> _Measured:
+    """pgbench, every ledger phase on a fresh copy of the migrated template, pgbench again,
+    then the wallet reads as the history grows (unless left out)."""
     results: list[tuple[LedgerPhase, PhaseResult]] = []
-    history: HistoryResult | None = None
     with bench_server() as server:
         console.print(f"PostgreSQL: {server.description}")
         settings = server.settings()
@@ -420,59 +462,64 @@ def run(options: Options, console: Console) -> int:
         console.print("pgbench again, after the ledger phases")
         after = run_pgbench(server, pgbench_db, options.seconds, console)
         server.drop(pgbench_db)
-
-        if options.history_postings > 0:
-            console.print(
-                f"Wallet reads over HTTP as the history grows to "
-                f"{options.history_postings:,} postings"
-            )
-            url = server.create("history", template=template)
-            history = run_history_phase(
-                url,
-                max_postings=options.history_postings,
-                users=HISTORY_USERS,
-                readers=HISTORY_READERS,
-                series=READ_SERIES,
-                seconds=min(options.seconds, READ_SECONDS_MAX),
-                warmup=min(options.warmup, 1.0),
-                log_path=RESULTS_DIR / "service-history.log",
-                say=console.print,
-            )
-            server.drop(url)
+        history = _history_phase(server, template, options, console)
         server.drop(template)
+    return _Measured(machine, before, after, results, history)
 
-    console.print("GraphQL parser and validation caches: operations/s without and with them")
-    caches = graphql_caches.measure(min(options.seconds, 5))
+
+def _history_phase(
+    server: BenchServer, template: URL, options: Options, console: Console
+) -> HistoryResult | None:
+    """Wallet reads over HTTP as the history grows, on a fresh copy of the template."""
+    if options.history_postings <= 0:
+        return None
     console.print(
-        f"  {caches.without_caches_per_second:,.0f}/s without, "
-        f"{caches.with_caches_per_second:,.0f}/s with: [bold]{caches.ratio:.1f}x[/bold]"
+        f"Wallet reads over HTTP as the history grows to {options.history_postings:,} postings"
     )
+    url = server.create("history", template=template)
+    history = run_history_phase(
+        url,
+        HistoryPlan(
+            max_postings=options.history_postings,
+            users=HISTORY_USERS,
+            readers=HISTORY_READERS,
+            series=READ_SERIES,
+            seconds=min(options.seconds, READ_SECONDS_MAX),
+            warmup=min(options.warmup, 1.0),
+            log_path=RESULTS_DIR / "service-history.log",
+        ),
+        say=console.print,
+    )
+    server.drop(url)
+    return history
 
-    baselines = {c: pgbench.Baseline(c, (before[c], after[c])) for c in BASELINE_CLIENTS}
-    figures = [ledger_figure(phase, result, baselines) for phase, result in results]
+
+def _report(
+    options: Options,
+    measured: _Measured,
+    caches: graphql_caches.CacheFigures,
+    started_at: datetime,
+    started: float,
+) -> Report:
+    """The run's report: pgbench's baselines and every ledger phase's figure, the targets and
+    the plots."""
+    baselines = {
+        c: pgbench.Baseline(c, (measured.before[c], measured.after[c])) for c in BASELINE_CLIENTS
+    }
+    figures = [ledger_figure(phase, result, baselines) for phase, result in measured.results]
     by_key = {figure.key: figure for figure in figures}
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    report = Report(
+    history = measured.history
+    return Report(
         started_at=started_at,
         elapsed_seconds=time.monotonic() - started,
         seconds=options.seconds,
         warmup=options.warmup,
         quick=options.quick,
-        machine=machine,
+        machine=measured.machine,
         figures=[*(Figure.of_pgbench(baselines[c]) for c in BASELINE_CLIENTS), *figures],
         graphql_caches=caches,
         targets=targets(by_key, history, options.history_postings),
         history=history,
         plots=draw_plots(by_key, baselines, history, options.output, started_at),
     )
-    report.print(console)
-    report.write_json(options.output)
-    console.print(f"JSON: {options.output}")
-    for path in report.plots:
-        console.print(f"plot: {path}")
-    if not report.ok:
-        console.print("[bold red]FAIL[/bold red]")
-        for failure in report.failures():
-            console.print(f"  {failure}")
-        return 1
-    return 0
