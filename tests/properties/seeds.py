@@ -1,0 +1,17 @@
+"""Where each machine's runs start: the seed derandomize drew from the machine's source before
+the machines moved into this package. Pinned, so that each machine makes the runs it always
+made (and reaches the paths they reached), whatever its source looks like now; see
+``harness.Runs``."""
+
+GIFT_MACHINE = int(
+    "2356397204471196842481745627086463287055793166495931278079646807401579066808"
+    "5303003235576681146434531243978963119008"
+)
+LEDGER_MACHINE = int(
+    "2525319195499662838069512411926270309370906642448649523355207608360419782339"
+    "4961798320612951048226466758078934784932"
+)
+PAYOUT_MACHINE = int(
+    "1866348129502584700991757033409263232421519129897580195825441787516908144929"
+    "6221080554682663764806596342973214036941"
+)
