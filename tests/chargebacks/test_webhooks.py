@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.chargebacks.tables import ChargebackRow, ProviderEventRow, WebhookRejectionRow
 from accounting.ledger.tables import JournalEntryRow
-from tests.conftest import GraphQLClient
 from tests.chargebacks.deliveries import (
     apple_refund,
     deliver,
@@ -24,6 +23,7 @@ from tests.chargebacks.deliveries import (
     provider_refund,
     reference_of,
 )
+from tests.conftest import GraphQLClient
 from tests.graphql.test_graphql_refunds import BOOKS, buy, check, codes
 
 REFUND = """

@@ -15,7 +15,6 @@ from accounting.payouts.rules import PayoutPhase
 from accounting.payouts.service import PayoutService
 from accounting.purchases.service import PurchaseService
 from api.database import libpq_url
-from tests.payouts.support import ReadyCreator, advance, check_books, earn, make_ready
 from tests.ledger.test_database_invariants import (
     corrupt,
     found,
@@ -24,6 +23,7 @@ from tests.ledger.test_database_invariants import (
     integrity,
     read_books,
 )
+from tests.payouts.support import ReadyCreator, advance, check_books, earn, make_ready
 
 AVAILABLE = "creator:bo:diamonds:available"
 RESERVED = "creator:bo:diamonds:reserved"

@@ -52,7 +52,15 @@ from accounting.payouts.service import PayoutPolicy, PayoutService, cash_request
 from accounting.payouts.tables import PayoutEventRow
 from accounting.policy import audit, standing
 from accounting.purchases.service import PurchaseService
-from tests.payouts.support import FINANCE, ReadyCreator, action, advance, check_books, earn, make_ready
+from tests.payouts.support import (
+    FINANCE,
+    ReadyCreator,
+    action,
+    advance,
+    check_books,
+    earn,
+    make_ready,
+)
 
 
 @pytest.fixture
