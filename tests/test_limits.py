@@ -20,18 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.gifts.errors import GiftRateLimited
 from accounting.gifts.posting import GiftRateLimit, GiftRequest, GiftResult, post_gifts
 from accounting.gifts.service import GiftService
-from accounting.gifts.streams import start_stream
 from accounting.gifts.tables import GiftRow
 from accounting.integrity import check_integrity
 from accounting.ledger.balances import wallet
 from accounting.ledger.errors import LedgerError
-from accounting.ledger.posting import in_transaction
 from accounting.purchases.errors import PurchaseLimitExceeded
 from accounting.purchases.payments.sandbox import SandboxGateway
 from accounting.purchases.service import PurchaseRequest, PurchaseResult, PurchaseService
 from accounting.purchases.tables import PurchaseRow, SandboxPaymentRow
 from api.database import create_engine, libpq_url, session_factory
 from tests.conftest import ZERO, race
+from tests.gifts.support import live, sent_at_once
 from tests.gifts.test_gift_batches import take_event_key
 
 ZERO_HOLD = timedelta(0)
@@ -61,26 +60,6 @@ async def no_problems(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session, session.begin():
         report = await check_integrity(session)
     assert report.violations == []
-
-
-async def live(sessions: async_sessionmaker[AsyncSession], creator: str = "bo") -> int:
-    stream = await in_transaction(sessions, lambda s: start_stream(s, creator, "limits"))
-    return stream.id
-
-
-async def sent_at_once(
-    service: GiftService, requests: list[GiftRequest]
-) -> list[GiftResult | LedgerError]:
-    async def one(request: GiftRequest) -> GiftResult | LedgerError:
-        try:
-            return await service.send_gift(request)
-        except LedgerError as refused:
-            return refused
-
-    return list(await asyncio.gather(*(one(r) for r in requests)))
-
-
-# --- coins bought per user per day --------------------------------------------------------------
 
 
 async def test_purchases_racing_for_the_days_limit_pass_only_as_far_as_it_goes(
@@ -152,7 +131,7 @@ async def test_a_burst_crossing_the_gift_rate_inside_one_batch_is_cut_at_the_lim
     with GIFT_RATE_LIMITED and leave no trace; Cy's, in the same batch, go."""
     for user in ("ana", "cy"):
         await purchases.purchase_coins(package(user))
-    stream = await live(sessions)
+    stream = await live(sessions, "bo", "limits")
     gifts = GiftService(
         sessions, functional_currency="USD", hold=ZERO_HOLD, rate_limit=GiftRateLimit(5)
     )
@@ -193,7 +172,7 @@ async def test_purchases_in_the_window_are_not_gifts(
     counted, and only gifts count."""
     for _ in range(3):
         await purchases.purchase_coins(package("ana", "coins_70"))
-    stream = await live(sessions)
+    stream = await live(sessions, "bo", "limits")
     gifts = GiftService(
         sessions, functional_currency="USD", hold=ZERO_HOLD, rate_limit=GiftRateLimit(2)
     )
@@ -214,7 +193,7 @@ async def test_gifts_written_while_a_batch_waited_for_the_wallet_count_against_t
     without a second look it would count 2 and let the fourth through: it sees instead that
     her wallet moved while it waited, counts again under the lock, and refuses the gift."""
     await purchases.purchase_coins(package("ana"))
-    stream = await live(sessions)
+    stream = await live(sessions, "bo", "limits")
     engine = create_engine(db_url, pool_size=2, max_overflow=0)
     server = GiftService(
         session_factory(engine),
@@ -267,7 +246,7 @@ async def test_a_batch_written_gift_by_gift_keeps_the_same_rate(
     counting the ones written before it."""
     for user in ("ana", "cy"):
         await purchases.purchase_coins(package(user))
-    stream = await live(sessions)
+    stream = await live(sessions, "bo", "limits")
     await take_event_key(db_url, "gift:cy:taken-key-01")
     gifts = GiftService(
         sessions, functional_currency="USD", hold=ZERO_HOLD, rate_limit=GiftRateLimit(3)

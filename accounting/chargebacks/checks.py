@@ -3,20 +3,14 @@ moved what the chargeback and its clawbacks say."""
 
 from __future__ import annotations
 
-from accounting.ledger.checks import Check
+from accounting.ledger.checks import Check, undoes_a_completed_purchase
 
 CHECKS: tuple[Check, ...] = (
     Check(
         6,
         "chargeback_posted_once",
-        """
-        SELECT format('chargeback %s of purchase %s has entry %s keyed %s',
-                      b.id, b.purchase_id, b.entry_id, coalesce(e.event_key, 'none'))
-          FROM chargeback b LEFT JOIN journal_entry e ON e.id = b.entry_id
-         WHERE e.event_key IS DISTINCT FROM 'chargeback:' || b.purchase_id
-            OR e.kind <> 'chargeback'
-            OR NOT EXISTS (SELECT 1 FROM purchase pu
-                            WHERE pu.id = b.purchase_id AND pu.status = 'completed')
+        undoes_a_completed_purchase("chargeback")
+        + """
         UNION ALL
         SELECT format('chargeback %s (%s) has won entry %s keyed %s', b.id, b.status,
                       b.won_entry_id, coalesce(w.event_key, 'none'))

@@ -6,16 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Text,
-    UniqueConstraint,
-    func,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,32 +20,30 @@ class ChargebackRow(Base):
 
     __tablename__ = "chargeback"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    purchase_id: Mapped[int] = mapped_column(BigInteger, unique=True)
-    user_id: Mapped[str] = mapped_column(Text)
-    provider: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)
-    case_id: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    purchase_id: Mapped[int] = mapped_column(unique=True)
+    user_id: Mapped[str]
+    provider: Mapped[str]
+    kind: Mapped[str]
+    case_id: Mapped[str]
     """The provider's name for the case: the dispute id, or the event id for the others."""
-    reason: Mapped[str] = mapped_column(Text, server_default="")
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("journal_entry.id"), unique=True)
-    currency: Mapped[str] = mapped_column(Text)
-    cash_minor: Mapped[int] = mapped_column(BigInteger)
-    value_paid_micros: Mapped[int] = mapped_column(BigInteger)
-    coins_clawed: Mapped[int] = mapped_column(BigInteger)
-    coins_spent: Mapped[int] = mapped_column(BigInteger)
-    value_released_micros: Mapped[int] = mapped_column(BigInteger)
-    diamonds_clawed: Mapped[int] = mapped_column(BigInteger)
-    payable_clawed_micros: Mapped[int] = mapped_column(BigInteger)
-    loss_micros: Mapped[int] = mapped_column(BigInteger)
-    loss_booked_to: Mapped[str] = mapped_column(Text)
-    contra_revenue_micros: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text)
-    won_entry_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("journal_entry.id"), unique=True
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(server_default="")
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    currency: Mapped[str]
+    cash_minor: Mapped[int]
+    value_paid_micros: Mapped[int]
+    coins_clawed: Mapped[int]
+    coins_spent: Mapped[int]
+    value_released_micros: Mapped[int]
+    diamonds_clawed: Mapped[int]
+    payable_clawed_micros: Mapped[int]
+    loss_micros: Mapped[int]
+    loss_booked_to: Mapped[str]
+    contra_revenue_micros: Mapped[int]
+    status: Mapped[str]
+    won_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(
@@ -79,16 +68,14 @@ class ChargebackClawbackRow(Base):
 
     __tablename__ = "chargeback_clawback"
 
-    chargeback_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chargeback.id"), primary_key=True
-    )
-    gift_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chargeback_id: Mapped[int] = mapped_column(ForeignKey("chargeback.id"), primary_key=True)
+    gift_id: Mapped[int] = mapped_column(primary_key=True)
     """The gift (never deleted; the clawback trigger checks it exists and is still held)."""
-    creator_id: Mapped[str] = mapped_column(Text)
-    coins: Mapped[int] = mapped_column(BigInteger)
+    creator_id: Mapped[str]
+    coins: Mapped[int]
     """The gift's coins this purchase paid for."""
-    diamonds: Mapped[int] = mapped_column(BigInteger)
-    payable_micros: Mapped[int] = mapped_column(BigInteger)
+    diamonds: Mapped[int]
+    payable_micros: Mapped[int]
 
     __table_args__ = (
         CheckConstraint("coins > 0 AND diamonds >= 0 AND payable_micros >= 0", name="amounts"),
@@ -102,13 +89,11 @@ class ChargebackTraceRow(Base):
 
     __tablename__ = "chargeback_trace"
 
-    chargeback_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chargeback.id"), primary_key=True
-    )
-    spending: Mapped[str] = mapped_column(Text, primary_key=True)
-    spending_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chargeback_id: Mapped[int] = mapped_column(ForeignKey("chargeback.id"), primary_key=True)
+    spending: Mapped[str] = mapped_column(primary_key=True)
+    spending_id: Mapped[int] = mapped_column(primary_key=True)
     """The gift's or the unlock's id (never deleted; the integrity check ties the two)."""
-    coins: Mapped[int] = mapped_column(BigInteger)
+    coins: Mapped[int]
 
     __table_args__ = (
         CheckConstraint("spending IN ('gift', 'unlock')", name="spending"),
@@ -122,19 +107,17 @@ class ProviderEventRow(Base):
 
     __tablename__ = "provider_event"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    provider: Mapped[str] = mapped_column(Text)
-    event_id: Mapped[str] = mapped_column(Text)
-    event_type: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    provider: Mapped[str]
+    event_id: Mapped[str]
+    event_type: Mapped[str]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    outcome: Mapped[str] = mapped_column(Text)
-    detail: Mapped[str] = mapped_column(Text, server_default="")
-    purchase_id: Mapped[int | None] = mapped_column(BigInteger)
-    chargeback_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("chargeback.id"))
+    signed_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    outcome: Mapped[str]
+    detail: Mapped[str] = mapped_column(server_default="")
+    purchase_id: Mapped[int | None]
+    chargeback_id: Mapped[int | None] = mapped_column(ForeignKey("chargeback.id"))
 
     __table_args__ = (
         UniqueConstraint("provider", "event_id"),
@@ -148,13 +131,11 @@ class WebhookRejectionRow(Base):
 
     __tablename__ = "webhook_rejection"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    provider: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text)
-    detail: Mapped[str] = mapped_column(Text, server_default="")
-    body_sha256: Mapped[str] = mapped_column(Text)
-    body_bytes: Mapped[int] = mapped_column(BigInteger)
-    client: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    provider: Mapped[str]
+    reason: Mapped[str]
+    detail: Mapped[str] = mapped_column(server_default="")
+    body_sha256: Mapped[str]
+    body_bytes: Mapped[int]
+    client: Mapped[str | None]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())

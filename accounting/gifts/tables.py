@@ -5,17 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Text,
-    UniqueConstraint,
-    func,
-)
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accounting.ledger.tables import Base
@@ -24,12 +14,12 @@ from accounting.ledger.tables import Base
 class StreamRow(Base):
     __tablename__ = "stream"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    creator_id: Mapped[str] = mapped_column(Text)
-    title: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="live")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    creator_id: Mapped[str]
+    title: Mapped[str]
+    status: Mapped[str] = mapped_column(server_default="live")
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    ended_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("status IN ('live', 'ended')", name="status"),
@@ -50,13 +40,13 @@ class GiftTypeRow(Base):
 
     __tablename__ = "gift_type"
 
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    coin_price: Mapped[int] = mapped_column(BigInteger)
-    tier: Mapped[str] = mapped_column(Text)
-    animation: Mapped[str | None] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    coin_price: Mapped[int]
+    tier: Mapped[str]
+    animation: Mapped[str | None]
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("coin_price > 0", name="price"),
@@ -69,12 +59,12 @@ class FeatureRow(Base):
 
     __tablename__ = "feature"
 
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)
-    coin_price: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    kind: Mapped[str]
+    coin_price: Mapped[int]
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         CheckConstraint("coin_price > 0", name="price"),
@@ -87,23 +77,23 @@ class GiftRow(Base):
 
     __tablename__ = "gift"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    sender_id: Mapped[str] = mapped_column(Text)
-    idempotency_key: Mapped[str] = mapped_column(Text)
-    request_hash: Mapped[str] = mapped_column(Text)
-    stream_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("stream.id"))
-    creator_id: Mapped[str] = mapped_column(Text)
-    gift_code: Mapped[str] = mapped_column(Text, ForeignKey("gift_type.code"))
-    quantity: Mapped[int] = mapped_column(BigInteger)
-    coin_price: Mapped[int] = mapped_column(BigInteger)
-    coins: Mapped[int] = mapped_column(BigInteger)
-    value_micros: Mapped[int] = mapped_column(BigInteger)
-    diamonds: Mapped[int] = mapped_column(BigInteger)
-    payable_micros: Mapped[int] = mapped_column(BigInteger)
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("journal_entry.id"), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    release_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    release_entry_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("journal_entry.id"))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    sender_id: Mapped[str]
+    idempotency_key: Mapped[str]
+    request_hash: Mapped[str]
+    stream_id: Mapped[int] = mapped_column(ForeignKey("stream.id"))
+    creator_id: Mapped[str]
+    gift_code: Mapped[str] = mapped_column(ForeignKey("gift_type.code"))
+    quantity: Mapped[int]
+    coin_price: Mapped[int]
+    coins: Mapped[int]
+    value_micros: Mapped[int]
+    diamonds: Mapped[int]
+    payable_micros: Mapped[int]
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    created_at: Mapped[datetime]
+    release_at: Mapped[datetime]
+    release_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"))
     """The hold-release entry that made the gift's diamonds available (one per batch)."""
 
     __table_args__ = (
@@ -124,15 +114,15 @@ class GiftRow(Base):
 class FeatureUnlockRow(Base):
     __tablename__ = "feature_unlock"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(Text)
-    idempotency_key: Mapped[str] = mapped_column(Text)
-    request_hash: Mapped[str] = mapped_column(Text)
-    feature_code: Mapped[str] = mapped_column(Text, ForeignKey("feature.code"))
-    coins: Mapped[int] = mapped_column(BigInteger)
-    value_micros: Mapped[int] = mapped_column(BigInteger)
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("journal_entry.id"), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[str]
+    idempotency_key: Mapped[str]
+    request_hash: Mapped[str]
+    feature_code: Mapped[str] = mapped_column(ForeignKey("feature.code"))
+    coins: Mapped[int]
+    value_micros: Mapped[int]
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    created_at: Mapped[datetime]
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),

@@ -33,6 +33,21 @@ def record_has_its_entry(name: str, *, record: str, table: str, kind: str, key: 
     )
 
 
+def undoes_a_completed_purchase(kind: str) -> str:
+    """A query finding each row of the table ``kind`` (a refund, a chargeback: ``r``) whose entry
+    is not exactly the ``kind`` entry keyed ``<kind>:<purchase id>``, or whose purchase never
+    completed: half of invariant 6 for a record that undoes a purchase (its check adds the
+    other half)."""
+    return f"""
+        SELECT format('{kind} %s of purchase %s has entry %s keyed %s',
+                      r.id, r.purchase_id, r.entry_id, coalesce(e.event_key, 'none'))
+          FROM {kind} r LEFT JOIN journal_entry e ON e.id = r.entry_id
+         WHERE e.event_key IS DISTINCT FROM '{kind}:' || r.purchase_id
+            OR e.kind <> '{kind}'
+            OR NOT EXISTS (SELECT 1 FROM purchase pu
+                            WHERE pu.id = r.purchase_id AND pu.status = 'completed')"""
+
+
 def accounts_agree_with_records(name: str, *, accounts: str, records: str, message: str) -> Check:
     """The credit balance of each account whose code matches the regular expression
     ``accounts`` (keyed by its capture group) equals the ``amount`` a flow's ``records`` query

@@ -37,13 +37,16 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {int: BigInteger, str: Text, datetime: DateTime(timezone=True)}
+    """Whole numbers are ``bigint`` (amounts in micro-units, coins, ids), text is ``text``,
+    instants carry their time zone: a column says its type only where it is another."""
 
 
 class CommodityRow(Base):
     __tablename__ = "commodity"
 
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
-    kind: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(primary_key=True)
+    kind: Mapped[str]
     scale: Mapped[int] = mapped_column(SmallInteger)
     minor_unit_digits: Mapped[int | None] = mapped_column(SmallInteger)
 
@@ -61,17 +64,17 @@ class CommodityRow(Base):
 class AccountRow(Base):
     __tablename__ = "account"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(Text, unique=True)
-    commodity: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
-    type: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(unique=True)
+    commodity: Mapped[str] = mapped_column(ForeignKey("commodity.code"))
+    type: Mapped[str]
     contra: Mapped[bool] = mapped_column(Boolean, server_default="false")
     no_overdraft: Mapped[bool] = mapped_column(Boolean, server_default="false")
     normal_sign: Mapped[int] = mapped_column(SmallInteger)
-    balance: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    balance: Mapped[int] = mapped_column(server_default="0")
     """Debit-positive sum of the account's postings, maintained by the posting trigger only."""
-    posting_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    posting_count: Mapped[int] = mapped_column(server_default="0")
+    opened_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         CheckConstraint(
@@ -89,22 +92,22 @@ class AccountRow(Base):
 class JournalEntryRow(Base):
     __tablename__ = "journal_entry"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(Text)
-    event_key: Mapped[str] = mapped_column(Text, unique=True)
-    fingerprint: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str]
+    event_key: Mapped[str] = mapped_column(unique=True)
+    fingerprint: Mapped[str]
     created_txid: Mapped[int] = mapped_column(
         BigInteger, server_default=text("(pg_current_xact_id())::text::bigint")
     )
     """The transaction that wrote the entry: postings join an entry only inside it."""
     """SHA-256 of the entry's postings, to tell a replay of the same event from a different one."""
-    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    actor: Mapped[str] = mapped_column(Text)
+    posted_at: Mapped[datetime]
+    actor: Mapped[str]
     rates: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     refs: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    memo: Mapped[str] = mapped_column(Text, server_default="")
+    memo: Mapped[str] = mapped_column(server_default="")
     reverses_entry_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("journal_entry.id"), unique=True
+        ForeignKey("journal_entry.id"), unique=True
     )
 
     __table_args__ = (
@@ -116,15 +119,15 @@ class JournalEntryRow(Base):
 class PostingRow(Base):
     __tablename__ = "posting"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(BigInteger)
-    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    account_id: Mapped[int] = mapped_column(BigInteger)
-    commodity: Mapped[str] = mapped_column(Text)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    account_seq: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    entry_id: Mapped[int]
+    posted_at: Mapped[datetime]
+    account_id: Mapped[int]
+    commodity: Mapped[str]
+    amount: Mapped[int]
+    account_seq: Mapped[int]
     """1, 2, 3... per account, in the order the postings were applied to it."""
-    balance_after: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int]
 
     # The entry (with its date) and the account (with its commodity) a posting refers to are
     # checked once per statement by the posting trigger (migrations/sql/0004), not row by row
@@ -142,11 +145,11 @@ class FxRateRow(Base):
 
     __tablename__ = "fx_rate"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    base: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
-    quote: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    base: Mapped[str] = mapped_column(ForeignKey("commodity.code"))
+    quote: Mapped[str] = mapped_column(ForeignKey("commodity.code"))
     rate: Mapped[Decimal] = mapped_column(Numeric(24, 12))
-    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_from: Mapped[datetime]
 
     __table_args__ = (
         UniqueConstraint("base", "quote", "valid_from"),

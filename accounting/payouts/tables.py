@@ -5,16 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Text,
-    UniqueConstraint,
-    func,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accounting.ledger.tables import Base
@@ -27,13 +18,13 @@ class PayoutMethodRow(Base):
 
     __tablename__ = "payout_method"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    creator_id: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)
-    masked: Mapped[str] = mapped_column(Text)
-    holder_name: Mapped[str] = mapped_column(Text)
-    fingerprint: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    creator_id: Mapped[str]
+    kind: Mapped[str]
+    masked: Mapped[str]
+    holder_name: Mapped[str]
+    fingerprint: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         UniqueConstraint("creator_id", "fingerprint"),
@@ -48,12 +39,10 @@ class CreatorTotpRow(Base):
 
     __tablename__ = "creator_totp"
 
-    creator_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    secret: Mapped[str] = mapped_column(Text)
-    enrolled_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    creator_id: Mapped[str] = mapped_column(primary_key=True)
+    secret: Mapped[str]
+    enrolled_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    confirmed_at: Mapped[datetime | None]
 
 
 class PayoutRow(Base):
@@ -62,20 +51,20 @@ class PayoutRow(Base):
 
     __tablename__ = "payout"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    creator_id: Mapped[str] = mapped_column(Text)
-    idempotency_key: Mapped[str] = mapped_column(Text)
-    request_hash: Mapped[str] = mapped_column(Text)
-    method_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("payout_method.id"))
-    diamonds_requested: Mapped[int] = mapped_column(BigInteger)
-    diamonds: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    creator_id: Mapped[str]
+    idempotency_key: Mapped[str]
+    request_hash: Mapped[str]
+    method_id: Mapped[int] = mapped_column(ForeignKey("payout_method.id"))
+    diamonds_requested: Mapped[int]
+    diamonds: Mapped[int]
     """The diamonds the cash pays for: at most the diamonds requested."""
-    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
-    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(ForeignKey("commodity.code"))
+    amount_micros: Mapped[int]
     """The cash paid, a whole number of the currency's minor unit, in micro-units."""
-    status: Mapped[str] = mapped_column(Text, server_default="requested")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(server_default="requested")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
     __table_args__ = (
         UniqueConstraint("creator_id", "idempotency_key"),
@@ -97,16 +86,16 @@ class PayoutEventRow(Base):
 
     __tablename__ = "payout_event"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    payout_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("payout.id"))
-    phase: Mapped[str] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(Text)
-    idempotency_key: Mapped[str] = mapped_column(Text)
-    request_hash: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text, server_default="")
-    provider_reference: Mapped[str | None] = mapped_column(Text)
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("journal_entry.id"), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    payout_id: Mapped[int] = mapped_column(ForeignKey("payout.id"))
+    phase: Mapped[str]
+    actor: Mapped[str]
+    idempotency_key: Mapped[str]
+    request_hash: Mapped[str]
+    reason: Mapped[str] = mapped_column(server_default="")
+    provider_reference: Mapped[str | None]
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    created_at: Mapped[datetime]
 
     __table_args__ = (
         UniqueConstraint("payout_id", "phase"),

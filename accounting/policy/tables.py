@@ -6,14 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    Index,
-    Text,
-    func,
-)
+from sqlalchemy import Boolean, Index, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,11 +18,11 @@ class UserStatusRow(Base):
 
     __tablename__ = "user_status"
 
-    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(primary_key=True)
     frozen: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    reason: Mapped[str] = mapped_column(Text, server_default="")
-    changed_by: Mapped[str] = mapped_column(Text)
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reason: Mapped[str] = mapped_column(server_default="")
+    changed_by: Mapped[str]
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class CreatorKycRow(Base):
@@ -37,11 +30,11 @@ class CreatorKycRow(Base):
 
     __tablename__ = "creator_kyc"
 
-    creator_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    creator_id: Mapped[str] = mapped_column(primary_key=True)
     verified: Mapped[bool] = mapped_column(Boolean)
-    reason: Mapped[str] = mapped_column(Text, server_default="")
-    changed_by: Mapped[str] = mapped_column(Text)
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reason: Mapped[str] = mapped_column(server_default="")
+    changed_by: Mapped[str]
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class AuditRow(Base):
@@ -49,13 +42,13 @@ class AuditRow(Base):
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    actor: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(Text)
-    subject: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text, server_default="")
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    actor: Mapped[str]
+    action: Mapped[str]
+    subject: Mapped[str]
+    reason: Mapped[str] = mapped_column(server_default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         Index("ix_audit_log_subject", "subject", "id"),

@@ -5,17 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    Text,
-    UniqueConstraint,
-    func,
-)
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accounting.ledger.tables import Base
@@ -24,10 +14,10 @@ from accounting.ledger.tables import Base
 class CoinPackageRow(Base):
     __tablename__ = "coin_package"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(Text, unique=True)
-    coins: Mapped[int] = mapped_column(BigInteger)
-    bonus_coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(unique=True)
+    coins: Mapped[int]
+    bonus_coins: Mapped[int] = mapped_column(server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
 
     __table_args__ = (CheckConstraint("coins > 0 AND bonus_coins >= 0", name="coins"),)
@@ -36,12 +26,10 @@ class CoinPackageRow(Base):
 class PackagePriceRow(Base):
     __tablename__ = "package_price"
 
-    package_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("coin_package.id"), primary_key=True
-    )
-    channel: Mapped[str] = mapped_column(Text, primary_key=True)
-    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"), primary_key=True)
-    price_minor: Mapped[int] = mapped_column(BigInteger)
+    package_id: Mapped[int] = mapped_column(ForeignKey("coin_package.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(ForeignKey("commodity.code"), primary_key=True)
+    price_minor: Mapped[int]
 
     __table_args__ = (
         CheckConstraint("channel IN ('web', 'ios', 'android')", name="channel"),
@@ -54,10 +42,10 @@ class CustomCoinPriceRow(Base):
 
     __tablename__ = "custom_coin_price"
 
-    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"), primary_key=True)
-    coin_price_micros: Mapped[int] = mapped_column(BigInteger)
-    min_coins: Mapped[int] = mapped_column(BigInteger)
-    max_coins: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(ForeignKey("commodity.code"), primary_key=True)
+    coin_price_micros: Mapped[int]
+    min_coins: Mapped[int]
+    max_coins: Mapped[int]
 
     __table_args__ = (
         CheckConstraint(
@@ -69,26 +57,24 @@ class CustomCoinPriceRow(Base):
 class PurchaseRow(Base):
     __tablename__ = "purchase"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(Text)
-    idempotency_key: Mapped[str] = mapped_column(Text)
-    request_hash: Mapped[str] = mapped_column(Text)
-    package_code: Mapped[str | None] = mapped_column(Text)
-    coins: Mapped[int] = mapped_column(BigInteger)
-    bonus_coins: Mapped[int] = mapped_column(BigInteger)
-    channel: Mapped[str] = mapped_column(Text)
-    provider: Mapped[str] = mapped_column(Text)
-    currency: Mapped[str] = mapped_column(Text, ForeignKey("commodity.code"))
-    price_minor: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text, server_default="pending")
-    failure_code: Mapped[str | None] = mapped_column(Text)
-    failure_message: Mapped[str | None] = mapped_column(Text)
-    provider_reference: Mapped[str | None] = mapped_column(Text)
-    entry_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("journal_entry.id"), unique=True
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[str]
+    idempotency_key: Mapped[str]
+    request_hash: Mapped[str]
+    package_code: Mapped[str | None]
+    coins: Mapped[int]
+    bonus_coins: Mapped[int]
+    channel: Mapped[str]
+    provider: Mapped[str]
+    currency: Mapped[str] = mapped_column(ForeignKey("commodity.code"))
+    price_minor: Mapped[int]
+    status: Mapped[str] = mapped_column(server_default="pending")
+    failure_code: Mapped[str | None]
+    failure_message: Mapped[str | None]
+    provider_reference: Mapped[str | None]
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    settled_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),
@@ -106,15 +92,15 @@ class SandboxPaymentRow(Base):
 
     __tablename__ = "sandbox_payment"
 
-    reference: Mapped[str] = mapped_column(Text, primary_key=True)
-    provider: Mapped[str] = mapped_column(Text)
-    merchant_reference: Mapped[str] = mapped_column(Text)
-    payment_token: Mapped[str] = mapped_column(Text)
-    currency: Mapped[str] = mapped_column(Text)
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(Text)
-    decline_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reference: Mapped[str] = mapped_column(primary_key=True)
+    provider: Mapped[str]
+    merchant_reference: Mapped[str]
+    payment_token: Mapped[str]
+    currency: Mapped[str]
+    amount_minor: Mapped[int]
+    status: Mapped[str]
+    decline_reason: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         UniqueConstraint("provider", "merchant_reference"),

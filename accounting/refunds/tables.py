@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accounting.ledger.tables import Base
@@ -22,18 +15,18 @@ class RefundRow(Base):
 
     __tablename__ = "refund"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    purchase_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    purchase_id: Mapped[int] = mapped_column(unique=True)
     """The purchase refunded (never deleted; the integrity check ties the two)."""
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("journal_entry.id"), unique=True)
-    actor: Mapped[str] = mapped_column(Text)
-    idempotency_key: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text)
-    coins: Mapped[int] = mapped_column(BigInteger)
-    cash_minor: Mapped[int] = mapped_column(BigInteger)
-    value_released_micros: Mapped[int] = mapped_column(BigInteger)
-    contra_revenue_micros: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    actor: Mapped[str]
+    idempotency_key: Mapped[str]
+    reason: Mapped[str]
+    coins: Mapped[int]
+    cash_minor: Mapped[int]
+    value_released_micros: Mapped[int]
+    contra_revenue_micros: Mapped[int]
+    created_at: Mapped[datetime]
 
     __table_args__ = (
         UniqueConstraint("actor", "idempotency_key"),

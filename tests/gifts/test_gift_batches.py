@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.gifts.errors import StreamNotLive
 from accounting.gifts.posting import GiftRequest, GiftResult
 from accounting.gifts.service import GiftService
-from accounting.gifts.streams import end_stream, start_stream
+from accounting.gifts.streams import end_stream
 from accounting.gifts.tables import GiftRow
 from accounting.integrity import check_integrity
 from accounting.ledger.balances import creator_balances, wallet
@@ -27,6 +27,7 @@ from accounting.ledger.posting import in_transaction
 from accounting.ledger.tables import JournalEntryRow
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from api.database import create_engine, libpq_url, session_factory
+from tests.gifts.support import live, sent_at_once
 
 
 def gift(sender: str, stream_id: int, code: str = "rose", key: str | None = None) -> GiftRequest:
@@ -39,23 +40,6 @@ async def fund(purchases: PurchaseService, user: str, coins: int) -> None:
                         custom_coins=coins)
     )  # fmt: skip
     assert result.purchase.status == "completed"
-
-
-async def live(sessions: async_sessionmaker[AsyncSession], creator: str) -> int:
-    stream = await in_transaction(sessions, lambda s: start_stream(s, creator, "batches"))
-    return stream.id
-
-
-async def outcomes(
-    service: GiftService, requests: list[GiftRequest]
-) -> list[GiftResult | LedgerError]:
-    async def one(request: GiftRequest) -> GiftResult | LedgerError:
-        try:
-            return await service.send_gift(request)
-        except LedgerError as refused:
-            return refused
-
-    return list(await asyncio.gather(*(one(r) for r in requests)))
 
 
 async def take_event_key(db_url: URL, event_key: str) -> None:
@@ -108,9 +92,9 @@ async def test_gifts_sent_at_once_share_batches_and_a_broke_sender_fails_alone(
     viewers = [f"fan{i}" for i in range(20)]
     for viewer in viewers:
         await fund(purchases, viewer, 100)
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
 
-    results = await outcomes(
+    results = await sent_at_once(
         gifts, [gift(v, stream) for v in [*viewers[:10], "zed", *viewers[10:]]]
     )
 
@@ -138,9 +122,9 @@ async def test_one_senders_gifts_in_one_batch_spend_the_wallet_in_turn(
     await fund(purchases, "ana", 70)  # custom amounts start at 30 coins
     async with sessions() as session:
         paid = (await wallet(session, "ana", "USD")).coins_value_micros
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
 
-    results = await outcomes(gifts, [gift("ana", stream, "doughnut") for _ in range(4)])
+    results = await sent_at_once(gifts, [gift("ana", stream, "doughnut") for _ in range(4)])
 
     sent = [r for r in results if isinstance(r, GiftResult)]
     refused = [r for r in results if isinstance(r, InsufficientCoins)]
@@ -158,10 +142,10 @@ async def test_the_same_key_twice_at_once_sends_one_gift(
     sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService, gifts: GiftService
 ) -> None:
     await fund(purchases, "ana", 50)
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
     request = gift("ana", stream, key="ana-gift-0001")
 
-    first, second = await outcomes(gifts, [request, request])
+    first, second = await sent_at_once(gifts, [request, request])
 
     assert isinstance(first, GiftResult) and isinstance(second, GiftResult)
     assert first.gift.id == second.gift.id
@@ -181,7 +165,7 @@ async def test_a_batch_the_database_refuses_is_written_gift_by_gift(
     one by one, so only that gift fails and its neighbours are sent."""
     for viewer in ("ana", "cy", "di"):
         await fund(purchases, viewer, 30)
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
     await take_event_key(db_url, "gift:cy:taken-key-01")
 
     results = await asyncio.gather(
@@ -208,7 +192,7 @@ async def test_several_servers_gifting_one_creator_at_once_credit_every_gift(
     viewers = [f"fan{i}" for i in range(40)]
     for viewer in viewers:
         await fund(purchases, viewer, 1_000)
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
     engines = [create_engine(db_url, pool_size=2, max_overflow=0) for _ in range(4)]
     servers = [
         GiftService(session_factory(engine), functional_currency="USD", hold=timedelta(0))
@@ -237,11 +221,11 @@ async def test_gifts_queued_behind_a_stream_ending_find_it_ended(
     sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService, gifts: GiftService
 ) -> None:
     await fund(purchases, "ana", 100)
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
     assert isinstance(await gifts.send_gift(gift("ana", stream)), GiftResult)
     await in_transaction(sessions, lambda s: end_stream(s, "bo", stream))
 
-    results = await outcomes(gifts, [gift("ana", stream) for _ in range(3)])
+    results = await sent_at_once(gifts, [gift("ana", stream) for _ in range(3)])
 
     assert all(isinstance(r, StreamNotLive) for r in results)
     async with sessions() as session:
@@ -260,9 +244,9 @@ async def test_small_batches_post_the_same_books(
         sessions, functional_currency="USD", hold=timedelta(0), max_batch=max_batch
     )
     await fund(purchases, "ana", 40)
-    stream = await live(sessions, "bo")
+    stream = await live(sessions, "bo", "batches")
 
-    results = await outcomes(service, [gift("ana", stream, "finger_heart") for _ in range(9)])
+    results = await sent_at_once(service, [gift("ana", stream, "finger_heart") for _ in range(9)])
 
     assert sum(isinstance(r, GiftResult) for r in results) == 8
     assert sum(isinstance(r, InsufficientCoins) for r in results) == 1
