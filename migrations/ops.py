@@ -1,6 +1,6 @@
 """What the revisions share: a table declared in a few lines (columns grouped by type, constraints
-named by the project's convention), the guard triggers that keep a table's rows as history, and
-a revision's SQL file run statement by statement.
+named by the project's convention), the triggers that keep a table's rows as history, and a
+revision's SQL files (``migrations/sql``) run statement by statement.
 
 Every helper emits exactly the DDL the spelled-out Alembic operations did, so a database migrated
 by these revisions is the same, to the byte, as one migrated before they were written this way
@@ -8,7 +8,7 @@ by these revisions is the same, to the byte, as one migrated before they were wr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,10 +25,13 @@ NOW = sa.text("now()")
 """The server default of a timestamp that records when its row was written."""
 
 
-def run_sql(name: str) -> None:
-    """Run a file of ``migrations/sql`` (a revision's ``NNNN_name.sql`` or its ``.down.sql``)."""
-    for statement in sql_statements(name):
-        op.execute(statement)
+def run_sql(names: Iterable[str]) -> None:
+    """Run files of ``migrations/sql``, in order: a revision's ``UPGRADE_SQL`` or ``DOWNGRADE_SQL``,
+    the files it declares (and ``migrations/sql/checksums.py`` pins) so that they can be checked
+    without a database."""
+    for name in names:
+        for statement in sql_statements(name):
+            op.execute(statement)
 
 
 def create_table(name: str, *parts: Part) -> None:
@@ -118,21 +121,20 @@ def references(target: str, *columns: str, to: Sequence[str] = ("id",)) -> Part:
     return part
 
 
-def guard(table: str, function: str, events: str = "UPDATE OR DELETE", name: str = "") -> None:
-    """Guard a table's rows with ``function``: a row trigger before ``events`` (named
-    ``<table>_guard`` unless named) and a statement trigger before TRUNCATE
-    (``<table>_no_truncate``)."""
-    op.execute(
-        f"CREATE TRIGGER {name or table + '_guard'} BEFORE {events} ON {table}"
-        f" FOR EACH ROW EXECUTE FUNCTION {function}()"
-    )
-    op.execute(
+def append_only_sql(table: str) -> list[str]:
+    """The two triggers that make ``table`` history with ``coinbooks_append_only()``
+    (``migrations/sql/invariants/append_only.sql``): ``<table>_append_only`` refuses any UPDATE or
+    DELETE, row by row, and ``<table>_no_truncate`` any TRUNCATE."""
+    return [
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+        " FOR EACH ROW EXECUTE FUNCTION coinbooks_append_only()",
         f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
-        f" FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-    )
+        " FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_append_only()",
+    ]
 
 
 def append_only(*tables: str) -> None:
-    """Make tables history: ``coinbooks_append_only()`` refuses any UPDATE, DELETE or TRUNCATE."""
+    """Make tables history: no row is ever updated or deleted, and the table never truncated."""
     for table in tables:
-        guard(table, "coinbooks_append_only", name=f"{table}_append_only")
+        for statement in append_only_sql(table):
+            op.execute(statement)

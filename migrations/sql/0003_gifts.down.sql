@@ -1,4 +1,4 @@
--- Undoes 0003_gifts.sql, once 0003 has dropped its tables (and with them their triggers).
+-- 0003's downgrade, once it has dropped its tables (and with them their triggers).
 DELETE FROM account WHERE code = 'platform:expense:promotions' AND posting_count = 0;
 DROP FUNCTION coinbooks_gift_notify();
 DROP FUNCTION coinbooks_stream_guard();

@@ -1,4 +1,4 @@
--- Undoes 0005_payouts.sql, once 0005 has dropped its tables (and with them their triggers).
+-- 0005's downgrade, once it has dropped its tables (and with them their triggers).
 DROP FUNCTION coinbooks_payout_event_guard();
 DROP FUNCTION coinbooks_payout_guard();
 -- Accounts are never deleted (0004), except an unused one by the migration that opened it.

@@ -1,79 +1,114 @@
-"""SQL that matters (triggers, functions), kept as SQL files so it reads and reviews as SQL.
+"""The schema's SQL (trigger functions, triggers, and what a revision runs beyond its tables), kept
+as SQL files so that it reads and reviews as SQL. Each piece is written once, in a file named for
+what it is, and loaded whole, by name, by the revision that introduced it.
 
-Two kinds of file live here.
+**The invariants as they stand**, one file per concern: ``invariants/<concern>.sql``, listed in
+``INVARIANTS`` in an order they apply in, each headed by the invariant of docs/accounting.md (and
+DESIGN.md) it enforces. Every function and trigger of the schema at head is defined in one of
+them, and this is the one place it is written: the revision that introduced a file's definitions
+loads it (0001 ``append_only``, ``accounts`` and ``purchases``; 0003 ``gifts``; 0004
+``postings``, ``account_triggers`` and ``gift_feed``; 0005 ``payouts``; 0007 ``chargebacks``).
+A concern whose definitions came from two revisions is two files, so that each is loaded whole
+by one.
 
-**Each revision's SQL, forward and reverse, side by side.** ``NNNN_name.sql`` is what revision
-NNNN runs once it has created its tables: its trigger functions and triggers, its changes to
-earlier ones, a row it must open. ``NNNN_name.down.sql`` is what its downgrade runs once it has
-dropped those tables (their triggers go with them): explicit SQL that puts back exactly what was
-there before. Where a revision replaced earlier definitions (0004), its ``.down.sql`` writes
-them out again in full. Tables are declared in the revision itself (``migrations/ops.py``), as
-are the guard triggers that make a table history (``ops.append_only``).
+**Definitions a later revision replaced**: ``superseded/NNNN_<concern>.sql``, as revision NNNN
+wrote them. NNNN's upgrade loads the file, and so does the downgrade of the revision that
+replaced it, which puts them back without writing them again (0004 replaced
+``0001_postings``, ``0001_account_triggers`` and ``0003_gift_feed``).
 
-These files are history. A database migrated by them is never asked to run them again, so they
-are never edited to change what they create: a new revision does that. ``tests/migrations``
-checks that every downgrade leaves exactly the schema that a fresh upgrade to the revision below
-leaves.
+**A revision's own changes**: ``NNNN_name.sql`` for what its upgrade drops or alters (0004) or a
+row it opens (0003, 0005), ``NNNN_name.down.sql`` for what its downgrade removes once it has
+dropped its tables. Tables are declared in the revisions themselves (``migrations/ops.py``), as
+are the triggers that make a table history (``ops.append_only``).
 
-**The invariants as they stand, one file per concern** (``invariants/<concern>.sql``, listed in
-``INVARIANTS`` in an order they apply in). Every trigger function of the schema at head
-(``CREATE OR REPLACE FUNCTION``) and every trigger, each file headed by the invariant of
-docs/accounting.md (and DESIGN.md) it enforces. The revisions built these up over time, and 0004
-replaced what 0001 had; these files say what holds now, with no history to replay.
+A revision names the files it runs, in order, in ``UPGRADE_SQL`` and ``DOWNGRADE_SQL``, and runs
+them with ``ops.run_sql``. Definition files (``invariants/``, ``superseded/``) say ``CREATE OR
+REPLACE`` (a constraint trigger, which cannot be replaced, is dropped if it exists and created
+again), so that each applies over an earlier or later version of what it defines (PostgreSQL 14
+or later).
 
-They are kept true by a test rather than by a revision that runs them. A new revision would give
-every database already at head something to run for no change at all; a test keeps history the
-one source of what a database holds and makes the files a checked view of it.
-``tests/migrations/test_invariant_files.py`` migrates a database to head, drops every function
-(and with it every trigger), applies these files and requires the same catalog as before: the
-same ``pg_get_functiondef`` for every function, the same ``pg_get_triggerdef`` for every trigger,
-nothing missing and nothing extra. Both sides come from PostgreSQL's catalog, so they compare
-exactly, with no normalising. A file that drifts from what the migrations produce fails the
-build. The files are idempotent (``CREATE OR REPLACE``; PostgreSQL 14 or later) and the test
-re-applies them at head to prove it.
+**History is pinned**, as Flyway pins applied migrations by their checksums. A database migrated
+by a revision never runs it again, so what a revision runs must never change. ``checksums.py``
+holds, for each revision and direction, ``sql_digest`` of the files it loads: the sha256 of the
+statements they send, in order (comments outside function bodies are not sent, and do not count,
+so a header can be kept true). ``tests/migrations/test_history.py`` recomputes every digest
+without a database and checks that every file here is loaded by name, by exactly one revision.
 
-**Changing an invariant.** Edit its concern file. Then add a revision whose ``.sql`` holds its
-own copy of the new definitions and whose ``.down.sql`` holds the previous ones, written out.
-The revision copies rather than re-reads the concern file, so that later edits to the file can
-never change what an old revision does. Earlier revisions' files stay as they are. The drift
-test fails until the concern file and the migrated head agree.
+**The concern files are today's.** ``tests/migrations/test_invariant_files.py`` migrates a
+database to head, drops every function (and with it every trigger), applies the concern files and
+the append-only triggers, and requires the same catalog as before: the same
+``pg_get_functiondef`` for every function, the same ``pg_get_triggerdef`` for every trigger,
+nothing missing and nothing extra; applied again at head, the files change nothing. So no later
+revision can have replaced a definition without the concern file showing it.
+
+**Changing an invariant.** Copy the concern file, as it is, to ``superseded/NNNN_<concern>.sql``,
+NNNN being the revision that loads it, and point that revision at the copy: what it runs is the
+same, so its digest is too. Then edit the concern file, and add a revision whose upgrade loads it
+(after a file of its own dropping what goes for good) and whose downgrade removes what is new and
+loads the superseded copy. Pin the new revision's digests. Editing a loaded file in place instead
+fails the pins; a revision that redefines something in SQL of its own fails the drift test.
 """
 
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 INVARIANTS: tuple[str, ...] = (
     "invariants/append_only.sql",
     "invariants/accounts.sql",
+    "invariants/account_triggers.sql",
     "invariants/postings.sql",
     "invariants/purchases.sql",
     "invariants/gifts.sql",
+    "invariants/gift_feed.sql",
     "invariants/payouts.sql",
     "invariants/chargebacks.sql",
 )
-"""The concern files, in an order they apply in: ``coinbooks_append_only()`` comes first, since
-the account triggers call it too."""
+"""The concern files, in an order they apply in: ``coinbooks_append_only()`` and
+``coinbooks_account_guard()`` come before the account triggers that call them."""
+
+HERE = Path(__file__).parent
 
 
 def read_sql(name: str) -> str:
-    return (Path(__file__).parent / name).read_text()
+    return (HERE / name).read_text()
 
 
 def sql_statements(name: str) -> list[str]:
-    """The file's statements one by one (the driver runs one statement at a time). A ``;`` ends a
-    statement only outside ``$$``-quoted function bodies and outside ``--`` comments."""
+    """The file's statements one by one, as ``ops.run_sql`` sends them (``split_statements``)."""
+    return split_statements(read_sql(name))
+
+
+def split_statements(sql: str) -> list[str]:
+    """Statements one by one, as they are sent (the driver runs one statement at a time). A ``;``
+    ends a statement only outside ``$$``-quoted function bodies and outside ``--`` comments.
+    Lines outside function bodies that are blank or only a comment are left out: the database
+    would never see them. Inside a body every line counts, comments too, since PostgreSQL keeps
+    the body as written."""
     statements: list[str] = []
     current: list[str] = []
     in_body = False
-    for line in read_sql(name).splitlines():
+    for line in sql.splitlines():
+        if not in_body and (not line.strip() or line.lstrip().startswith("--")):
+            continue
         code = line.split("--", 1)[0] if not in_body else line
         if code.count("$$") % 2:
             in_body = not in_body
         current.append(line)
         if not in_body and code.rstrip().endswith(";"):
-            statement = "\n".join(current).strip()
-            if any(not part.strip().startswith("--") for part in statement.splitlines()):
-                statements.append(statement)
+            statements.append("\n".join(current))
             current = []
-    if "".join(current).strip():
-        statements.append("\n".join(current).strip())
+    if current:
+        statements.append("\n".join(current))
     return statements
+
+
+def sql_digest(names: Iterable[str]) -> str:
+    """The sha256 of the statements the files send, in order: what ``ops.run_sql(names)`` runs."""
+    digest = hashlib.sha256()
+    for name in names:
+        for statement in sql_statements(name):
+            digest.update(statement.encode() + b"\0")
+    return digest.hexdigest()

@@ -10,6 +10,15 @@ from migrations import ops
 revision: str = "0001"
 down_revision: str | None = None
 
+UPGRADE_SQL = (
+    "invariants/append_only.sql",
+    "invariants/accounts.sql",
+    "superseded/0001_account_triggers.sql",
+    "superseded/0001_postings.sql",
+    "invariants/purchases.sql",
+)
+DOWNGRADE_SQL = ("0001_ledger.down.sql",)
+
 
 def upgrade() -> None:
     ops.create_table(
@@ -162,9 +171,8 @@ def upgrade() -> None:
         "ix_posting_account_history", "posting", ["account_id", "posted_at", "account_seq"]
     )
     op.create_index("ix_posting_entry_id", "posting", ["entry_id"])
-    ops.run_sql("0001_invariants.sql")
+    ops.run_sql(UPGRADE_SQL)
     ops.append_only("posting", "journal_entry")
-    ops.guard("purchase", "coinbooks_purchase_guard")
 
 
 def downgrade() -> None:
@@ -180,4 +188,4 @@ def downgrade() -> None:
         "commodity",
         "coin_package",
     )
-    ops.run_sql("0001_invariants.down.sql")
+    ops.run_sql(DOWNGRADE_SQL)

@@ -11,6 +11,9 @@ from migrations import ops
 revision: str = "0003"
 down_revision: str | None = "0002"
 
+UPGRADE_SQL = ("invariants/gifts.sql", "superseded/0003_gift_feed.sql", "0003_gifts.sql")
+DOWNGRADE_SQL = ("0003_gifts.down.sql",)
+
 
 # code, name, coin price, tier, animation
 GIFTS = [
@@ -138,8 +141,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_gift_sender", "gift", ["sender_id", "id"])
     op.create_index("ix_gift_stream", "gift", ["stream_id", "id"])
-    ops.run_sql("0003_gifts.sql")
-    ops.guard("gift", "coinbooks_gift_guard")
+    ops.run_sql(UPGRADE_SQL)
     ops.append_only("feature_unlock")
     bind = op.get_bind()
     bind.execute(
@@ -159,4 +161,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     ops.drop_tables("gift", "feature_unlock", "user_status", "stream", "gift_type", "feature")
-    ops.run_sql("0003_gifts.down.sql")
+    ops.run_sql(DOWNGRADE_SQL)

@@ -11,6 +11,9 @@ from migrations import ops
 revision: str = "0005"
 down_revision: str | None = "0004"
 
+UPGRADE_SQL = ("invariants/payouts.sql", "0005_payouts.sql")
+DOWNGRADE_SQL = ("0005_payouts.down.sql",)
+
 
 def upgrade() -> None:
     ops.create_table(
@@ -91,8 +94,7 @@ def upgrade() -> None:
         ops.unique("entry_id"),
         ops.unique("payout_id", "phase"),
     )
-    ops.run_sql("0005_payouts.sql")
-    ops.guard("payout", "coinbooks_payout_guard", events="INSERT OR UPDATE OR DELETE")
+    ops.run_sql(UPGRADE_SQL)
     ops.append_only("payout_event", "audit_log")
 
 
@@ -100,4 +102,4 @@ def downgrade() -> None:
     ops.drop_tables(
         "payout_event", "payout", "payout_method", "creator_totp", "creator_kyc", "audit_log"
     )
-    ops.run_sql("0005_payouts.down.sql")
+    ops.run_sql(DOWNGRADE_SQL)

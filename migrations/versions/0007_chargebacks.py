@@ -11,6 +11,9 @@ from migrations import ops
 revision: str = "0007"
 down_revision: str | None = "0006"
 
+UPGRADE_SQL = ("invariants/chargebacks.sql",)
+DOWNGRADE_SQL = ("0007_chargebacks.down.sql",)
+
 
 def upgrade() -> None:
     ops.create_table(
@@ -94,8 +97,7 @@ def upgrade() -> None:
     # No foreign key from a clawback to its gift: gifts are never deleted (their guard refuses
     # it, TRUNCATE too, and a key would make PostgreSQL refuse that TRUNCATE before the guard
     # could say why); the clawback trigger checks the gift, and so does the integrity check.
-    ops.run_sql("0007_chargebacks.sql")
-    ops.guard("chargeback", "coinbooks_chargeback_guard", events="INSERT OR UPDATE OR DELETE")
+    ops.run_sql(UPGRADE_SQL)
     ops.append_only(
         "chargeback_clawback", "chargeback_trace", "provider_event", "webhook_rejection"
     )
@@ -109,4 +111,4 @@ def downgrade() -> None:
         "chargeback",
         "webhook_rejection",
     )
-    ops.run_sql("0007_chargebacks.down.sql")
+    ops.run_sql(DOWNGRADE_SQL)

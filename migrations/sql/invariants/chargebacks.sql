@@ -1,10 +1,42 @@
--- Chargebacks (docs/accounting.md, "Chargebacks"). What a chargeback clawed back never changes. A
--- dispute starts open and resolves once, to won or lost, and is won exactly when the entry that
--- undoes it exists; the other kinds (app-store refunds, voids, refunds made at the provider) are
--- final from the start. A chargeback is never deleted or truncated. A clawback takes diamonds
--- only from a gift still in its hold, of the creator it went to, and never more coins than the
--- gift has left after the clawbacks standing against it. (Clawbacks, traces, provider events and
+-- Chargebacks (docs/accounting.md, "Chargebacks"). A clawback takes diamonds only from a gift
+-- still in its hold, of the creator it went to, and never more coins than the gift has left after
+-- the clawbacks standing against it. What a chargeback clawed back never changes. A dispute starts
+-- open and resolves once, to won or lost, and is won exactly when the entry that undoes it
+-- exists; the other kinds (app-store refunds, voids, refunds made at the provider) are final from
+-- the start. A chargeback is never deleted or truncated. (Clawbacks, traces, provider events and
 -- refused deliveries never change: append_only.sql.)
+
+CREATE OR REPLACE FUNCTION coinbooks_clawback_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    gift_row gift%ROWTYPE;
+    clawed bigint;
+BEGIN
+    SELECT * INTO gift_row FROM gift WHERE id = NEW.gift_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'clawback from gift %, which does not exist', NEW.gift_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF gift_row.release_entry_id IS NOT NULL THEN
+        RAISE EXCEPTION 'gift % was released from hold: its diamonds can no longer be clawed back',
+            NEW.gift_id USING ERRCODE = 'restrict_violation';
+    END IF;
+    IF NEW.creator_id <> gift_row.creator_id THEN
+        RAISE EXCEPTION 'gift % went to %, not %', NEW.gift_id, gift_row.creator_id,
+            NEW.creator_id USING ERRCODE = 'restrict_violation';
+    END IF;
+    SELECT coalesce(sum(c.coins), 0) INTO clawed
+      FROM chargeback_clawback c JOIN chargeback b ON b.id = c.chargeback_id
+     WHERE c.gift_id = NEW.gift_id AND b.status <> 'won';
+    IF clawed > gift_row.coins THEN
+        RAISE EXCEPTION 'gift % is % coins; chargebacks claim % of them', NEW.gift_id,
+            gift_row.coins, clawed USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER chargeback_clawback_check AFTER INSERT ON chargeback_clawback
+    FOR EACH ROW EXECUTE FUNCTION coinbooks_clawback_check();
 
 CREATE OR REPLACE FUNCTION coinbooks_chargeback_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -45,35 +77,3 @@ CREATE OR REPLACE TRIGGER chargeback_guard BEFORE INSERT OR UPDATE OR DELETE ON 
     FOR EACH ROW EXECUTE FUNCTION coinbooks_chargeback_guard();
 CREATE OR REPLACE TRIGGER chargeback_no_truncate BEFORE TRUNCATE ON chargeback
     FOR EACH STATEMENT EXECUTE FUNCTION coinbooks_chargeback_guard();
-
-CREATE OR REPLACE FUNCTION coinbooks_clawback_check() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    gift_row gift%ROWTYPE;
-    clawed bigint;
-BEGIN
-    SELECT * INTO gift_row FROM gift WHERE id = NEW.gift_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'clawback from gift %, which does not exist', NEW.gift_id
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    IF gift_row.release_entry_id IS NOT NULL THEN
-        RAISE EXCEPTION 'gift % was released from hold: its diamonds can no longer be clawed back',
-            NEW.gift_id USING ERRCODE = 'restrict_violation';
-    END IF;
-    IF NEW.creator_id <> gift_row.creator_id THEN
-        RAISE EXCEPTION 'gift % went to %, not %', NEW.gift_id, gift_row.creator_id,
-            NEW.creator_id USING ERRCODE = 'restrict_violation';
-    END IF;
-    SELECT coalesce(sum(c.coins), 0) INTO clawed
-      FROM chargeback_clawback c JOIN chargeback b ON b.id = c.chargeback_id
-     WHERE c.gift_id = NEW.gift_id AND b.status <> 'won';
-    IF clawed > gift_row.coins THEN
-        RAISE EXCEPTION 'gift % is % coins; chargebacks claim % of them', NEW.gift_id,
-            gift_row.coins, clawed USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE TRIGGER chargeback_clawback_check AFTER INSERT ON chargeback_clawback
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_clawback_check();

@@ -1,4 +1,5 @@
--- Undoes 0001_invariants.sql, once 0001 has dropped its tables (and with them every trigger).
+-- 0001's downgrade, once it has dropped its tables (and with them every trigger): the functions
+-- its upgrade created go too.
 DROP FUNCTION coinbooks_purchase_guard();
 DROP FUNCTION coinbooks_entry_check();
 DROP FUNCTION coinbooks_entry_stamp();

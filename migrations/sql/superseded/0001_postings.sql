@@ -1,12 +1,14 @@
--- Coinbooks: the invariants of DESIGN.md, enforced by PostgreSQL itself.
--- Python checks each of them before it writes; these triggers check them again, so that
--- even raw SQL cannot commit an unbalanced, edited or overdrawn book.
+-- The posting invariants as 0001 enforced them, one posting at a time, until 0004 checked each
+-- statement's postings as a whole instead (invariants/postings.sql; docs/accounting.md, "Checked
+-- per statement, not per row"). Loaded by 0001's upgrade, which created them, and by 0004's
+-- downgrade, which puts them back once it has removed what replaced them. Its SQL never changes
+-- (checksums.py).
 
 -- Invariant 5: an account's stored balance is the sum of its postings. Every posting updates
 -- its account's balance here, in the same statement, and records the running balance and the
 -- account's sequence number on the posting. Invariant 4 (no overdraft) is the CHECK constraint
 -- on account, evaluated by this UPDATE under the account's row lock.
-CREATE FUNCTION coinbooks_posting_apply() RETURNS trigger
+CREATE OR REPLACE FUNCTION coinbooks_posting_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     entry_txid bigint;
@@ -29,64 +31,23 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER posting_apply BEFORE INSERT ON posting
+CREATE OR REPLACE TRIGGER posting_apply BEFORE INSERT ON posting
     FOR EACH ROW EXECUTE FUNCTION coinbooks_posting_apply();
 
--- Invariant 5, other half: nothing but a posting changes a balance (an account opens at zero),
--- and what an account is (code, commodity, type, flags) never changes once it is open.
-CREATE FUNCTION coinbooks_account_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        IF NEW.balance <> 0 OR NEW.posting_count <> 0 THEN
-            RAISE EXCEPTION 'account % opens with a zero balance; balances change only through postings', NEW.code
-                USING ERRCODE = 'restrict_violation';
-        END IF;
-        RETURN NEW;
-    END IF;
-    IF (NEW.balance IS DISTINCT FROM OLD.balance
-        OR NEW.posting_count IS DISTINCT FROM OLD.posting_count)
-       AND pg_trigger_depth() < 2 THEN
-        RAISE EXCEPTION 'account % balance changes only through postings', OLD.code
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    IF NEW.id <> OLD.id OR NEW.code <> OLD.code OR NEW.commodity <> OLD.commodity
-       OR NEW.type <> OLD.type OR NEW.contra <> OLD.contra
-       OR NEW.no_overdraft <> OLD.no_overdraft OR NEW.normal_sign <> OLD.normal_sign
-       OR NEW.opened_at <> OLD.opened_at THEN
-        RAISE EXCEPTION 'account % cannot be redefined', OLD.code
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    RETURN NEW;
-END $$;
-
-CREATE TRIGGER account_guard BEFORE INSERT OR UPDATE ON account
-    FOR EACH ROW EXECUTE FUNCTION coinbooks_account_guard();
-
--- Invariant 3: entries and postings are append-only (0001_ledger.py makes both tables so with
--- this function).
-CREATE FUNCTION coinbooks_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused; correct a mistake with a reversing entry',
-        TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'restrict_violation';
-END $$;
-
 -- A new entry remembers the transaction that created it (see coinbooks_posting_apply).
-CREATE FUNCTION coinbooks_entry_stamp() RETURNS trigger
+CREATE OR REPLACE FUNCTION coinbooks_entry_stamp() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.created_txid := pg_current_xact_id()::text::bigint;
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER journal_entry_stamp BEFORE INSERT ON journal_entry
+CREATE OR REPLACE TRIGGER journal_entry_stamp BEFORE INSERT ON journal_entry
     FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_stamp();
 
 -- Invariant 1: at commit, every entry balances per commodity and has at least two postings;
 -- a reversal negates exactly the entry it reverses.
-CREATE FUNCTION coinbooks_entry_check() RETURNS trigger
+CREATE OR REPLACE FUNCTION coinbooks_entry_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     entry journal_entry%ROWTYPE;
@@ -130,37 +91,14 @@ BEGIN
     RETURN NULL;
 END $$;
 
+DROP TRIGGER IF EXISTS journal_entry_check ON journal_entry;
 CREATE CONSTRAINT TRIGGER journal_entry_check AFTER INSERT ON journal_entry
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_check();
+
 -- Each posting re-checks its entry too: after SET CONSTRAINTS ALL IMMEDIATE has run the entry's
 -- check early, a posting added later in the same transaction must not escape it.
+DROP TRIGGER IF EXISTS posting_entry_check ON posting;
 CREATE CONSTRAINT TRIGGER posting_entry_check AFTER INSERT ON posting
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION coinbooks_entry_check();
-
--- Purchases resolve at most once: pending -> completed or failed, and what was bought never
--- changes. A purchase is never deleted (0001_ledger.py guards purchase with this, TRUNCATE too).
-CREATE FUNCTION coinbooks_purchase_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
-        RAISE EXCEPTION 'purchases are never deleted' USING ERRCODE = 'restrict_violation';
-    END IF;
-    IF OLD.status <> 'pending' THEN
-        RAISE EXCEPTION 'purchase % is already %', OLD.id, OLD.status
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    IF (NEW.id, NEW.user_id, NEW.idempotency_key, NEW.request_hash, NEW.package_code,
-        NEW.coins, NEW.bonus_coins, NEW.channel, NEW.provider, NEW.currency, NEW.price_minor,
-        NEW.created_at)
-       IS DISTINCT FROM
-       (OLD.id, OLD.user_id, OLD.idempotency_key, OLD.request_hash, OLD.package_code,
-        OLD.coins, OLD.bonus_coins, OLD.channel, OLD.provider, OLD.currency, OLD.price_minor,
-        OLD.created_at) THEN
-        RAISE EXCEPTION 'what purchase % bought cannot change', OLD.id
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    RETURN NEW;
-END $$;
-
