@@ -12,7 +12,7 @@ What is written:
   wallets as its sender or receiver, so those wallets (the ones the benchmark reads) carry a
   long history of their own.
 
-The rules (migrations/sql/0001_invariants.sql): every entry balances per commodity and has at
+The rules (migrations/sql/invariants/postings.sql): every entry balances per commodity and has at
 least two postings, all inserted by one statement in the transaction that created the entry; a
 posting's commodity is its account's; for each account the postings carry ``account_seq``
 1, 2, 3, ... and ``balance_after`` (the running debit-positive balance) in the order they are
