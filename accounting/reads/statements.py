@@ -1,0 +1,210 @@
+"""Account statements: one account over a period, as a bank statement reads.
+
+The period is half-open, ``[start, end)``: a movement posted exactly at ``start`` is in it, one
+posted exactly at ``end`` belongs to the next period, so the closing balance of one period is
+the opening balance of the next. An account's postings are in time order (``posted_at`` is
+taken after the account is locked), so a period is a range of the account's sequence numbers:
+the opening and closing balances are the running balances of the last posting before ``start``
+and before ``end``, each one probe of the index ``(account_id, posted_at, account_seq)``, and a
+page of movements is one range of the unique index ``(account_id, account_seq)``.
+
+Every amount is in the account's natural reading (what a user holds, what the platform owes or
+earned), in the commodity's smallest unit: ``in`` is what increased it, ``out`` what decreased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounting.ledger.pages import Page, page_size
+from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
+
+
+@dataclass(frozen=True, slots=True)
+class StatementMovement:
+    seq: int
+    """The posting's place in the account's history (the cursor)."""
+    entry_id: int
+    posted_at: datetime
+    kind: str
+    memo: str
+    amount: int
+    """Positive when it increased the account (natural reading), negative when it decreased it."""
+    balance_after: int
+    counterparties: tuple[str, ...]
+    """The codes of the entry's other accounts, in code order."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatement:
+    code: str
+    commodity: str
+    start: datetime
+    end: datetime
+    opening: int
+    closing: int
+    total_in: int
+    total_out: int
+    movement_count: int
+    """Movements in the whole period (every page), not only this page's."""
+    movements: Page[StatementMovement]
+    """One page of the period's movements, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """The period as the account's sequence numbers ``(after_seq, last_seq]``, and the running
+    balances (debit-positive) at either end."""
+
+    after_seq: int
+    opening: int
+    last_seq: int
+    closing: int
+
+
+async def _last_before(
+    session: AsyncSession, account_id: int, instant: datetime
+) -> tuple[int, int]:
+    """The sequence number and running balance of the account's last posting before
+    ``instant``; ``(0, 0)`` when it has none."""
+    row = (
+        await session.execute(
+            select(PostingRow.account_seq, PostingRow.balance_after)
+            .where(PostingRow.account_id == account_id, PostingRow.posted_at < instant)
+            .order_by(PostingRow.posted_at.desc(), PostingRow.account_seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+async def _bounds(
+    session: AsyncSession, account_id: int, start: datetime, end: datetime
+) -> _Bounds:
+    after_seq, opening = await _last_before(session, account_id, start)
+    last_seq, closing = await _last_before(session, account_id, end)
+    if last_seq < after_seq:  # an empty period
+        last_seq, closing = after_seq, opening
+    return _Bounds(after_seq, opening, last_seq, closing)
+
+
+async def _totals(
+    session: AsyncSession, account_id: int, normal_sign: int, bounds: _Bounds
+) -> tuple[int, int, int]:
+    """What went in, what went out (both positive, natural reading) and how many movements,
+    over the whole period."""
+    natural = PostingRow.amount * normal_sign
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((natural > 0, natural), else_=0)), 0),
+                func.coalesce(func.sum(case((natural < 0, -natural), else_=0)), 0),
+                func.count(),
+            ).where(
+                PostingRow.account_id == account_id,
+                PostingRow.account_seq > bounds.after_seq,
+                PostingRow.account_seq <= bounds.last_seq,
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def _counterparties(
+    session: AsyncSession, account_id: int, entry_ids: list[int]
+) -> dict[int, tuple[str, ...]]:
+    """The other accounts of each of ``entry_ids``: one probe of the posting's entry index per
+    entry."""
+    if not entry_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(PostingRow.entry_id, AccountRow.code)
+            .join(AccountRow, AccountRow.id == PostingRow.account_id)
+            .where(PostingRow.entry_id.in_(entry_ids), PostingRow.account_id != account_id)
+            .distinct()
+            .order_by(PostingRow.entry_id, AccountRow.code)
+        )
+    ).all()
+    found: dict[int, list[str]] = {}
+    for entry_id, code in rows:
+        found.setdefault(entry_id, []).append(code)
+    return {entry_id: tuple(codes) for entry_id, codes in found.items()}
+
+
+async def _page(
+    session: AsyncSession,
+    account: AccountRow,
+    bounds: _Bounds,
+    first: int,
+    after: int | None,
+) -> Page[StatementMovement]:
+    size = page_size(first)
+    rows = (
+        await session.execute(
+            select(PostingRow, JournalEntryRow)
+            .join(JournalEntryRow, JournalEntryRow.id == PostingRow.entry_id)
+            .where(
+                PostingRow.account_id == account.id,
+                PostingRow.account_seq > max(bounds.after_seq, after or 0),
+                PostingRow.account_seq <= bounds.last_seq,
+            )
+            .order_by(PostingRow.account_seq)
+            .limit(size + 1)
+        )
+    ).all()
+    shown = rows[:size]
+    others = await _counterparties(session, account.id, sorted({e.id for _, e in shown}))
+    sign = account.normal_sign
+    items = [
+        StatementMovement(
+            seq=posting.account_seq,
+            entry_id=entry.id,
+            posted_at=entry.posted_at,
+            kind=entry.kind,
+            memo=entry.memo,
+            amount=posting.amount * sign,
+            balance_after=posting.balance_after * sign,
+            counterparties=others.get(entry.id, ()),
+        )
+        for posting, entry in shown
+    ]
+    return Page(items, len(rows) > size)
+
+
+async def account_statement(
+    session: AsyncSession,
+    account_code: str,
+    start: datetime,
+    end: datetime,
+    *,
+    first: int = 20,
+    after: int | None = None,
+) -> AccountStatement | None:
+    """The statement of ``account_code`` for ``[start, end)``, with one page of its movements
+    (oldest first, after the sequence number ``after``); ``None`` if the account was never
+    opened. The opening, closing and totals are the whole period's, whichever page is asked.
+    Its statements read one snapshot (it opens the session's transaction as repeatable read),
+    so the figures agree with each other while entries are being posted."""
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    account = await session.scalar(select(AccountRow).where(AccountRow.code == account_code))
+    if account is None:
+        return None
+    bounds = await _bounds(session, account.id, start, end)
+    total_in, total_out, count = await _totals(session, account.id, account.normal_sign, bounds)
+    return AccountStatement(
+        code=account.code,
+        commodity=account.commodity,
+        start=start,
+        end=end,
+        opening=bounds.opening * account.normal_sign,
+        closing=bounds.closing * account.normal_sign,
+        total_in=total_in,
+        total_out=total_out,
+        movement_count=count,
+        movements=await _page(session, account, bounds, first, after),
+    )
