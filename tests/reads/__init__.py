@@ -1,0 +1,1 @@
+"""Tests of the reads over the books: the journal and its export."""
