@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.chargebacks import checks as chargebacks
+from accounting.corrections import checks as corrections
 from accounting.gifts import checks as gifts
 from accounting.ledger import checks as ledger
 from accounting.ledger.checks import Check
@@ -56,6 +57,7 @@ CHECKS: tuple[Check, ...] = (
     *chargebacks.CHECKS,
     *gifts.CHECKS,
     *payouts.CHECKS,
+    *corrections.CHECKS,
 )
 """Every check, the core's first, then each flow's (each lives beside the flow it guards)."""
 

@@ -6,6 +6,7 @@ ledger core's declarative base; importing this module registers them all."""
 from __future__ import annotations
 
 from accounting.chargebacks import tables as chargebacks
+from accounting.corrections import tables as corrections
 from accounting.gifts import tables as gifts
 from accounting.ledger.tables import Base
 from accounting.payouts import tables as payouts
@@ -13,7 +14,7 @@ from accounting.policy import tables as policy
 from accounting.purchases import tables as purchases
 from accounting.refunds import tables as refunds
 
-FLOW_TABLES = (policy, purchases, gifts, refunds, chargebacks, payouts)
+FLOW_TABLES = (policy, purchases, gifts, refunds, chargebacks, payouts, corrections)
 """The modules whose tables join the core's (account, journal entry, posting) on ``Base``."""
 
 __all__ = ["FLOW_TABLES", "Base"]

@@ -32,6 +32,7 @@ class EntryKind(StrEnum):
     CHARGEBACK_WON = "chargeback_won"
     DISPUTE_FEE = "dispute_fee"
     PAYOUT = "payout"
+    ADJUSTMENT = "adjustment"
 
 
 @dataclass(frozen=True, slots=True)

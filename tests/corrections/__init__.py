@@ -1,0 +1,1 @@
+"""Corrections by finance: reversals and maker-checker adjustments."""
