@@ -29,6 +29,7 @@ from schema.admin import AdminMutations
 from schema.chargebacks import ChargebackQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
+from schema.financials import FinancialQueries
 from schema.gifts import GiftMutations, GiftQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
@@ -49,6 +50,7 @@ Query = merge_types(
         WalletQueries,
         PurchaseQueries,
         FinanceQueries,
+        FinancialQueries,
         StreamQueries,
         GiftQueries,
         EarningsQueries,
