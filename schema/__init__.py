@@ -29,13 +29,13 @@ from schema.admin import AdminMutations
 from schema.chargebacks import ChargebackQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
-from schema.financials import FinancialQueries
 from schema.gifts import GiftMutations, GiftQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
 from schema.payouts import PayoutMutations, PayoutQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
 from schema.scalars import BIG_INT_SCALAR, BigInt
+from schema.statements import StatementQueries
 from schema.streams import StreamMutations, StreamQueries
 from schema.wallet import WalletQueries
 
@@ -50,12 +50,12 @@ Query = merge_types(
         WalletQueries,
         PurchaseQueries,
         FinanceQueries,
-        FinancialQueries,
         StreamQueries,
         GiftQueries,
         EarningsQueries,
         PayoutQueries,
         ChargebackQueries,
+        StatementQueries,
     ),
 )
 Mutation = merge_types(
