@@ -28,9 +28,11 @@ from api.database import (
     purchase_service,
     session_factory,
 )
+from api.export_cli import export_app
 from api.settings import get_settings
 
 app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 console = Console()
 T = TypeVar("T")
 

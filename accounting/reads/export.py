@@ -27,6 +27,10 @@ class ExportFormat(StrEnum):
     def media_type(self) -> str:
         return "text/csv; charset=utf-8" if self is ExportFormat.CSV else "application/x-ndjson"
 
+    @property
+    def extension(self) -> str:
+        return "csv" if self is ExportFormat.CSV else "jsonl"
+
 
 async def csv_chunks(
     columns: Sequence[str],

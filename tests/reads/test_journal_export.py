@@ -1,0 +1,275 @@
+"""The journal export, as finance gets it over HTTP and from ``coinbooks export journal``.
+
+The book: Ana buys 350 coins for $4.99 by card (entry 1); the card network keeps 2.9% + 30c =
+14.471c + 30c, so 44c (0.44). Then finance moves 4.99 - 0.44 = $4.55 from card clearing to
+the bank (entry 2), with a memo a spreadsheet must get back whole: a comma and quotes in it.
+One row per posting: 6 for the purchase, 2 for the transfer; amounts unsigned, in the
+commodity's unit, with the side in its own column."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounting.ledger import chart
+from accounting.ledger.entries import Entry, EntryKind, Posting
+from accounting.ledger.posting import in_transaction, post_entry
+from accounting.ledger.tables import JournalEntryRow
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.reads import export
+from accounting.reads.journal import EXPORT_COLUMNS, JournalFilter, export_rows
+
+COINBOOKS = Path(sys.executable).parent / "coinbooks"
+MEMO = 'card settlement, "batch 1"'
+
+
+def settlement(n: int, micros: int, memo: str = MEMO) -> Entry:
+    return Entry(
+        kind=EntryKind.TRANSFER,
+        event_key=f"settlement:card:{n:06d}",
+        postings=(
+            Posting(chart.bank("USD"), micros),
+            Posting(chart.provider_clearing("card", "USD"), -micros),
+        ),
+        actor="user:fin",
+        refs={"provider_reference": f"po_{n}"},
+        memo=memo,
+    )
+
+
+async def book(sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService) -> str:
+    """The module's book; the CSV it must export, exactly."""
+    bought = await purchases.purchase_coins(
+        PurchaseRequest("ana", "export-ana-00001", "USD", "web", "card", "tok_success", "coins_350")
+    )
+    await in_transaction(sessions, lambda s: post_entry(s, settlement(1, 4_550_000)))
+    async with sessions() as session:
+        first = await session.get(JournalEntryRow, 1)
+        second = await session.get(JournalEntryRow, 2)
+    assert first is not None and second is not None
+    at1, at2 = first.posted_at.isoformat(), second.posted_at.isoformat()
+    reference = bought.purchase.provider_reference
+    refs = (
+        '"{""package"":""coins_350"",""provider"":""card"",""provider_reference"":""'
+        f'{reference}"",""purchase_id"":1,""user_id"":""ana""}}"'
+    )
+    head = f"1,{at1},purchase,purchase:1,user:ana"
+    memo = "350 coins bought through card"
+    tail = f"2,{at2},transfer,settlement:card:000001,user:fin"
+    return (
+        "entry_id,posted_at,kind,event_key,actor,account_code,commodity,side,amount,memo,refs\r\n"
+        f"{head},platform:coins:issued,COIN,DEBIT,350,{memo},{refs}\r\n"
+        f"{head},user:ana:coins,COIN,CREDIT,350,{memo},{refs}\r\n"
+        f"{head},platform:clearing:card:USD,USD,DEBIT,4.99,{memo},{refs}\r\n"
+        f"{head},user:ana:coins_value,USD,CREDIT,4.99,{memo},{refs}\r\n"
+        f"{head},platform:expense:processor_fees:USD,USD,DEBIT,0.44,{memo},{refs}\r\n"
+        f"{head},platform:clearing:card:USD,USD,CREDIT,0.44,{memo},{refs}\r\n"
+        f'{tail},platform:bank:USD,USD,DEBIT,4.55,"card settlement, ""batch 1""",'
+        '"{""provider_reference"":""po_1""}"\r\n'
+        f'{tail},platform:clearing:card:USD,USD,CREDIT,4.55,"card settlement, ""batch 1""",'
+        '"{""provider_reference"":""po_1""}"\r\n'
+    )
+
+
+async def exported(
+    client: httpx.AsyncClient, token: Callable[..., str], role: str = "finance", **params: str
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token('fin', role)}"}
+    return await client.get("/exports/journal", params=params, headers=headers)
+
+
+async def test_finance_exports_the_journal_as_csv_over_http(
+    client: httpx.AsyncClient,
+    token: Callable[..., str],
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+) -> None:
+    expected = await book(sessions, purchases)
+    response = await exported(client, token)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="journal.csv"'
+    assert response.text == expected
+    # what a spreadsheet reads back: the memo and references whole, the amounts as numbers
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    amounts = ["350", "350", "4.99", "4.99", "0.44", "0.44", "4.55", "4.55"]
+    assert [row["amount"] for row in rows] == amounts
+    assert rows[6]["memo"] == MEMO
+    assert json.loads(rows[6]["refs"]) == {"provider_reference": "po_1"}
+
+
+async def test_the_export_takes_the_journal_filters(
+    client: httpx.AsyncClient,
+    token: Callable[..., str],
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+) -> None:
+    lines = (await book(sessions, purchases)).splitlines(keepends=True)
+    transfer = await exported(client, token, kind="transfer")
+    assert transfer.text == "".join([lines[0], *lines[7:]])
+    ana = await exported(client, token, userId="ana")
+    assert ana.text == "".join(lines[:7])
+    # an entry comes whole: the bank's and the clearing account's side of the transfer
+    bank = await exported(client, token, account="platform:bank:")
+    assert bank.text == transfer.text
+    future = await exported(client, token, **{"from": "2999-01-01T00:00:00"})
+    assert future.text == lines[0]
+
+
+async def test_finance_exports_json_lines_over_http(
+    client: httpx.AsyncClient,
+    token: Callable[..., str],
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+) -> None:
+    as_csv = await book(sessions, purchases)
+    response = await exported(client, token, format="json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
+    records = [json.loads(line) for line in response.text.splitlines()]
+    assert [list(record) for record in records] == [list(EXPORT_COLUMNS)] * 8
+    # the same rows as the CSV, with numbers and references as JSON values
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+    for record, row in zip(records, rows, strict=True):
+        assert record == {**row, "entry_id": int(row["entry_id"]), "refs": json.loads(row["refs"])}
+    assert records[7] == {
+        **records[7],
+        "account_code": "platform:clearing:card:USD",
+        "side": "CREDIT",
+        "amount": "4.55",
+        "memo": MEMO,
+        "refs": {"provider_reference": "po_1"},
+    }
+
+
+@pytest.mark.parametrize("role", ["viewer", "creator", "support", "admin"])
+async def test_only_finance_may_export(
+    client: httpx.AsyncClient, token: Callable[..., str], role: str
+) -> None:
+    response = await exported(client, token, role)
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": {
+            "code": "FORBIDDEN",
+            "message": "You may not export the books without the finance role",
+        }
+    }
+
+
+async def test_signed_out_callers_are_refused_with_401(client: httpx.AsyncClient) -> None:
+    anonymous = await client.get("/exports/journal")
+    bad = await client.get("/exports/journal", headers={"Authorization": "Bearer nope"})
+    for response in (anonymous, bad):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert anonymous.json()["error"]["message"] == "Sign in: send 'Authorization: Bearer <token>'"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"format": "xml"}, "format is csv or json"),
+        ({"kind": "bonus"}, "Unknown entry kind"),
+        ({"from": "yesterday"}, "from is not an ISO 8601 instant"),
+        ({"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "'to' must be after"),
+        ({"purchaseId": "1; drop"}, "purchaseId is not an id"),
+    ],
+)
+async def test_a_bad_parameter_is_refused_with_400(
+    client: httpx.AsyncClient, token: Callable[..., str], params: dict[str, str], message: str
+) -> None:
+    response = await exported(client, token, **params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "BAD_USER_INPUT"
+    assert message in error["message"]
+
+
+async def run_cli(db_url: URL, *args: str) -> tuple[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url.render_as_string(hide_password=False),
+        "COINBOOKS_ENVIRONMENT": "development",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(COINBOOKS),
+        "export",
+        "journal",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode(), err.decode()
+
+
+async def test_the_cli_exports_the_same_file(
+    db_url: URL,
+    tmp_path: Path,
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+) -> None:
+    expected = await book(sessions, purchases)
+    target = tmp_path / "journal.csv"
+    _, progress = await run_cli(db_url, "--from", "2000-01-01", "--output", str(target))
+    assert target.read_bytes() == expected.encode()
+    assert f"Exported 8 posting(s) to {target}\n" in progress
+    assert "Journal 8 postings" in progress
+    out, _ = await run_cli(db_url, "--format", "json", "--kind", "transfer")
+    assert [json.loads(line)["account_code"] for line in out.splitlines()] == [
+        "platform:bank:USD",
+        "platform:clearing:card:USD",
+    ]
+
+
+async def counting(rows: AsyncIterator[dict[str, Any]], seen: list[int]) -> AsyncIterator[Any]:
+    async for row in rows:
+        seen[0] += 1
+        yield row
+
+
+async def test_the_export_streams_rather_than_reading_everything_first(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """1,500 transfers of $0.01 (3,000 postings). The first chunk of 100 rows comes out after
+    reading one fetch of 500 from the server-side cursor, which is still open; the whole
+    export still has every row: 3,000 and a header."""
+
+    async def many(session: AsyncSession) -> None:
+        for n in range(1, 1501):
+            await post_entry(session, settlement(n, 10_000, memo="cents"))
+
+    await in_transaction(sessions, many)
+    seen = [0]
+    async with sessions() as session, session.begin():
+        rows = export_rows(session, JournalFilter(), rows_per_fetch=500)
+        chunks = export.chunks(
+            export.ExportFormat.CSV, EXPORT_COLUMNS, counting(rows, seen), rows_per_chunk=100
+        )
+        first = await anext(chunks)
+        assert first.count("\r\n") == 101
+        assert seen == [100]
+        cursors = await session.scalars(
+            text("SELECT statement FROM pg_cursors WHERE statement NOT LIKE '%pg_cursors%'")
+        )
+        (open_cursor,) = cursors.all()
+        assert "FROM journal_entry JOIN posting" in open_cursor
+        rest = [chunk async for chunk in chunks]
+    assert seen == [3000]
+    assert sum(chunk.count("\r\n") for chunk in rest) == 2900
