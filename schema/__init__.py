@@ -30,6 +30,7 @@ from schema.chargebacks import ChargebackQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
 from schema.gifts import GiftMutations, GiftQueries
+from schema.journal import JournalQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
 from schema.payouts import PayoutMutations, PayoutQueries
@@ -56,6 +57,7 @@ Query = merge_types(
         PayoutQueries,
         ChargebackQueries,
         StatementQueries,
+        JournalQueries,
     ),
 )
 Mutation = merge_types(
