@@ -94,16 +94,15 @@ async def _bounds(
 
 async def _totals(
     session: AsyncSession, account_id: int, normal_sign: int, bounds: _Bounds
-) -> tuple[int, int, int]:
-    """What went in, what went out (both positive, natural reading) and how many movements,
-    over the whole period."""
+) -> tuple[int, int]:
+    """What went in and what went out (both positive, natural reading) over the whole period:
+    one range of the account's sequence numbers, as long as the period's movements."""
     natural = PostingRow.amount * normal_sign
     row = (
         await session.execute(
             select(
                 func.coalesce(func.sum(case((natural > 0, natural), else_=0)), 0),
                 func.coalesce(func.sum(case((natural < 0, -natural), else_=0)), 0),
-                func.count(),
             ).where(
                 PostingRow.account_id == account_id,
                 PostingRow.account_seq > bounds.after_seq,
@@ -111,7 +110,7 @@ async def _totals(
             )
         )
     ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1])
 
 
 async def _counterparties(
@@ -195,7 +194,7 @@ async def account_statement(
     if account is None:
         return None
     bounds = await _bounds(session, account.id, start, end)
-    total_in, total_out, count = await _totals(session, account.id, account.normal_sign, bounds)
+    total_in, total_out = await _totals(session, account.id, account.normal_sign, bounds)
     return AccountStatement(
         code=account.code,
         commodity=account.commodity,
@@ -205,6 +204,6 @@ async def account_statement(
         closing=bounds.closing * account.normal_sign,
         total_in=total_in,
         total_out=total_out,
-        movement_count=count,
+        movement_count=bounds.last_seq - bounds.after_seq,  # sequence numbers have no gaps
         movements=await _page(session, account, bounds, first, after),
     )
