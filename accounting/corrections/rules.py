@@ -18,7 +18,12 @@ from accounting.corrections.errors import (
 from accounting.ledger.chart import AccountSpec
 from accounting.ledger.entries import Entry, EntryKind, Posting
 from accounting.ledger.errors import InvalidAmount
-from accounting.ledger.money import CommodityKind, commodity, parse_decimal_amount
+from accounting.ledger.money import (
+    CommodityKind,
+    commodity,
+    format_micros,
+    parse_decimal_amount,
+)
 
 REVERSIBLE = frozenset({EntryKind.TRANSFER, EntryKind.ADJUSTMENT})
 """What finance may reverse: plain transfers and manual adjustments. Every other entry belongs
@@ -84,6 +89,14 @@ def parse_amount(text: str, commodity_code: str, *, field: str) -> int:
     if amount == 0:
         raise InvalidAmount("A posting moves a non-zero amount", field=field)
     return amount
+
+
+def format_amount(amount: int, commodity_code: str) -> str:
+    """An amount in the smallest unit as a decimal string in the commodity's unit: what
+    :func:`parse_amount` reads back."""
+    if commodity(commodity_code).kind is CommodityKind.VIRTUAL:
+        return str(amount)
+    return format_micros(amount, commodity_code)
 
 
 def check_adjustable(code: str, *, field: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, Index, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,9 +19,9 @@ class EntryReversalRow(Base):
     __tablename__ = "entry_reversal"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
-    """The entry reversed."""
-    reversal_entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    entry_id: Mapped[int] = mapped_column(unique=True)
+    """The entry reversed (entries are never deleted; the integrity check ties the two)."""
+    reversal_entry_id: Mapped[int] = mapped_column(unique=True)
     actor: Mapped[str]
     idempotency_key: Mapped[str]
     reason: Mapped[str]
@@ -53,7 +53,8 @@ class AdjustmentProposalRow(Base):
     decision_key: Mapped[str | None]
     """The approver's idempotency key (an approval replayed under it answers the same)."""
     decision_reason: Mapped[str] = mapped_column(server_default="")
-    entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
+    entry_id: Mapped[int | None] = mapped_column(unique=True)
+    """The adjustment entry, once posted (the integrity check ties the two)."""
 
     __table_args__ = (
         UniqueConstraint("proposed_by", "idempotency_key"),

@@ -20,15 +20,15 @@ def upgrade() -> None:
         ops.text("actor", "idempotency_key", "reason"),
         ops.timestamp("created_at"),
         ops.checks(reason="length(reason) BETWEEN 1 AND 500"),
-        ops.references("journal_entry", "entry_id"),
-        ops.references("journal_entry", "reversal_entry_id"),
         ops.primary_key("id"),
         ops.unique("actor", "idempotency_key"),
         ops.unique("entry_id"),
         ops.unique("reversal_entry_id"),
     )
-    # A reversal record, like a proposal, is tied to its entries by the integrity check
-    # (accounting/corrections/checks.py); the entries themselves are history.
+    # No foreign keys to journal_entry, here or below: entries are never deleted (their guard
+    # refuses it, TRUNCATE too, and a key would make PostgreSQL refuse that TRUNCATE before the
+    # guard could say why). The integrity check ties each reversal and each posted proposal to
+    # its entries (accounting/corrections/checks.py).
     ops.create_table(
         "adjustment_proposal",
         ops.serial(),
@@ -50,7 +50,6 @@ def upgrade() -> None:
             reason="length(reason) BETWEEN 1 AND 500",
             decision_reason="length(decision_reason) <= 500",
         ),
-        ops.references("journal_entry", "entry_id"),
         ops.primary_key("id"),
         ops.unique("entry_id"),
         ops.unique("proposed_by", "idempotency_key"),
