@@ -27,8 +27,10 @@ from strawberry.types import ExecutionContext
 from accounting.ledger.errors import LedgerError
 from schema.admin import AdminMutations
 from schema.chargebacks import ChargebackQueries
+from schema.corrections import CorrectionMutations, CorrectionQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
+from schema.financials import FinancialQueries
 from schema.gifts import GiftMutations, GiftQueries
 from schema.journal import JournalQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
@@ -51,18 +53,27 @@ Query = merge_types(
         WalletQueries,
         PurchaseQueries,
         FinanceQueries,
+        FinancialQueries,
         StreamQueries,
         GiftQueries,
         EarningsQueries,
         PayoutQueries,
         ChargebackQueries,
-        StatementQueries,
+        CorrectionQueries,
         JournalQueries,
+        StatementQueries,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (PurchaseMutations, StreamMutations, GiftMutations, AdminMutations, PayoutMutations),
+    (
+        PurchaseMutations,
+        StreamMutations,
+        GiftMutations,
+        AdminMutations,
+        PayoutMutations,
+        CorrectionMutations,
+    ),
 )
 
 
