@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -201,17 +202,32 @@ def identity_checks(figures: Iterable[AccountFigure]) -> list[IdentityCheck]:
 
 # --- balances at an instant ---------------------------------------------------------------------
 
+_KIND_OF_ACCOUNT = "regexp_replace(a.code, '^(user|creator):[^:]+:', '\\1:*:')"
+"""A user's or creator's account as the pattern of its kind (``user:*:coins_value``): the
+reports sum them in the database, and classify a handful of kinds, not a million accounts."""
 _LAST_POSTING = (
-    "SELECT a.code, a.commodity, a.type, a.normal_sign, p.balance_after AS balance"
+    f"SELECT {_KIND_OF_ACCOUNT} AS code, a.commodity, a.type, a.normal_sign,"
+    "        sum(p.balance_after) AS balance"
     "  FROM account a"
     "  CROSS JOIN LATERAL (SELECT balance_after FROM posting"
     "                       WHERE account_id = a.id AND posted_at {op} :at"
     "                       ORDER BY posted_at DESC, account_seq DESC LIMIT 1) p"
-    " WHERE p.balance_after <> 0 AND a.type = ANY(CAST(:types AS text[]))"
+    " WHERE a.type = ANY(CAST(:types AS text[]))"
+    " GROUP BY 1, 2, 3, 4 HAVING sum(p.balance_after) <> 0"
 )
 _AT_OR_BEFORE = text(_LAST_POSTING.format(op="<="))
 _BEFORE = text(_LAST_POSTING.format(op="<"))
+_NOW = text(
+    f"SELECT {_KIND_OF_ACCOUNT} AS code, a.commodity, a.type, a.normal_sign,"
+    "        sum(a.balance) AS balance, clock_timestamp() AS at"
+    "  FROM account a"
+    " GROUP BY 1, 2, 3, 4 HAVING sum(a.balance) <> 0"
+)
 ALL_TYPES = ("asset", "liability", "equity", "revenue", "expense")
+
+
+def figure_of(row: Any) -> AccountFigure:
+    return AccountFigure(row.code, row.commodity, row.type, int(row.normal_sign), int(row.balance))
 
 
 async def figures_at(
@@ -221,14 +237,22 @@ async def figures_at(
     inclusive: bool,
     types: Sequence[str] = ALL_TYPES,
 ) -> list[AccountFigure]:
-    """Every account of ``types`` with a non-zero balance after its postings at or before
-    ``at`` (``inclusive``) or strictly before it, in one statement."""
+    """The balances of the accounts of ``types`` after their postings at or before ``at``
+    (``inclusive``) or strictly before it, in one statement: a platform account's own, the
+    accounts of one kind of every user or creator summed (``user:*:coins_value``); zeros left
+    out."""
     rows = await session.execute(
         _AT_OR_BEFORE if inclusive else _BEFORE, {"at": at, "types": list(types)}
     )
-    return [
-        AccountFigure(r.code, r.commodity, r.type, int(r.normal_sign), int(r.balance)) for r in rows
-    ]
+    return [figure_of(row) for row in rows]
+
+
+async def figures_now(session: AsyncSession) -> tuple[datetime, list[AccountFigure]]:
+    """The same from the balances on the account rows: no posting read. The instant is the
+    statement's clock; the rows are its snapshot (whole entries only)."""
+    rows = (await session.execute(_NOW)).all()
+    at = rows[0].at if rows else await now(session)
+    return at, [figure_of(row) for row in rows]
 
 
 async def now(session: AsyncSession) -> datetime:
@@ -287,8 +311,10 @@ async def balance_sheet(
     session: AsyncSession, functional_currency: str, as_of: datetime | None = None
 ) -> BalanceSheet:
     """The books after every posting at or before ``as_of`` (default: now)."""
-    at = as_of or await now(session)
-    figures = await figures_at(session, at, inclusive=True)
+    if as_of is None:
+        at, figures = await figures_now(session)
+    else:
+        at, figures = as_of, await figures_at(session, as_of, inclusive=True)
     return build_balance_sheet(at, functional_currency, figures)
 
 
@@ -487,15 +513,17 @@ _FLOWS = text(
     "       CASE WHEN e.kind = 'payout' THEN 'payout:' || coalesce(e.refs->>'phase', '')"
     "            ELSE e.kind END AS flow,"
     "       -sum(p.amount) AS amount"
-    "  FROM posting p"
-    "  JOIN account a ON a.id = p.account_id"
-    "  JOIN journal_entry e ON e.id = p.entry_id"
-    "  JOIN unnest(CAST(:subjects AS text[]), CAST(:patterns AS text[]),"
+    "  FROM unnest(CAST(:subjects AS text[]), CAST(:patterns AS text[]),"
     "              CAST(:commodities AS text[])) AS s(subject, pattern, commodity)"
-    "    ON a.code LIKE s.pattern AND a.commodity = s.commodity"
-    " WHERE p.posted_at >= :start AND p.posted_at < :end"
+    "  JOIN account a ON a.code LIKE s.pattern AND a.commodity = s.commodity"
+    "  CROSS JOIN LATERAL (SELECT amount, entry_id FROM posting"
+    "                       WHERE account_id = a.id"
+    "                         AND posted_at >= :start AND posted_at < :end) p"
+    "  JOIN journal_entry e ON e.id = p.entry_id"
     " GROUP BY 1, 2"
 )
+"""Each subject account's postings of the period through the index ``(account_id, posted_at,
+account_seq)``: a range per account, not a scan of every posting."""
 
 
 async def period_flows(
@@ -525,8 +553,15 @@ async def roll_forwards(
     """Deferred revenue, creator payable, coins and diamonds outstanding over the postings with
     ``start <= posted_at < end``: opening is the balance sheet just before ``start``, closing
     the balance sheet just before ``end`` (as of ``end`` less a microsecond)."""
-    opening = group_lines(await figures_at(session, start, inclusive=False), BALANCE_SHEET_SECTIONS)
-    closing = group_lines(await figures_at(session, end, inclusive=False), BALANCE_SHEET_SECTIONS)
+    liabilities = ("liability",)
+    opening = group_lines(
+        await figures_at(session, start, inclusive=False, types=liabilities),
+        BALANCE_SHEET_SECTIONS,
+    )
+    closing = group_lines(
+        await figures_at(session, end, inclusive=False, types=liabilities),
+        BALANCE_SHEET_SECTIONS,
+    )
     flows = await period_flows(session, functional_currency, start, end)
     reports = []
     for subject in SUBJECTS:
