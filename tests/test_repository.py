@@ -65,7 +65,11 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert {"postings_apply", "account_no_delete"} <= triggers_at_head
     payout_tables = {"payout", "payout_event", "payout_method", "creator_totp", "creator_kyc"}
     chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_rejection"}
-    assert payout_tables | {"refund"} | chargeback_tables <= set(at_head)
+    correction_tables = {"entry_reversal", "adjustment_proposal"}
+    assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
+
+    downgrade(db_url, "-1")  # 0008: no corrections
+    assert not correction_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
 
     downgrade(db_url, "-1")  # 0007: no chargebacks
     assert not chargeback_tables & set(run_sync(lambda: _tables_and_counts(db_url)))

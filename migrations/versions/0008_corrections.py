@@ -55,6 +55,7 @@ def upgrade() -> None:
         ops.unique("proposed_by", "idempotency_key"),
     )
     op.create_index("ix_adjustment_proposal_status", "adjustment_proposal", ["status", "id"])
+    ops.append_only("entry_reversal")
 
 
 def downgrade() -> None:

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.corrections import service
@@ -156,6 +157,28 @@ async def test_finance_reverses_a_transfer_exactly_once(
     assert refused.value.code == "ALREADY_REVERSED"
     assert await count(sessions, JournalEntryRow) == 2
     await assert_books_clean(sessions)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE entry_reversal SET reason = 'rewritten'",
+        "DELETE FROM entry_reversal",
+        "TRUNCATE entry_reversal",
+    ],
+)
+async def test_a_recorded_reversal_is_never_rewritten_or_removed(
+    sessions: async_sessionmaker[AsyncSession], statement: str
+) -> None:
+    """The record of who reversed what, and why, is history: the database refuses to change,
+    delete or truncate it, whatever the caller."""
+    original = await post(sessions, settlement("settle:1", 120_500_000))
+    await service.reverse(sessions, reversal(original.id))
+    with pytest.raises(DBAPIError, match="entry_reversal is append-only"):
+        async with sessions() as session, session.begin():
+            await session.execute(text(statement))
+    async with sessions() as session:
+        assert await session.scalar(select(EntryReversalRow.reason)) == "posted twice by mistake"
 
 
 async def test_the_same_key_replays_the_reversal_and_another_entry_under_it_is_refused(
