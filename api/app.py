@@ -37,7 +37,7 @@ from api.database import (
     read_session_factory,
     session_factory,
 )
-from api.exports import journal_export_endpoint
+from api.exports import export_routes
 from api.gift_feed import FeedLimits, PostgresGiftFeed
 from api.settings import Settings, get_settings
 from api.webhooks import webhook_endpoint
@@ -271,7 +271,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
             Route("/webhooks/{provider}", webhook_endpoint(settings, sessions), methods=["POST"]),
-            Route("/exports/journal", journal_export_endpoint(settings, sessions), methods=["GET"]),
+            *export_routes(settings, sessions),
         ],
         lifespan=lifespan,
     )

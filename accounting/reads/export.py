@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -81,6 +81,12 @@ def chunks(
     if export_format is ExportFormat.CSV:
         return csv_chunks(columns, rows, rows_per_chunk=rows_per_chunk)
     return json_line_chunks(columns, rows, rows_per_chunk=rows_per_chunk)
+
+
+async def rows_of(rows: Iterable[Mapping[str, Any]]) -> AsyncIterator[Mapping[str, Any]]:
+    """Rows already in memory (a small report's), as the writers read them."""
+    for row in rows:
+        yield row
 
 
 def _cell(value: Any) -> str:
