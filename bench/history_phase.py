@@ -19,6 +19,7 @@ from accounting.integrity import check_integrity
 from accounting.ledger import chart
 from api.database import create_engine, libpq_url, session_factory
 from api.settings import Settings
+from bench.finance_phase import FinanceResult, run_finance_phase
 from bench.history import HistorySeeder, SeedProgress
 from bench.load import LoadResult
 from bench.over_http import ServiceMemory, ServiceProcess
@@ -103,6 +104,8 @@ class HistoryResult:
     memory: ServiceMemory
     database_bytes: int
     """The history database's size on disk at the end (``pg_database_size``)."""
+    finance: FinanceResult | None = None
+    """Finance's reads and the journal export over the whole history."""
 
     @property
     def last(self) -> ReadStep:
@@ -117,6 +120,8 @@ class HistoryResult:
                 for name, load in step.reads.items()
                 if load.errors
             ]
+        if self.finance is not None:
+            found += [f"finance reads: {problem}" for problem in self.finance.problems]
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -137,6 +142,7 @@ class HistoryResult:
             "violations": self.violations,
             "service_rss_peak_mib": round(self.memory.peak_rss / 1024 / 1024, 1),
             "steps": [step.to_json() for step in self.steps],
+            "finance": None if self.finance is None else self.finance.to_json(),
         }
 
 
@@ -206,6 +212,9 @@ class HistoryPlan:
     warmup: float
     log_path: Path
     """Where the service's output goes."""
+    finance: bool = True
+    """Time finance's reads and the journal export over the grown history
+    (bench/finance_phase.py)."""
 
 
 def run_history_phase(url: URL, plan: HistoryPlan, say: Callable[[str], None]) -> HistoryResult:
@@ -226,6 +235,10 @@ class _Grown:
 
 async def _history(url: URL, plan: HistoryPlan, say: Callable[[str], None]) -> HistoryResult:
     grown = await _grow_and_read(url, plan, say)
+    finance = None
+    if plan.finance:
+        say(f"  finance reads over {grown.seed.postings:,} postings")
+        finance = await run_finance_phase(url, say)
     say(f"  integrity check over {grown.seed.postings:,} postings")
     started = time.monotonic()
     engine = create_engine(url, pool_size=1, max_overflow=0)
@@ -249,6 +262,7 @@ async def _history(url: URL, plan: HistoryPlan, say: Callable[[str], None]) -> H
         violations=[f"invariant {v.invariant} {v.check}: {v.detail}" for v in report.violations],
         memory=grown.memory,
         database_bytes=grown.database_bytes,
+        finance=finance,
     )
 
 

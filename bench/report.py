@@ -386,6 +386,46 @@ class Report:
                 )
         return table
 
+    def finance_table(self) -> Table | None:
+        """Finance's reads over the whole history, and the journal export."""
+        finance = self.history.finance if self.history is not None else None
+        if finance is None:
+            return None
+        table = Table(title=f"Finance reads over {finance.postings:,} postings (issue 11)")
+        for column in ("read", "median ms", "max ms", "target", "met", "detail"):
+            table.add_column(column, justify="right" if "ms" in column else "left")
+        for timing in finance.timings:
+            target = timing.target_seconds
+            table.add_row(
+                timing.name,
+                _ms(timing.median * 1000),
+                _ms(max(timing.seconds) * 1000),
+                "-" if target is None else f"<= {target * 1000:,.0f} ms",
+                _yes_no(timing.met, "yes", "NO"),
+                timing.detail,
+            )
+        for run in finance.exports:
+            table.add_row(
+                f"journal export, {run.label}",
+                f"{run.seconds * 1000:,.0f}",
+                "-",
+                "-",
+                "-",
+                f"{run.lines:,} lines, {run.lines_per_second:,.0f} lines/s, "
+                f"peak RSS {run.peak_rss_bytes / MIB:,.0f} MiB",
+            )
+        for name, size in finance.index_bytes.items():
+            per_entry = size / finance.entries if finance.entries else 0
+            table.add_row(
+                f"index {name}",
+                "-",
+                "-",
+                "-",
+                "-",
+                f"{size / MIB:,.1f} MiB, {per_entry:,.1f} B/entry",
+            )
+        return table
+
     def print(self, console: Console) -> None:
         if self.targets:
             console.print(self.targets_table())
@@ -403,4 +443,7 @@ class Report:
                 + f" in {self.history.integrity_seconds:,.0f} s; database "
                 f"{self.history.database_bytes / 1024**3:,.2f} GiB"
             )
+        finance = self.finance_table()
+        if finance is not None:
+            console.print(finance)
         console.print(self.machine_table())

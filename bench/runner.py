@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 from api.database import migrate
 from bench import graphql_caches, pgbench
 from bench.database import BenchServer, bench_server
+from bench.finance_phase import EXPORT_TARGET_LINES_PER_SECOND, FinanceResult
 from bench.history_phase import HistoryPlan, HistoryResult, ReadSeries, run_history_phase
 from bench.machine import machine_info
 from bench.phases import (
@@ -245,6 +246,7 @@ def targets(
 ) -> list[Target]:
     """The issue's table: each figure against its target, from this run's figures."""
     found = [*_gift_targets(figures), _wallet_read_target(history, history_wanted)]
+    found += _finance_targets(history.finance if history is not None else None)
     stored = [f for f in figures.values() if f.storage is not None and f.storage.gifts]
     if stored:
         most = max(stored, key=lambda f: f.storage.gifts if f.storage else 0)
@@ -322,6 +324,70 @@ def _wallet_read_target(history: HistoryResult | None, history_wanted: int) -> T
         f"{read.clients} connections"
         + (f"; the target is at {TARGET_HISTORY_POSTINGS:,} postings" if short else "")
         + (f" (asked for {history_wanted:,})" if history_wanted != last.postings else ""),
+    )
+
+
+FINANCE_TARGETS = (
+    ("balance sheet, now and halfway", ("balance sheet now", "balance sheet, halfway"), "<= 1 s"),
+    (
+        "income statement, a month and the whole history",
+        ("income statement, a month", "income statement, all"),
+        "<= 1 s",
+    ),
+    (
+        "account statement page, platform account and wallet",
+        ("statement page, platform account", "statement page, wallet"),
+        "<= 50 ms",
+    ),
+)
+"""Issue 11's read targets: the figure, the finance phase's timings behind it (the slower
+one's median is shown), and the target."""
+
+
+def _finance_targets(finance: FinanceResult | None) -> list[Target]:
+    """Issue 11's targets over the history: the reports, a statement page, the export."""
+    export_target = f">= {EXPORT_TARGET_LINES_PER_SECOND:,} lines/s, flat memory"
+    if finance is None:
+        wanted = [*((figure, target) for figure, _, target in FINANCE_TARGETS)]
+        wanted.append(("journal export", export_target))
+        return [
+            Target(figure, "not measured", None, target, None, None, "no history phase")
+            for figure, target in wanted
+        ]
+    note = f"{finance.postings:,} postings, median of {len(finance.timings[0].seconds)} runs"
+    found = []
+    for figure, names, target in FINANCE_TARGETS:
+        timings = [finance.timing(name) for name in names]
+        slowest = max(timings, key=lambda timing: timing.median)
+        found.append(
+            Target(
+                figure,
+                f"{slowest.median * 1000:,.1f} ms",
+                None,
+                target,
+                all(timing.met for timing in timings),
+                not finance.problems,
+                f"{slowest.name}; {note}",
+            )
+        )
+    found.append(_export_target(finance, export_target))
+    return found
+
+
+def _export_target(finance: FinanceResult, target: str) -> Target:
+    whole = finance.whole_export
+    if whole is None:
+        return Target("journal export", "not measured", None, target, None, None)
+    part = finance.exports[0]
+    return Target(
+        "journal export (coinbooks export journal, CSV)",
+        f"{whole.lines_per_second:,.0f} lines/s, {whole.peak_rss_bytes / MB:,.0f} MB peak",
+        None,
+        target,
+        whole.lines_per_second >= EXPORT_TARGET_LINES_PER_SECOND and bool(finance.memory_flat),
+        not finance.problems,
+        f"{whole.lines:,} lines; {part.label}: {part.lines:,} lines, "
+        f"{part.peak_rss_bytes / MB:,.0f} MB peak",
     )
 
 

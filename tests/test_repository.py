@@ -58,6 +58,17 @@ async def _triggers(url: URL) -> set[str]:
         await conn.close()
 
 
+async def _journal_indexes(url: URL) -> set[str]:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'journal_entry'"
+        )
+        return {row["indexname"] for row in rows}
+    finally:
+        await conn.close()
+
+
 def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     at_head = run_sync(lambda: _tables_and_counts(db_url))
     triggers_at_head = run_sync(lambda: _triggers(db_url))
@@ -67,6 +78,16 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_rejection"}
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
+
+    finance_indexes = {
+        "ix_journal_entry_posted_at",
+        "ix_journal_entry_actor",
+        "ix_journal_entry_refs",
+    }
+    assert finance_indexes <= run_sync(lambda: _journal_indexes(db_url))
+    downgrade(db_url, "-1")  # 0009: no finance indexes on the journal
+    assert not finance_indexes & run_sync(lambda: _journal_indexes(db_url))
+    assert run_sync(lambda: _tables_and_counts(db_url)) == at_head
 
     downgrade(db_url, "-1")  # 0008: no corrections
     assert not correction_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
