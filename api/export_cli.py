@@ -205,7 +205,7 @@ def balance_sheet(
     """The balance sheet, one row per line and commodity: as_of, section (assets, liabilities,
     equity, memo, then result: revenue less expenses to date), line, label, commodity, amount
     (a decimal string in the commodity's unit) and the accounts behind it."""
-    at = _checked(lambda: as_of({"asOf": as_of_}))
+    at = _checked(lambda: as_of({"--as-of": as_of_}, name="--as-of"))
     read = balance_sheet_read(get_settings().functional_currency, at)
     chunks = _report(read, report_rows.BALANCE_SHEET_COLUMNS, format)
     _done(_export(chunks, output, "Balance sheet", "rows"), "row(s)", output)

@@ -161,9 +161,10 @@ def period(params: Mapping[str, str | None]) -> Period:
     return Period(start, end)
 
 
-def as_of(params: Mapping[str, str | None]) -> datetime | None:
-    value = params.get("asOf")
-    return None if value is None else journal.parse_filter_time(value, field="asOf")
+def as_of(params: Mapping[str, str | None], *, name: str = "asOf") -> datetime | None:
+    """``asOf`` (or ``name``), optional: the balance sheet's instant."""
+    value = params.get(name)
+    return None if value is None else journal.parse_filter_time(value, field=name)
 
 
 async def statement_rows(

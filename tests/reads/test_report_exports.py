@@ -381,7 +381,7 @@ async def test_the_cli_refuses_what_it_cannot_export(db_url: URL) -> None:
     _, reversed_period = await run_cli(db_url, "income-statement", *backwards, expect=2)
     assert "'from' must not be after 'to'" in reversed_period
     _, bad = await run_cli(db_url, "balance-sheet", "--as-of", "yesterday", expect=2)
-    assert "asOf is not an ISO 8601 instant" in bad
+    assert "--as-of is not an ISO 8601 instant" in bad
 
 
 async def test_the_statement_help_says_how_its_rows_read(db_url: URL) -> None:
