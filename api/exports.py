@@ -182,15 +182,12 @@ async def statement_rows(
     page = found.movements
     for movement in page.items:
         yield report_rows.statement_movement(found, movement)
-    if page.has_next:
-        account = await session.scalar(select(AccountRow).where(AccountRow.code == found.code))
-        assert account is not None
-        bounds = await statements._bounds(session, account.id, wanted.start, wanted.end)
-        while page.has_next:
-            after = page.items[-1].seq
-            page = await statements._page(session, account, bounds, MAX_PAGE, after)
-            for movement in page.items:
-                yield report_rows.statement_movement(found, movement)
+    while page.has_next:
+        page = await statements.later_movements(
+            session, found.code, wanted.start, wanted.end, after=page.items[-1].seq, first=MAX_PAGE
+        )
+        for movement in page.items:
+            yield report_rows.statement_movement(found, movement)
     for row in report_rows.statement_closing(found):
         yield row
 

@@ -207,3 +207,22 @@ async def account_statement(
         movement_count=bounds.last_seq - bounds.after_seq,  # sequence numbers have no gaps
         movements=await _page(session, account, bounds, first, after),
     )
+
+
+async def later_movements(
+    session: AsyncSession,
+    account_code: str,
+    start: datetime,
+    end: datetime,
+    *,
+    after: int,
+    first: int = 20,
+) -> Page[StatementMovement]:
+    """The page of the statement's movements after the sequence number ``after`` (the last of
+    the page before), for a reader going through a long statement page by page: read in the
+    same transaction as :func:`account_statement`, it sees the same snapshot."""
+    account = await session.scalar(select(AccountRow).where(AccountRow.code == account_code))
+    if account is None:
+        return Page([], False)
+    bounds = await _bounds(session, account.id, start, end)
+    return await _page(session, account, bounds, first, after)
