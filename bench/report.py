@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bench.books import BooksCheck
 from bench.graphql_caches import CacheFigures
@@ -402,7 +403,7 @@ class Report:
                 _ms(max(timing.seconds) * 1000),
                 "-" if target is None else f"<= {target * 1000:,.0f} ms",
                 _yes_no(timing.met, "yes", "NO"),
-                timing.detail,
+                Text(timing.detail),  # plain: account codes are not markup nor emoji
             )
         for run in finance.exports:
             table.add_row(

@@ -342,14 +342,15 @@ FINANCE_TARGETS = (
 )
 """Issue 11's read targets: the figure, the finance phase's timings behind it (the slower
 one's median is shown), and the target."""
+EXPORT_FIGURE = "journal export (coinbooks export journal, CSV)"
 
 
 def _finance_targets(finance: FinanceResult | None) -> list[Target]:
     """Issue 11's targets over the history: the reports, a statement page, the export."""
     export_target = f">= {EXPORT_TARGET_LINES_PER_SECOND:,} lines/s, flat memory"
     if finance is None:
-        wanted = [*((figure, target) for figure, _, target in FINANCE_TARGETS)]
-        wanted.append(("journal export", export_target))
+        wanted = [(figure, target) for figure, _, target in FINANCE_TARGETS]
+        wanted.append((EXPORT_FIGURE, export_target))
         return [
             Target(figure, "not measured", None, target, None, None, "no history phase")
             for figure, target in wanted
@@ -377,10 +378,10 @@ def _finance_targets(finance: FinanceResult | None) -> list[Target]:
 def _export_target(finance: FinanceResult, target: str) -> Target:
     whole = finance.whole_export
     if whole is None:
-        return Target("journal export", "not measured", None, target, None, None)
+        return Target(EXPORT_FIGURE, "not measured", None, target, None, None)
     part = finance.exports[0]
     return Target(
-        "journal export (coinbooks export journal, CSV)",
+        EXPORT_FIGURE,
         f"{whole.lines_per_second:,.0f} lines/s, {whole.peak_rss_bytes / MB:,.0f} MB peak",
         None,
         target,

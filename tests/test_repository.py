@@ -79,14 +79,9 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
 
-    finance_indexes = {
-        "ix_journal_entry_posted_at",
-        "ix_journal_entry_actor",
-        "ix_journal_entry_refs",
-    }
-    assert finance_indexes <= run_sync(lambda: _journal_indexes(db_url))
-    downgrade(db_url, "-1")  # 0009: no finance indexes on the journal
-    assert not finance_indexes & run_sync(lambda: _journal_indexes(db_url))
+    assert "ix_journal_entry_posted_at" in run_sync(lambda: _journal_indexes(db_url))
+    downgrade(db_url, "-1")  # 0009: no index of the journal by period
+    assert "ix_journal_entry_posted_at" not in run_sync(lambda: _journal_indexes(db_url))
     assert run_sync(lambda: _tables_and_counts(db_url)) == at_head
 
     downgrade(db_url, "-1")  # 0008: no corrections

@@ -113,15 +113,8 @@ class JournalEntryRow(Base):
     __table_args__ = (
         CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="reversal"),
         CheckConstraint("length(event_key) BETWEEN 1 AND 200", name="event_key"),
-        # The journal's pages and export by period, by actor and by business reference (0009).
+        # The journal's pages and export by period, newest or oldest first (0009).
         Index("ix_journal_entry_posted_at", "posted_at", "id"),
-        Index("ix_journal_entry_actor", "actor", "posted_at", "id"),
-        Index(
-            "ix_journal_entry_refs",
-            "refs",
-            postgresql_using="gin",
-            postgresql_ops={"refs": "jsonb_path_ops"},
-        ),
     )
 
 
