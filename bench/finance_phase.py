@@ -82,6 +82,8 @@ class ExportRun:
     seconds: float
     peak_rss_bytes: int
     """The exporting process's kernel high-water mark (``ru_maxrss`` from ``wait4``)."""
+    cpu_seconds: float
+    """The exporting process's CPU time, user and system (the server's is not in it)."""
 
     @property
     def lines_per_second(self) -> float:
@@ -94,6 +96,7 @@ class ExportRun:
             "seconds": round(self.seconds, 2),
             "lines_per_second": round(self.lines_per_second, 1),
             "peak_rss_mib": round(self.peak_rss_bytes / 1024 / 1024, 1),
+            "cpu_seconds": round(self.cpu_seconds, 2),
         }
 
 
@@ -279,7 +282,8 @@ def export_journal(url: URL, label: str, *, until: datetime | None = None) -> Ex
     exported = EXPORTED.search(stderr)
     if process.returncode or exported is None:
         raise RuntimeError(f"export failed ({process.returncode}): {stderr[-500:]}")
-    return ExportRun(label, int(exported.group(1)), seconds, usage.ru_maxrss * 1024)
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    return ExportRun(label, int(exported.group(1)), seconds, usage.ru_maxrss * 1024, cpu_seconds)
 
 
 def _exports(url: URL, span: _Span, postings: int) -> tuple[list[ExportRun], list[str]]:
@@ -350,7 +354,8 @@ async def run_finance_phase(
         for run in result.exports:
             say(
                 f"    export, {run.label}: {run.lines:,} lines in {run.seconds:,.1f} s "
-                f"({run.lines_per_second:,.0f}/s), peak RSS {run.peak_rss_bytes / 2**20:,.0f} MiB"
+                f"({run.lines_per_second:,.0f}/s), peak RSS {run.peak_rss_bytes / 2**20:,.0f} MiB, "
+                f"CPU {run.cpu_seconds:,.1f} s"
             )
     for problem in result.problems:
         say(f"    [bold red]FAIL[/bold red] {problem}")

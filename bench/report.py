@@ -413,7 +413,8 @@ class Report:
                 "-",
                 "-",
                 f"{run.lines:,} lines, {run.lines_per_second:,.0f} lines/s, "
-                f"peak RSS {run.peak_rss_bytes / MIB:,.0f} MiB",
+                f"peak RSS {run.peak_rss_bytes / MIB:,.0f} MiB, "
+                f"exporter CPU {run.cpu_seconds:,.1f} s",
             )
         for name, size in finance.index_bytes.items():
             per_entry = size / finance.entries if finance.entries else 0

@@ -69,6 +69,7 @@ async def test_finance_phase_reads_a_grown_history_and_exports_every_posting(
     assert 0 < part.lines < whole.lines
     assert whole.peak_rss_bytes > 10 * 1024 * 1024  # a Python process: tens of MiB
     assert result.memory_flat is True
+    assert whole.cpu_seconds > 0
     assert list(result.index_bytes) == ["ix_journal_entry_posted_at"]
     assert result.index_bytes["ix_journal_entry_posted_at"] >= 8192  # a page at least
     assert any(line.startswith("    export, all: ") for line in said)
