@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -18,15 +19,15 @@ from sqlalchemy.engine import URL, make_url
 log = logging.getLogger(__name__)
 
 
-class LocalProcess:
+class LocalProcess(ABC):
     """A process this program starts (``start``) and stops (``stop``) itself: used ``with``,
     it is stopped whatever happens."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def stop(self) -> None: ...
 
     def __enter__(self) -> Self:
         self.start()
