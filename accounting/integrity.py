@@ -24,6 +24,7 @@ from accounting.ledger import checks as ledger
 from accounting.ledger.checks import Check
 from accounting.payouts import checks as payouts
 from accounting.purchases import checks as purchases
+from accounting.reads import period_totals
 from accounting.refunds import checks as refunds
 
 MAX_VIOLATIONS_PER_CHECK = 100
@@ -58,8 +59,10 @@ CHECKS: tuple[Check, ...] = (
     *gifts.CHECKS,
     *payouts.CHECKS,
     *corrections.CHECKS,
+    *period_totals.CHECKS,
 )
-"""Every check, the core's first, then each flow's (each lives beside the flow it guards)."""
+"""Every check, the core's first, then each flow's (each lives beside the flow it guards),
+then the stored totals' of the reads."""
 
 
 async def check_integrity(session: AsyncSession) -> IntegrityReport:

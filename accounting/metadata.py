@@ -12,9 +12,11 @@ from accounting.ledger.tables import Base
 from accounting.payouts import tables as payouts
 from accounting.policy import tables as policy
 from accounting.purchases import tables as purchases
+from accounting.reads import tables as reads
 from accounting.refunds import tables as refunds
 
-FLOW_TABLES = (policy, purchases, gifts, refunds, chargebacks, payouts, corrections)
-"""The modules whose tables join the core's (account, journal entry, posting) on ``Base``."""
+FLOW_TABLES = (policy, purchases, gifts, refunds, chargebacks, payouts, corrections, reads)
+"""The modules whose tables join the core's (account, journal entry, posting) on ``Base``
+(the last, the reads' stored totals of the postings)."""
 
 __all__ = ["FLOW_TABLES", "Base"]

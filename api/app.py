@@ -3,6 +3,8 @@ health check at /health."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -13,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +29,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
+from accounting.reads import period_totals
 from accounting.refunds.service import RefundPolicy
 from api.auth import InvalidToken, principal_from_header
 from api.database import (
@@ -227,6 +231,21 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
         )
 
 
+async def keep_totals_current(
+    sessions: async_sessionmaker[AsyncSession], every_seconds: float
+) -> None:
+    """Summarize the postings' totals every ``every_seconds``, so that the finance reports read
+    few raw postings (``accounting/reads/period_totals.py``). Safe beside other instances doing
+    the same; a failure is logged and the next round tries again."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            async with sessions() as session:
+                await period_totals.summarize(session)
+        except Exception:
+            log.exception("summarizing the postings' totals failed; trying again next round")
+
+
 def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     engine = create_engine(
         database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
@@ -259,9 +278,15 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gift_feed.start()
+        every = settings.posting_totals_every_seconds
+        totals = asyncio.create_task(keep_totals_current(sessions, every)) if every else None
         try:
             yield
         finally:
+            if totals is not None:
+                totals.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await totals
             await gift_feed.stop()
             await engine.dispose()
 

@@ -1,4 +1,4 @@
-"""The ``coinbooks`` command: serve, migrate, tokens, and the finance checks."""
+"""The ``coinbooks`` command: serve, migrate, tokens, the finance checks, the postings' totals."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounting import integrity
 from accounting.gifts import holds
 from accounting.policy.access import Role
-from accounting.reads import reports
+from accounting.reads import period_totals, reports
 from api.auth import issue_token
 from api.database import (
     create_engine,
@@ -198,6 +198,27 @@ def release_holds(
     with database_url_for(settings) as url:
         released = asyncio.run(run(url))
     console.print(f"Released {released} gift(s) from hold")
+
+
+@app.command(name="summarize-totals")
+def summarize_totals(
+    wait_seconds: Annotated[
+        float, typer.Option(help="How long to wait for transactions in flight.")
+    ] = period_totals.WAIT_SECONDS,
+) -> None:
+    """Bring the postings' totals per hour up to the hour begun two minutes ago (the finance
+    reports read whole hours from them). Safe to run repeatedly and from several places at
+    once: each hour is written once. Exit 1 if transactions in flight outlasted the wait."""
+    settings = get_settings()
+    with database_url_for(settings) as url:
+        done = _with_session(url, lambda s: period_totals.summarize(s, wait_seconds=wait_seconds))
+    if done.waited_out:
+        console.print(f"Transactions in flight outlasted {wait_seconds} s: nothing summarized")
+        raise typer.Exit(1)
+    console.print(
+        f"Summarized {done.hours} hour(s) into {done.rows} row(s):"
+        f" totals from {done.summarized_from} until {done.summarized_until}"
+    )
 
 
 @app.command(name="export-schema")

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     """Live gifts that may wait for one slow subscriber before its subscription is ended."""
     gift_feed_stream_check_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often the live gift feed looks for ended streams, to complete their subscriptions."""
+    posting_totals_every_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """How often the service brings the postings' totals per hour up to date (the finance
+    reports read whole hours from them); 0 leaves it to ``coinbooks summarize-totals``."""
     websocket_allowed_origins: tuple[str, ...] = ()
     """Browser origins, besides the service's own, whose pages may open the GraphQL websocket
     (e.g. ``["https://app.example.com"]``); others are refused at the handshake."""

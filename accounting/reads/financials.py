@@ -209,11 +209,28 @@ def identity_checks(figures: Iterable[AccountFigure]) -> list[IdentityCheck]:
 
 # --- balances at an instant ---------------------------------------------------------------------
 
-_KIND_OF_ACCOUNT = "regexp_replace(a.code, '^(user|creator):[^:]+:', '\\1:*:')"
+KIND_OF_ACCOUNT = "regexp_replace(a.code, '^(user|creator):[^:]+:', '\\1:*:')"
 """A user's or creator's account as the pattern of its kind (``user:*:coins_value``): the
 reports sum them in the database, and classify a handful of kinds, not a million accounts."""
+FLOW_OF_ENTRY = (
+    "CASE WHEN e.kind = 'payout' THEN 'payout:' || coalesce(e.refs->>'phase', '') ELSE e.kind END"
+)
+"""What moved a posting, as the roll-forwards name it: its entry's kind, ``payout:<phase>`` for
+a payout's."""
+EDGE_POSTINGS = (
+    "journal_entry e JOIN posting p ON p.entry_id = e.id JOIN account a ON a.id = p.account_id"
+)
+"""The postings of the entries of a period: a range of the index ``(posted_at, id)`` of the
+journal, then each entry's postings by ``entry_id``."""
+_SUMMARIZED_HOURS = text(
+    "SELECT CASE WHEN date_trunc('hour', g.s, 'UTC') = g.s THEN g.s"
+    "            ELSE date_trunc('hour', g.s, 'UTC') + interval '1 hour' END AS first_hour,"
+    "       least(w.summarized_until, date_trunc('hour', g.e, 'UTC')) AS past_last_hour"
+    "  FROM posting_total_watermark w,"
+    "       (SELECT CAST(:start AS timestamptz) AS s, CAST(:end AS timestamptz) AS e) g"
+)
 _LAST_POSTING = (
-    f"SELECT {_KIND_OF_ACCOUNT} AS code, a.commodity, a.type, a.normal_sign,"
+    f"SELECT {KIND_OF_ACCOUNT} AS code, a.commodity, a.type, a.normal_sign,"
     "        sum(p.balance_after) AS balance"
     "  FROM account a"
     "  CROSS JOIN LATERAL (SELECT balance_after FROM posting"
@@ -224,8 +241,22 @@ _LAST_POSTING = (
 )
 _AT_OR_BEFORE = text(_LAST_POSTING.format(op="<="))
 _BEFORE = text(_LAST_POSTING.format(op="<"))
+_FROM_TOTALS = (
+    "SELECT code, commodity, type, normal_sign, sum(amount) AS balance FROM ("
+    "  SELECT account_kind AS code, commodity, account_type AS type, normal_sign, amount"
+    "    FROM posting_hour_total"
+    "   WHERE hour < :summarized AND account_type = ANY(CAST(:types AS text[]))"
+    "  UNION ALL"
+    f" SELECT {KIND_OF_ACCOUNT}, a.commodity, a.type, a.normal_sign, p.amount"
+    f"   FROM {EDGE_POSTINGS}"
+    "   WHERE e.posted_at >= :summarized AND e.posted_at {op} :at"
+    "     AND a.type = ANY(CAST(:types AS text[]))"
+    ") f GROUP BY 1, 2, 3, 4 HAVING sum(amount) <> 0"
+)
+_AT_OR_BEFORE_FROM_TOTALS = text(_FROM_TOTALS.format(op="<="))
+_BEFORE_FROM_TOTALS = text(_FROM_TOTALS.format(op="<"))
 _NOW = text(
-    f"SELECT {_KIND_OF_ACCOUNT} AS code, a.commodity, a.type, a.normal_sign,"
+    f"SELECT {KIND_OF_ACCOUNT} AS code, a.commodity, a.type, a.normal_sign,"
     "        sum(a.balance) AS balance, clock_timestamp() AS at"
     "  FROM account a"
     " GROUP BY 1, 2, 3, 4 HAVING sum(a.balance) <> 0"
@@ -247,11 +278,35 @@ async def figures_at(
     """The balances of the accounts of ``types`` after their postings at or before ``at``
     (``inclusive``) or strictly before it, in one statement: a platform account's own, the
     accounts of one kind of every user or creator summed (``user:*:coins_value``); zeros left
-    out."""
-    rows = await session.execute(
-        _AT_OR_BEFORE if inclusive else _BEFORE, {"at": at, "types": list(types)}
-    )
+    out.
+
+    Once totals are stored (``period_totals``), the sum of every whole summarized hour before
+    ``at`` plus the postings from the last of them to ``at`` (the partial hour, and whatever is
+    not yet summarized); before, each account's running balance on its last posting."""
+    hours = await summarized_hours(session, None, at)
+    params = {"at": at, "types": list(types)}
+    if hours is None:
+        rows = await session.execute(_AT_OR_BEFORE if inclusive else _BEFORE, params)
+    else:
+        totals = _AT_OR_BEFORE_FROM_TOTALS if inclusive else _BEFORE_FROM_TOTALS
+        rows = await session.execute(totals, {**params, "summarized": hours[1]})
     return [figure_of(row) for row in rows]
+
+
+async def summarized_hours(
+    session: AsyncSession, start: datetime | None, end: datetime
+) -> tuple[datetime | None, datetime] | None:
+    """The whole hours of ``[start, end)`` (from the beginning of the books if ``start`` is
+    None) that the stored totals hold, as ``(first hour, end of the last)``: None if there are
+    none. Below the watermark totals never change, so a summary written after this read only
+    leaves more to the raw postings."""
+    found = (await session.execute(_SUMMARIZED_HOURS, {"start": start, "end": end})).first()
+    if found is None or found.past_last_hour is None:
+        return None
+    first, past_last = found.first_hour, found.past_last_hour
+    if first is not None and first >= past_last:
+        return None
+    return first, past_last
 
 
 async def figures_now(session: AsyncSession) -> tuple[datetime, list[AccountFigure]]:
@@ -515,13 +570,13 @@ def build_roll_forward(
     return RollForward(subject.code, subject.label, commodity, opening, lines, residual, closing)
 
 
+_SUBJECTS = (
+    "unnest(CAST(:subjects AS text[]), CAST(:patterns AS text[]),"
+    "       CAST(:commodities AS text[])) AS s(subject, pattern, commodity)"
+)
 _FLOWS = text(
-    "SELECT s.subject,"
-    "       CASE WHEN e.kind = 'payout' THEN 'payout:' || coalesce(e.refs->>'phase', '')"
-    "            ELSE e.kind END AS flow,"
-    "       -sum(p.amount) AS amount"
-    "  FROM unnest(CAST(:subjects AS text[]), CAST(:patterns AS text[]),"
-    "              CAST(:commodities AS text[])) AS s(subject, pattern, commodity)"
+    f"SELECT s.subject, {FLOW_OF_ENTRY} AS flow, -sum(p.amount) AS amount"
+    f"  FROM {_SUBJECTS}"
     "  JOIN account a ON a.code LIKE s.pattern AND a.commodity = s.commodity"
     "  CROSS JOIN LATERAL (SELECT amount, entry_id FROM posting"
     "                       WHERE account_id = a.id"
@@ -531,23 +586,44 @@ _FLOWS = text(
 )
 """Each subject account's postings of the period through the index ``(account_id, posted_at,
 account_seq)``: a range per account, not a scan of every posting."""
+_EDGE_FLOWS = (
+    f" SELECT s.subject, {FLOW_OF_ENTRY}, p.amount FROM {EDGE_POSTINGS}"
+    f"   JOIN {_SUBJECTS} ON a.code LIKE s.pattern AND a.commodity = s.commodity"
+    "   WHERE e.posted_at >= :{0} AND e.posted_at < :{1}"
+)
+_FLOWS_FROM_TOTALS = text(
+    "SELECT subject, flow, -sum(amount) AS amount FROM ("
+    "  SELECT s.subject, t.flow, t.amount"
+    f"   FROM {_SUBJECTS}"
+    "    JOIN posting_hour_total t ON t.account_kind LIKE s.pattern AND t.commodity = s.commodity"
+    "   WHERE t.hour >= :first_hour AND t.hour < :past_last_hour"
+    f" UNION ALL {_EDGE_FLOWS.format('start', 'first_hour')}"
+    f" UNION ALL {_EDGE_FLOWS.format('past_last_hour', 'end')}"
+    ") f GROUP BY 1, 2"
+)
+"""The same from the totals of the whole summarized hours of the period, and the postings of
+its edges: before its first whole hour, and from the end of the last (or the watermark) on."""
 
 
 async def period_flows(
     session: AsyncSession, functional_currency: str, start: datetime, end: datetime
 ) -> dict[str, dict[str, int]]:
     """Per subject, the period's movement of its accounts per entry kind, credit-positive (all
-    four subjects are liabilities, read naturally)."""
-    rows = await session.execute(
-        _FLOWS,
-        {
-            "subjects": [s.code for s in SUBJECTS],
-            "patterns": [s.like for s in SUBJECTS],
-            "commodities": [subject_commodity(s, functional_currency) for s in SUBJECTS],
-            "start": start,
-            "end": end,
-        },
-    )
+    four subjects are liabilities, read naturally). From the stored totals for the period's
+    whole summarized hours, if any, and the postings for the rest."""
+    params = {
+        "subjects": [s.code for s in SUBJECTS],
+        "patterns": [s.like for s in SUBJECTS],
+        "commodities": [subject_commodity(s, functional_currency) for s in SUBJECTS],
+        "start": start,
+        "end": end,
+    }
+    hours = await summarized_hours(session, start, end)
+    if hours is None:
+        rows = await session.execute(_FLOWS, params)
+    else:
+        hours_of = {"first_hour": hours[0], "past_last_hour": hours[1]}
+        rows = await session.execute(_FLOWS_FROM_TOTALS, {**params, **hours_of})
     found: dict[str, dict[str, int]] = defaultdict(dict)
     for row in rows:
         found[row.subject][row.flow] = int(row.amount)
