@@ -14,11 +14,13 @@ postings, and the figures are the same to the unit either way.
 ``clock_timestamp()`` of the entry's insert, taken after the transaction locked its accounts
 (``SELECT ... FOR UPDATE``), and so after it was given a transaction id. Any transaction that
 may yet commit a posting dated before the target (an hour boundary at least ``margin`` in the
-past, read first) thus had its id before the snapshot ``summarize`` reads next: below that
-snapshot's ``xmax``. Waiting until the oldest transaction still running is at or past that
-``xmax`` (``pg_snapshot_xmin(pg_current_snapshot())``) means every such transaction has
-committed or rolled back, and a transaction that starts after the wait sees all it wrote. If
-the wait runs out (a long transaction holds an id), nothing is summarized this time.
+past, read first) thus had its id before ``summarize`` next takes an id of its own (ids are
+given in increasing order). Waiting until the oldest transaction still running is younger
+than that id (``pg_snapshot_xmin(pg_current_snapshot())`` past it) means every such
+transaction has committed or rolled back, and a transaction that starts after the wait sees
+all it wrote. (A snapshot's ``xmax`` would not do as the mark: it is one past the latest
+*completed* id, and a transaction in flight may hold an id above it.) If the wait runs out (a
+long transaction holds an id), nothing is summarized this time.
 
 **Concurrent summaries** serialize on the watermark row (``FOR UPDATE``): the second one finds
 the watermark already at the target and writes nothing, so each hour is written once (its
@@ -48,10 +50,10 @@ BATCH_HOURS = 24 * 31
 """Most hours written in one transaction: a first summary of a long history goes a month at a
 time, each committed with its watermark."""
 
-_TARGET = text("SELECT date_trunc('hour', clock_timestamp() - :margin, 'UTC')")
-_SNAPSHOT_XMAX = text("SELECT CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text)")
+_TARGET = text("SELECT date_trunc('hour', clock_timestamp() - CAST(:margin AS interval), 'UTC')")
+_NEW_XID = text("SELECT CAST(pg_current_xact_id() AS text)")
 _IN_FLIGHT_DONE = text(
-    "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= CAST(CAST(:xmax AS text) AS xid8)"
+    "SELECT pg_snapshot_xmin(pg_current_snapshot()) > CAST(CAST(:xid AS text) AS xid8)"
 )
 _LOCK_WATERMARK = text("SELECT summarized_until FROM posting_total_watermark FOR UPDATE")
 _FIRST_HOUR = text("SELECT date_trunc('hour', min(posted_at), 'UTC') FROM journal_entry")
@@ -84,11 +86,16 @@ class Summary:
 
 
 async def in_flight_done(session: AsyncSession, wait_seconds: float) -> bool:
-    """Wait (at most ``wait_seconds``) until every transaction running now has finished: True
-    once the oldest one still running started after the current snapshot's ``xmax``."""
-    xmax = await session.scalar(_SNAPSHOT_XMAX)
+    """Wait (at most ``wait_seconds``) until every transaction that holds an id now has
+    finished: True once the oldest transaction still running is younger than an id taken now.
+
+    The id is taken (and committed) for the purpose: a snapshot's ``xmax`` would not do, being
+    one past the latest *completed* id, so that a transaction in flight may hold an id at or
+    above it (and not be listed among the snapshot's running ones)."""
+    xid = await session.scalar(_NEW_XID)
+    await session.commit()
     deadline = time.monotonic() + wait_seconds
-    while not await session.scalar(_IN_FLIGHT_DONE, {"xmax": xmax}):
+    while not await session.scalar(_IN_FLIGHT_DONE, {"xid": xid}):
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(POLL_SECONDS)
