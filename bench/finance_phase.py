@@ -5,9 +5,14 @@ wallet), journal pages by period, by actor and by business reference, and the jo
 ``coinbooks export journal`` in a process of its own (lines/s, peak RSS). Every report read is
 checked: the balance sheet balances, every roll-forward is explained to the unit.
 
-The history (bench/history.py) spans its entries at 10 ms apart: 2.5 million entries are about
-seven hours. The periods are fractions of it, named after what they stand for: a *month* is the
-last twelfth of the history, a *day* its last 365th."""
+The history (bench/history.py) spreads its entries over the year that ends an hour ago. The
+periods are fractions of it, named after what they stand for: a *month* is the last twelfth of
+the history, a *day* its last 365th (on a year-long history, a month and a day).
+
+Before the reads, the postings' totals per hour are brought up to date once (``summarize``, as
+the service does every minute), timed: its one-off cost per posting, the rows it wrote and the
+totals' storage are reported. The reports then read whole hours from the totals and the rest
+from the postings."""
 
 from __future__ import annotations
 
@@ -23,11 +28,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.reads.financials import balance_sheet, income_statement, roll_forwards
 from accounting.reads.journal import JournalFilter, journal_page
+from accounting.reads.period_totals import summarize
 from accounting.reads.statements import account_statement
 from api.database import create_engine, libpq_url, session_factory
 
@@ -100,6 +107,31 @@ class ExportRun:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SummaryRun:
+    """The one ``summarize`` before the reads: every hour of the history, from nothing."""
+
+    hours: int
+    rows: int
+    seconds: float
+    postings: int
+    table_bytes: int
+    """``posting_hour_total`` with its key's index (``pg_total_relation_size``)."""
+
+    @property
+    def micros_per_posting(self) -> float:
+        return self.seconds * 1e6 / self.postings if self.postings else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hours": self.hours,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "micros_per_posting": round(self.micros_per_posting, 3),
+            "table_bytes": self.table_bytes,
+        }
+
+
 @dataclass(slots=True)
 class FinanceResult:
     postings: int
@@ -107,6 +139,7 @@ class FinanceResult:
     timings: list[Timing] = field(default_factory=list)
     exports: list[ExportRun] = field(default_factory=list)
     index_bytes: dict[str, int] = field(default_factory=dict)
+    summary: SummaryRun | None = None
     problems: list[str] = field(default_factory=list)
     """Unbalanced sheets, unexplained roll-forwards, exports that failed or missed lines."""
 
@@ -139,6 +172,7 @@ class FinanceResult:
                 }
                 for name, size in self.index_bytes.items()
             },
+            "summary": None if self.summary is None else self.summary.to_json(),
             "books_ok": not self.problems,
             "problems": self.problems,
         }
@@ -318,15 +352,32 @@ async def _span(url: URL) -> tuple[_Span, int, int, dict[str, int]]:
     return span, int(row["postings"]), int(row["entries"]), sizes
 
 
+async def _summarize(sessions: async_sessionmaker[AsyncSession], postings: int) -> SummaryRun:
+    """The totals per hour brought up to date, timed, and their storage (the table analysed,
+    as autovacuum would soon have it)."""
+    async with sessions() as session:
+        started = time.perf_counter()
+        done = await summarize(session)
+        seconds = time.perf_counter() - started
+        if done.waited_out:
+            raise RuntimeError("summarize: transactions in flight outlasted its wait")
+        await session.execute(text("ANALYZE posting_hour_total"))
+        size = await session.scalar(text("SELECT pg_total_relation_size('posting_hour_total')"))
+        await session.commit()
+    return SummaryRun(done.hours, done.rows, seconds, postings, int(size or 0))
+
+
 async def measure_reads(
     url: URL, currency: str = "USD", repeats: int = 3
 ) -> tuple[FinanceResult, _Span]:
-    """Every report and page read, timed; the index sizes. The history must hold entries."""
+    """The totals brought up to date, then every report and page read, timed; the index
+    sizes. The history must hold entries."""
     span, postings, entries, sizes = await _span(url)
     result = FinanceResult(postings, entries, index_bytes=sizes)
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
         sessions = session_factory(engine)
+        result.summary = await _summarize(sessions, postings)
         for reads in (
             _report_reads(sessions, span, currency, repeats),
             _page_reads(sessions, span, repeats),
@@ -345,6 +396,13 @@ async def run_finance_phase(
     """Finance's reads over the history at ``url``, then the journal export (which blocks the
     event loop while it runs: nothing else is measured meanwhile)."""
     result, span = await measure_reads(url, repeats=repeats)
+    if result.summary is not None:
+        done = result.summary
+        say(
+            f"    totals per hour: {done.hours:,} hours into {done.rows:,} rows in"
+            f" {done.seconds:,.2f} s ({done.micros_per_posting:,.2f} us per posting),"
+            f" {done.table_bytes / 2**20:,.1f} MiB"
+        )
     for timing in result.timings:
         # No detail: account codes such as platform:bank:USD would print as emoji.
         say(f"    {timing.name}: {timing.median * 1000:,.1f} ms")

@@ -19,8 +19,9 @@ posting's commodity is its account's; for each account the postings carry ``acco
 written, continuing from the account's ``posting_count`` and ``balance``: computed here with
 window functions, so they are right whether the database computes them itself or verifies
 them. Opening balances are far larger than anything the transfers move, so no wallet ever goes
-below zero. Entries are dated in the past, one every ENTRY_STEP, in id order, so every
-account's history is in time order.
+below zero. Entries are dated in the past, evenly over the year (HISTORY_SPAN) that ends an
+hour ago, in id order, so every account's history is in time order and the finance reads'
+periods named a day or a month are one.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ OPENING_GROUP = 20
 """Wallets per opening-balance entry (2 + 2 x 20 = 42 postings)."""
 POSTINGS_PER_TRANSFER = 4
 DEFAULT_CHUNK_POSTINGS = 250_000
-ENTRY_STEP = timedelta(milliseconds=10)
+HISTORY_SPAN = timedelta(days=365)
+"""How far back the history's first entry is dated, whatever the number of entries: a
+10,000,000-posting history is an entry every 12.6 s, as a year of a service's books would be
+spread (the finance reads' stored totals then hold 8,760 hours of it)."""
+MIN_ENTRY_STEP = timedelta(milliseconds=10)
+"""The closest two entries are dated, when the history must start after postings already
+there and so end nearer now."""
 READER_SHARE = 16
 """One transfer in READER_SHARE is sent by a reader wallet, one more is received by one."""
 
@@ -89,6 +96,7 @@ class HistorySeeder:
         self.currency = functional_currency
         self.run = uuid.uuid4().hex[:8]
         self.epoch = datetime.now(UTC)
+        self.entry_step = MIN_ENTRY_STEP
         self.seconds = 0.0
         self.postings_written = 0
         self.entries_written = 0
@@ -107,7 +115,7 @@ class HistorySeeder:
     def middle_instant(self) -> datetime:
         """Halfway through the history written so far: the date of the entry whose id is half
         the newest's."""
-        return self.epoch + ENTRY_STEP * (self.last_entry_id // 2)
+        return self.epoch + self.entry_step * (self.last_entry_id // 2)
 
     @property
     def postings(self) -> int:
@@ -142,12 +150,14 @@ class HistorySeeder:
         planned_entries = planned_postings // POSTINGS_PER_TRANSFER + self.users
         latest = await self.conn.fetchval("SELECT max(posted_at) FROM journal_entry")
         next_id = int(await self.conn.fetchval("SELECT last_value FROM journal_entry_id_seq"))
-        self.epoch = (
-            datetime.now(UTC) - ENTRY_STEP * (next_id + planned_entries) - timedelta(hours=1)
-        )
-        if latest is not None and latest > self.epoch:
+        end = datetime.now(UTC) - timedelta(hours=1)
+        first = end - HISTORY_SPAN
+        if latest is not None and latest > first:
             # Never date a posting before one already on a shared platform account.
-            self.epoch = latest
+            first = latest
+        end = max(end, first + MIN_ENTRY_STEP * planned_entries)
+        self.entry_step = (end - first) / planned_entries
+        self.epoch = first - self.entry_step * next_id
 
     async def _open_accounts(self) -> None:
         """Every wallet's two accounts, at zero, and the temporary table of their ids."""
@@ -298,7 +308,7 @@ class HistorySeeder:
             count,
             self.run,
             self.epoch,
-            ENTRY_STEP,
+            self.entry_step,
             memo,
         )
         assert row is not None and row[2] == count == row[1] - row[0] + 1

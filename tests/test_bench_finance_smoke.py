@@ -56,6 +56,14 @@ async def test_finance_phase_reads_a_grown_history_and_exports_every_posting(
 
     assert result.problems == []
     assert result.postings == postings
+    # The history's first entry is dated a year and an hour ago: the totals go from its hour
+    # up to the hour begun two minutes ago, 365 x 24 + 1 = 8,761 hours (8,760 in the first two
+    # minutes of an hour).
+    summary = result.summary
+    assert summary is not None and summary.postings == postings
+    assert summary.hours in (8_760, 8_761)
+    assert summary.rows > 0 and summary.table_bytes >= 8192
+    assert any(line.startswith("    totals per hour: ") for line in said)
     assert [timing.name for timing in result.timings] == NAMES
     assert all(len(timing.seconds) == 1 for timing in result.timings)
     wallet = result.timing("statement page, wallet")
