@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,7 +35,9 @@ from accounting.ledger import checks as ledger_checks
 from accounting.purchases.service import PurchaseService
 from accounting.reads import financials, period_totals
 from accounting.reads.period_totals import Summary, summarize
+from api.app import create_app
 from api.database import libpq_url
+from api.settings import Settings
 from tests.ledger.test_database_invariants import ISSUED, SPENT, RawEntry, insert_postings
 from tests.reads.test_financials import (
     MICROSECOND,
@@ -42,6 +48,7 @@ from tests.reads.test_financials import (
 )
 
 HOUR = timedelta(hours=1)
+COINBOOKS = Path(sys.executable).parent / "coinbooks"
 STEP = timedelta(minutes=20)
 
 
@@ -232,6 +239,21 @@ async def test_two_summaries_racing_write_each_hour_once(
     assert await integrity_violations(sessions) == []
 
 
+async def issue_and_spend_three_hours_ago(raw: asyncpg.Connection) -> datetime:
+    """An entry dated three hours ago by its transaction's clock, written by hand: 7 coins
+    issued and spent (``platform:coins:issued`` debited, ``platform:coins:spent`` credited)."""
+    async with raw.transaction():
+        row = await raw.fetchrow(
+            "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor)"
+            " VALUES ('transfer', 'late-grant', 'raw', clock_timestamp() - interval '3h',"
+            " 'test:raw-sql') RETURNING id, posted_at"
+        )
+        assert row is not None
+        entry = RawEntry(row["id"], row["posted_at"])
+        await insert_postings(raw, entry, [(ISSUED, 7), (SPENT, -7)])
+    return entry.posted_at
+
+
 async def test_a_summary_waits_out_a_transaction_that_may_still_post_before_its_hour(
     sessions: async_sessionmaker[AsyncSession], raw: asyncpg.Connection
 ) -> None:
@@ -241,14 +263,7 @@ async def test_a_summary_waits_out_a_transaction_that_may_still_post_before_its_
     ``platform:coins:issued``, read as 7 on its memo line) and spent."""
     writer = raw.transaction()
     await writer.start()
-    row = await raw.fetchrow(
-        "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor)"
-        " VALUES ('transfer', 'late-grant', 'raw', clock_timestamp() - interval '3h',"
-        " 'test:raw-sql') RETURNING id, posted_at"
-    )
-    assert row is not None
-    past: datetime = row["posted_at"]
-    await insert_postings(raw, RawEntry(row["id"], past), [(ISSUED, 7), (SPENT, -7)])
+    past = await issue_and_spend_three_hours_ago(raw)
     async with sessions() as session:
         waited = await summarize(session, wait_seconds=0.3)
     assert waited.waited_out and (waited.hours, waited.rows) == (0, 0)
@@ -268,3 +283,40 @@ async def test_a_summary_waits_out_a_transaction_that_may_still_post_before_its_
         ("memo:coins_spent", -7),
     }
     assert await integrity_violations(sessions) == []
+
+
+async def summarize_totals_command(db_url: URL) -> str:
+    env = {**os.environ, "DATABASE_URL": db_url.render_as_string(hide_password=False)}
+    process = await asyncio.create_subprocess_exec(
+        str(COINBOOKS), "summarize-totals", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    return out.decode()
+
+
+async def test_the_command_summarizes_and_says_what_it_wrote(
+    db_url: URL, raw: asyncpg.Connection
+) -> None:
+    """``coinbooks summarize-totals``: the entry's two postings, in the hour of three hours ago,
+    are two rows; from that hour to the one begun two minutes ago, three hours (two in the
+    first two minutes of an hour). Run again, it writes nothing."""
+    await issue_and_spend_three_hours_ago(raw)
+    first = await summarize_totals_command(db_url)
+    assert re.match(r"Summarized [23] hour\(s\) into 2 row\(s\): totals from ", first)
+    again = await summarize_totals_command(db_url)
+    assert again.startswith("Summarized 0 hour(s) into 0 row(s)")
+
+
+async def test_the_service_keeps_the_totals_current(
+    settings: Settings, db_url: URL, raw: asyncpg.Connection
+) -> None:
+    """With the service's round every 0.2 s, its first round counts the entry's two postings."""
+    await issue_and_spend_three_hours_ago(raw)
+    app = create_app(settings.model_copy(update={"posting_totals_every_seconds": 0.2}), db_url)
+    async with app.router.lifespan_context(app):
+        for _ in range(100):
+            if await raw.fetchval("SELECT count(*) FROM posting_total_watermark"):
+                break
+            await asyncio.sleep(0.1)
+    assert await raw.fetchval("SELECT sum(postings) FROM posting_hour_total") == 2
