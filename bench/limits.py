@@ -20,9 +20,13 @@ the gifts themselves, needed only near the limit, never does."""
 
 
 def service_environment() -> dict[str, str]:
-    """The same limits for the service started as a subprocess (its settings)."""
+    """The same limits for the service started as a subprocess (its settings); and no rounds
+    of the postings' totals per hour: the history phase dates its entries in the past by hand,
+    into hours the service would already have summarized (the finance phase summarizes once,
+    after the history is written)."""
     return {
         "COINBOOKS_PURCHASE_DAILY_COIN_LIMIT": str(PURCHASE_DAILY_COIN_LIMIT),
         "COINBOOKS_GIFT_RATE_LIMIT": str(GIFT_RATE_LIMIT.gifts),
         "COINBOOKS_GIFT_RATE_WINDOW_SECONDS": str(GIFT_RATE_LIMIT.window_seconds),
+        "COINBOOKS_POSTING_TOTALS_EVERY_SECONDS": "0",
     }
