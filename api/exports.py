@@ -18,7 +18,8 @@ Errors are JSON: ``{"error": {"code": "FORBIDDEN", "message": "..."}}``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,14 +96,15 @@ async def journal_chunks(
     export_format: export.ExportFormat,
     *,
     progress: Callable[[int], None] | None = None,
-) -> AsyncIterator[str]:
-    """The journal export, a chunk of text at a time, read in one transaction (a consistent
-    snapshot) through a server-side cursor. ``progress`` is told of the rows as they go."""
+) -> AsyncGenerator[str, None]:
+    """The journal export, a chunk of text at a time, written by PostgreSQL from one
+    transaction (a consistent snapshot). ``progress`` is told of the postings as they go."""
+    statement = journal.export_statement(wanted, export_format)
     async with sessions() as session, session.begin():
-        rows = journal.export_rows(session, wanted)
-        counted = rows if progress is None else _counted(rows, progress)
-        async for chunk in export.chunks(export_format, journal.EXPORT_COLUMNS, counted):
-            yield chunk
+        copied = export.copied(session, statement, export_format, on_rows=progress)
+        async with aclosing(copied) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 async def _counted(

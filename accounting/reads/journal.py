@@ -1,6 +1,6 @@
 """The journal as finance reads it: entries with their postings, rates, references and
 reversal links, filtered and paged by keyset on (posted_at, id); and the same entries, one
-line per posting, streamed for an export of any size.
+line per posting, as the query PostgreSQL writes the export file from.
 
 Filters combine (all must hold):
 
@@ -21,13 +21,25 @@ Filters combine (all must hold):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, or_, select, tuple_, union_all
+from sqlalchemy import (
+    Numeric,
+    Select,
+    Text,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,7 +50,8 @@ from accounting.ledger.entries import EntryKind
 from accounting.ledger.errors import LedgerError
 from accounting.ledger.money import COMMODITIES, CommodityKind, format_micros
 from accounting.ledger.pages import Page, page_size
-from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
+from accounting.ledger.tables import AccountRow, CommodityRow, JournalEntryRow, PostingRow
+from accounting.reads.export import ExportFormat
 from accounting.refunds.tables import RefundRow
 
 MAX_FILTER_TEXT = 200
@@ -282,49 +295,59 @@ async def _lines(session: AsyncSession, rows: Sequence[JournalEntryRow]) -> list
     ]
 
 
-async def export_rows(
-    session: AsyncSession, wanted: JournalFilter, *, rows_per_fetch: int = 2000
-) -> AsyncIterator[dict[str, Any]]:
+_ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+"""ISO 8601 in UTC, always to the microsecond (``2026-05-01T09:30:00.000000+00:00``)."""
+
+
+def _amount_text() -> ColumnElement[str]:
+    """:func:`amount_text` in SQL: money in whole currency units with at least its minor-unit
+    digits and more only when needed (``4.99``, ``5.00``, ``0.014257``), coins and diamonds
+    whole; unsigned."""
+    units = cast(func.abs(PostingRow.amount), Numeric)
+    whole = func.trim_scale(units / func.power(literal(10, Numeric), CommodityRow.scale))
+    fiat_text = func.round(whole, func.greatest(CommodityRow.minor_unit_digits, func.scale(whole)))
+    return case((CommodityRow.kind == "fiat", cast(fiat_text, Text)), else_=cast(units, Text))
+
+
+def export_statement(wanted: JournalFilter, export_format: ExportFormat) -> Select[Any]:
     """Every posting of the entries matching ``wanted``, oldest entry first, as the export's
-    rows (:data:`EXPORT_COLUMNS`), read through a server-side cursor ``rows_per_fetch`` at a
-    time: memory stays flat however many there are. Run it inside a transaction."""
+    rows: the columns of :data:`EXPORT_COLUMNS` for CSV, one JSON object per row for JSON
+    lines. Amounts are unsigned decimal strings in the commodity's unit, the side in its own
+    column; ``refs`` is the entry's references as JSON. PostgreSQL writes the file
+    (:func:`accounting.reads.export.copied`)."""
     entry = JournalEntryRow
-    statement = (
-        select(
-            entry.id,
-            entry.posted_at,
-            entry.kind,
-            entry.event_key,
-            entry.actor,
-            AccountRow.code,
-            PostingRow.commodity,
-            PostingRow.amount,
-            entry.memo,
-            entry.refs,
-        )
+    values: dict[str, Any] = {
+        "entry_id": entry.id,
+        "posted_at": func.to_char(func.timezone("UTC", entry.posted_at), _ISO_UTC),
+        "kind": entry.kind,
+        "event_key": entry.event_key,
+        "actor": entry.actor,
+        "account_code": AccountRow.code,
+        "commodity": PostingRow.commodity,
+        "side": case((PostingRow.amount > 0, "DEBIT"), else_="CREDIT"),
+        "amount": _amount_text(),
+        "memo": entry.memo,
+        "refs": entry.refs,
+    }
+    assert tuple(values) == EXPORT_COLUMNS
+    columns = (
+        [value.label(name) for name, value in values.items()]
+        if export_format is ExportFormat.CSV
+        else [cast(func.json_build_object(*_pairs(values)), Text).label("line")]
+    )
+    return (
+        select(*columns)
+        .select_from(entry)
         .join(PostingRow, PostingRow.entry_id == entry.id)
         .join(AccountRow, AccountRow.id == PostingRow.account_id)
+        .join(CommodityRow, CommodityRow.code == PostingRow.commodity)
         .where(*conditions(check_filter(wanted)))
         .order_by(entry.posted_at, entry.id, PostingRow.id)
-        .execution_options(yield_per=rows_per_fetch)
     )
-    result = await session.stream(statement)
-    async for row in result:
-        entry_id, at, kind, key, actor, code, commodity, units, memo, refs = row
-        posting = JournalPosting(code, commodity, units)
-        yield {
-            "entry_id": entry_id,
-            "posted_at": at.isoformat(),
-            "kind": kind,
-            "event_key": key,
-            "actor": actor,
-            "account_code": code,
-            "commodity": commodity,
-            "side": str(posting.side),
-            "amount": posting.amount,
-            "memo": memo,
-            "refs": refs,
-        }
+
+
+def _pairs(values: dict[str, Any]) -> list[Any]:
+    return [part for name, value in values.items() for part in (literal(name), value)]
 
 
 def parse_filter_time(text: str, *, field: str) -> datetime:

@@ -4,7 +4,8 @@ The book: Ana buys 350 coins for $4.99 by card (entry 1); the card network keeps
 14.471c + 30c, so 44c (0.44). Then finance moves 4.99 - 0.44 = $4.55 from card clearing to
 the bank (entry 2), with a memo a spreadsheet must get back whole: a comma and quotes in it.
 One row per posting: 6 for the purchase, 2 for the transfer; amounts unsigned, in the
-commodity's unit, with the side in its own column."""
+commodity's unit, with the side in its own column; instants in UTC to the microsecond; the
+references as PostgreSQL writes a JSON object (shorter keys first)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import aclosing
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -30,7 +33,10 @@ from accounting.ledger.posting import in_transaction, post_entry
 from accounting.ledger.tables import JournalEntryRow
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.reads import export
-from accounting.reads.journal import EXPORT_COLUMNS, JournalFilter, export_rows
+from accounting.reads.journal import EXPORT_COLUMNS, JournalFilter, amount_text, export_statement
+from api.database import libpq_url
+from api.exports import journal_chunks
+from bench.history import HistorySeeder
 
 COINBOOKS = Path(sys.executable).parent / "coinbooks"
 MEMO = 'card settlement, "batch 1"'
@@ -60,28 +66,32 @@ async def book(sessions: async_sessionmaker[AsyncSession], purchases: PurchaseSe
         first = await session.get(JournalEntryRow, 1)
         second = await session.get(JournalEntryRow, 2)
     assert first is not None and second is not None
-    at1, at2 = first.posted_at.isoformat(), second.posted_at.isoformat()
+    at1, at2 = (utc_text(row.posted_at) for row in (first, second))
     reference = bought.purchase.provider_reference
     refs = (
-        '"{""package"":""coins_350"",""provider"":""card"",""provider_reference"":""'
-        f'{reference}"",""purchase_id"":1,""user_id"":""ana""}}"'
+        '"{""package"": ""coins_350"", ""user_id"": ""ana"", ""provider"": ""card"", '
+        f'""purchase_id"": 1, ""provider_reference"": ""{reference}""}}"'
     )
     head = f"1,{at1},purchase,purchase:1,user:ana"
     memo = "350 coins bought through card"
     tail = f"2,{at2},transfer,settlement:card:000001,user:fin"
     return (
-        "entry_id,posted_at,kind,event_key,actor,account_code,commodity,side,amount,memo,refs\r\n"
-        f"{head},platform:coins:issued,COIN,DEBIT,350,{memo},{refs}\r\n"
-        f"{head},user:ana:coins,COIN,CREDIT,350,{memo},{refs}\r\n"
-        f"{head},platform:clearing:card:USD,USD,DEBIT,4.99,{memo},{refs}\r\n"
-        f"{head},user:ana:coins_value,USD,CREDIT,4.99,{memo},{refs}\r\n"
-        f"{head},platform:expense:processor_fees:USD,USD,DEBIT,0.44,{memo},{refs}\r\n"
-        f"{head},platform:clearing:card:USD,USD,CREDIT,0.44,{memo},{refs}\r\n"
+        "entry_id,posted_at,kind,event_key,actor,account_code,commodity,side,amount,memo,refs\n"
+        f"{head},platform:coins:issued,COIN,DEBIT,350,{memo},{refs}\n"
+        f"{head},user:ana:coins,COIN,CREDIT,350,{memo},{refs}\n"
+        f"{head},platform:clearing:card:USD,USD,DEBIT,4.99,{memo},{refs}\n"
+        f"{head},user:ana:coins_value,USD,CREDIT,4.99,{memo},{refs}\n"
+        f"{head},platform:expense:processor_fees:USD,USD,DEBIT,0.44,{memo},{refs}\n"
+        f"{head},platform:clearing:card:USD,USD,CREDIT,0.44,{memo},{refs}\n"
         f'{tail},platform:bank:USD,USD,DEBIT,4.55,"card settlement, ""batch 1""",'
-        '"{""provider_reference"":""po_1""}"\r\n'
+        '"{""provider_reference"": ""po_1""}"\n'
         f'{tail},platform:clearing:card:USD,USD,CREDIT,4.55,"card settlement, ""batch 1""",'
-        '"{""provider_reference"":""po_1""}"\r\n'
+        '"{""provider_reference"": ""po_1""}"\n'
     )
+
+
+def utc_text(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 async def exported(
@@ -238,38 +248,111 @@ async def test_the_cli_exports_the_same_file(
     ]
 
 
-async def counting(rows: AsyncIterator[dict[str, Any]], seen: list[int]) -> AsyncIterator[Any]:
-    async for row in rows:
-        seen[0] += 1
-        yield row
+@pytest.mark.parametrize(
+    ("micros", "commodity", "expected"),
+    [
+        (4_990_000, "USD", "4.99"),
+        (5_000_000, "USD", "5.00"),
+        (14_257, "USD", "0.014257"),
+        (10_000, "USD", "0.01"),
+        (123_456_789_000_000, "USD", "123456789.00"),
+        (1_500_000, "JPY", "1.5"),
+        (100_000_000, "JPY", "100"),
+        (100_500_000, "JPY", "100.5"),
+    ],
+)
+async def test_amounts_are_written_as_the_journal_query_writes_them(
+    sessions: async_sessionmaker[AsyncSession], micros: int, commodity: str, expected: str
+) -> None:
+    """PostgreSQL writes the export's amounts; they are the journal query's decimal strings
+    (``amount_text``): at least the minor unit's digits (none for yen), more only when needed."""
+    assert amount_text(micros, commodity) == expected
+    await in_transaction(
+        sessions,
+        lambda s: post_entry(
+            s,
+            Entry(
+                kind=EntryKind.TRANSFER,
+                event_key=f"amounts:{commodity}:{micros}",
+                postings=(
+                    Posting(chart.bank(commodity), micros),
+                    Posting(chart.provider_clearing("card", commodity), -micros),
+                ),
+                actor="user:fin",
+            ),
+        ),
+    )
+    async with sessions() as session, session.begin():
+        statement = export_statement(JournalFilter(), export.ExportFormat.CSV)
+        text_ = "".join(
+            [c async for c in export.copied(session, statement, export.ExportFormat.CSV)]
+        )
+    rows = list(csv.DictReader(io.StringIO(text_)))
+    assert [(row["side"], row["amount"]) for row in rows] == [
+        ("DEBIT", expected),
+        ("CREDIT", expected),
+    ]
 
 
 async def test_the_export_streams_rather_than_reading_everything_first(
+    db_url: URL, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A history of 120,000 postings (about 17 MB of CSV, more than the connection's buffers
+    hold): the first chunk reaches the reader while PostgreSQL is still writing the file, its
+    ``COPY`` waiting on the reader; the whole export still has every posting and a header, and
+    the count it reports is the postings'."""
+    conn = await asyncpg.connect(libpq_url(db_url))
+    try:
+        seeder = HistorySeeder(conn, users=200, readers=3, chunk_postings=40_000)
+        await seeder.open_wallets(120_000)
+        postings = (await seeder.grow_to(120_000)).postings
+    finally:
+        await conn.close()
+    counted: list[int] = []
+    async with asyncio.timeout(120), sessions() as session, session.begin():
+        statement = export_statement(JournalFilter(), export.ExportFormat.CSV)
+        copied = export.copied(session, statement, export.ExportFormat.CSV, on_rows=counted.append)
+        async with aclosing(copied) as chunks:
+            first = await anext(chunks)
+            copying = await copies_running(sessions)
+            rest = [chunk async for chunk in chunks]
+    assert copying == 1
+    assert first.startswith("entry_id,posted_at,")
+    assert len(first) < 2 * export.COPIED_CHUNK_BYTES
+    assert first.count("\n") + sum(chunk.count("\n") for chunk in rest) == postings + 1
+    assert sum(counted) == postings
+    assert await copies_running(sessions) == 0
+
+
+async def copies_running(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as other:
+        found = await other.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE query LIKE 'COPY (SELECT journal_entry.id%' AND state = 'active'"
+                " AND backend_type = 'client backend'"
+            )
+        )
+    return int(found or 0)
+
+
+async def test_a_reader_that_stops_early_ends_the_copy_and_frees_its_connection(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """1,500 transfers of $0.01 (3,000 postings). The first chunk of 100 rows comes out after
-    reading one fetch of 500 from the server-side cursor, which is still open; the whole
-    export still has every row: 3,000 and a header."""
+    """A client that goes away after the first chunk: the copy is cancelled, its transaction
+    rolled back, and the next export on the same pool runs whole."""
 
     async def many(session: AsyncSession) -> None:
-        for n in range(1, 1501):
-            await post_entry(session, settlement(n, 10_000, memo="cents"))
+        for n in range(1, 2001):
+            await post_entry(session, settlement(n, 10_000, memo="x" * 200))
 
     await in_transaction(sessions, many)
-    seen = [0]
-    async with sessions() as session, session.begin():
-        rows = export_rows(session, JournalFilter(), rows_per_fetch=500)
-        chunks = export.chunks(
-            export.ExportFormat.CSV, EXPORT_COLUMNS, counting(rows, seen), rows_per_chunk=100
-        )
-        first = await anext(chunks)
-        assert first.count("\r\n") == 101
-        assert seen == [100]
-        cursors = await session.scalars(
-            text("SELECT statement FROM pg_cursors WHERE statement NOT LIKE '%pg_cursors%'")
-        )
-        (open_cursor,) = cursors.all()
-        assert "FROM journal_entry JOIN posting" in open_cursor
-        rest = [chunk async for chunk in chunks]
-    assert seen == [3000]
-    assert sum(chunk.count("\r\n") for chunk in rest) == 2900
+    async with asyncio.timeout(60):
+        cut_short = journal_chunks(sessions, JournalFilter(), export.ExportFormat.CSV)
+        async with aclosing(cut_short) as chunks:
+            await anext(chunks)
+        assert await copies_running(sessions) == 0
+        whole = journal_chunks(sessions, JournalFilter(), export.ExportFormat.JSON)
+        lines = "".join([chunk async for chunk in whole])
+    assert lines.count("\n") == 4000
+    assert json.loads(lines.splitlines()[-1])["memo"] == "x" * 200
