@@ -222,18 +222,6 @@ async def test_a_dispute_won_gives_everything_back_but_the_fee_and_lost_changes_
     await books_ok(gql)
 
 
-async def test_a_dispute_for_another_amount_is_recorded_for_finance_and_posts_nothing(
-    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    purchase = await buy(gql)
-    reference = await reference_of(sessions, purchase)
-    before = await books_ok(gql)
-    response = await deliver(client, "card", dispute(reference, amount=100))
-    assert response.json()["outcome"] == "amount_mismatch"
-    assert await books_ok(gql) == before
-    assert await count(sessions, ProviderEventRow) == 1
-
-
 async def test_an_event_for_a_charge_we_do_not_know_is_recorded_and_posts_nothing(
     gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -1,0 +1,256 @@
+"""Partial disputes and partial provider refunds: a provider takes back part of a purchase's
+price, and the same share of its coins comes back (docs/accounting.md, "Chargebacks").
+
+The share is rounded against the buyer, on the running total (``partial_share``): a takeback of
+A of a price of G minor units claws back ⌈coins × A / G⌉ coins, and the value paid for them
+likewise; the whole price claws back every coin, exactly as a full chargeback does. Of those
+coins the wallet gives back what it holds; the rest are traced to what they bought, and the
+diamonds they funded that are still pending come back with their payable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accounting.chargebacks.tables import (
+    ChargebackClawbackRow,
+    ChargebackRow,
+    ChargebackTraceRow,
+    ProviderEventRow,
+)
+from accounting.gifts.posting import GiftRequest
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
+from accounting.ledger import balances
+from accounting.ledger.balances import creator_balances
+from accounting.ledger.posting import entry_postings, in_transaction
+from accounting.ledger.tables import JournalEntryRow
+from accounting.purchases.service import PurchaseRequest, PurchaseService
+from accounting.purchases.tables import CoinPackageRow, PackagePriceRow
+from accounting.reads import financials
+from tests.chargebacks.deliveries import deliver, dispute, provider_refund, reference_of
+from tests.chargebacks.test_chargeback_tracing import integrity_violations
+from tests.chargebacks.test_webhooks import PRICE_350, books_ok, coins_of, count
+from tests.conftest import GraphQLClient
+from tests.graphql.test_graphql_refunds import buy
+
+WEEK = timedelta(days=7)
+
+
+async def event_of(sessions: async_sessionmaker[AsyncSession]) -> ProviderEventRow:
+    async with sessions() as session:
+        row = await session.scalar(select(ProviderEventRow).order_by(ProviderEventRow.id.desc()))
+    assert row is not None
+    return row
+
+
+async def test_a_partial_dispute_of_mallorys_999_purchase_claws_back_its_share_to_the_unit(
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+    client: httpx.AsyncClient,
+) -> None:
+    """Mallory buys 2,000 coins for $9.99 with a card: her wallet holds 2,000 coins worth
+    9,990,000 micro-USD. She sends Bo 1,200 roses (one coin each) while Bo's gifts are in a
+    week's hold: the weighted average releases 9,990,000 × 1,200 / 2,000 = 5,994,000; Bo
+    earns 1,200 pending diamonds and 1,200 × 5,000 = 6,000,000 payable (the 6,000 shortfall is
+    promotions). Mallory keeps 800 coins worth 3,996,000.
+
+    The card network reports a dispute of $5.00 (500 of 999 cents) with a $15.00 fee. The
+    share of the purchase it takes back, rounded against Mallory on the running total:
+    coins ⌈2,000 × 500 / 999⌉ = ⌈1,001.001⌉ = 1,002; value ⌈9,990,000 × 500 / 999⌉ =
+    5,000,000 exactly. Of the 1,002 coins her wallet holds 800: they come back with all
+    their 3,996,000 value. The other 202 were spent: traced to the roses, whose share is
+    ⌊1,200 × 202 / 1,200⌋ = 202 diamonds, still pending, and ⌊6,000,000 × 202 / 1,200⌋ =
+    1,010,000 payable, both clawed back from Bo. What the 202 spent coins cost at the
+    share's price, round(5,000,000 × 202 / 1,002) = 1,007,984, is covered by the payable
+    clawed back: no loss. The rest balances the entry as chargebacks' contra revenue:
+    5,000,000 − 3,996,000 − 1,010,000 = −6,000. Cash: 5,000,000 leaves card clearing, and
+    the fee 1,500,000 more (dispute fees).
+
+    Mallory ends with 0 coins and 0 value; Bo with 1,200 − 202 = 998 pending diamonds and
+    6,000,000 − 1,010,000 = 4,990,000 payable. The integrity check finds nothing and the
+    roll-forwards explain every movement."""
+    async with sessions() as session, session.begin():
+        start = await financials.now(session)
+        package = CoinPackageRow(code="coins_2000", coins=2_000)
+        session.add(package)
+        await session.flush()
+        session.add(
+            PackagePriceRow(package_id=package.id, channel="web", currency="USD", price_minor=999)
+        )
+    bought = await purchases.purchase_coins(
+        PurchaseRequest(
+            "mallory",
+            uuid.uuid4().hex,
+            "USD",
+            "web",
+            "card",
+            "tok_success",
+            package_code="coins_2000",
+        )
+    )
+    assert bought.purchase.status == "completed"
+    stream = await in_transaction(sessions, lambda s: start_stream(s, "bo", "live"))
+    await GiftService(sessions, hold=WEEK).send_gift(
+        GiftRequest("mallory", uuid.uuid4().hex, stream.id, "rose", 1_200)
+    )
+    async with sessions() as session:
+        wallet = await balances.wallet(session, "mallory", "USD")
+        clearing_before = await balances.account_balance(session, "platform:clearing:card:USD")
+    assert (wallet.coins, wallet.coins_value_micros) == (800, 3_996_000)
+    assert clearing_before is not None
+
+    reference = await reference_of(sessions, bought.purchase.id)
+    reply = await deliver(client, "card", dispute(reference, amount=500, fee=1_500))
+
+    assert reply.json()["outcome"] == "charged_back", reply.text
+    assert (await event_of(sessions)).detail == (
+        "5.00 USD taken back: 800 coins and 202 pending diamonds clawed back; "
+        "0.00 USD booked to receivable"
+    )
+    async with sessions() as session:
+        chargeback = await session.scalar(select(ChargebackRow))
+        assert chargeback is not None
+        traces = (await session.scalars(select(ChargebackTraceRow))).all()
+        clawbacks = (await session.scalars(select(ChargebackClawbackRow))).all()
+        postings = {
+            p.account.code: p.amount for p in await entry_postings(session, chargeback.entry_id)
+        }
+        wallet = await balances.wallet(session, "mallory", "USD")
+        bo = await creator_balances(session, "bo", "USD")
+        clearing = await balances.account_balance(session, "platform:clearing:card:USD")
+        end = await financials.now(session) + timedelta(seconds=1)
+        rolled = await financials.roll_forwards(session, "USD", start, end)
+    assert (
+        chargeback.cash_minor,
+        chargeback.value_paid_micros,
+        chargeback.coins_clawed,
+        chargeback.coins_spent,
+        chargeback.value_released_micros,
+        chargeback.diamonds_clawed,
+        chargeback.payable_clawed_micros,
+        chargeback.loss_micros,
+        chargeback.contra_revenue_micros,
+    ) == (500, 5_000_000, 800, 202, 3_996_000, 202, 1_010_000, 0, -6_000)
+    assert [(t.spending, t.coins) for t in traces] == [("gift", 202)]
+    assert [(c.creator_id, c.coins, c.diamonds, c.payable_micros) for c in clawbacks] == [
+        ("bo", 202, 202, 1_010_000)
+    ]
+    assert postings == {
+        "platform:clearing:card:USD": -5_000_000,
+        "user:mallory:coins": 800,
+        "platform:coins:issued": -800,
+        "user:mallory:coins_value": 3_996_000,
+        "creator:bo:diamonds:pending": 202,
+        "platform:diamonds:issued": -202,
+        "creator:bo:payable": 1_010_000,
+        "platform:contra_revenue:chargebacks": -6_000,
+    }
+    assert (wallet.coins, wallet.coins_value_micros) == (0, 0)
+    assert (bo.diamonds_pending, bo.payable_micros) == (998, 4_990_000)
+    assert clearing is not None
+    assert clearing_before.balance - clearing.balance == 5_000_000 + 1_500_000
+    assert await integrity_violations(sessions) == []
+    lines = {(r.code, line.code): line.amount for r in rolled for line in r.lines}
+    assert [r.not_explained for r in rolled] == [0, 0, 0, 0]
+    assert lines[("deferred_revenue", "chargebacks")] == -3_996_000
+    assert lines[("creator_payable", "clawed_back")] == -1_010_000
+    assert lines[("coins_outstanding", "charged_back")] == -800
+    assert lines[("diamonds_outstanding", "clawed_back")] == -202
+
+
+async def test_a_dispute_for_part_of_the_price_is_a_partial_chargeback_not_an_amount_mismatch(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Ana buys 350 coins for $4.99 and disputes $1.00 of it: ⌈350 × 100 / 499⌉ = ⌈70.14⌉ =
+    71 coins come back from her wallet, with her weighted average for them,
+    round(4,990,000 × 71 / 350) = 1,012,257; the share of the value paid is 4,990,000 × 100 /
+    499 = 1,000,000, so chargeback contra revenue is 1,000,000 − 1,012,257 = −12,257. She
+    keeps 279 coins worth 3,977,743."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+
+    reply = await deliver(client, "card", dispute(reference, amount=100))
+
+    assert reply.json()["outcome"] == "charged_back", reply.text
+    assert await coins_of(gql, "ana") == "279"
+    async with sessions() as session:
+        chargeback = await session.scalar(select(ChargebackRow))
+        wallet = await balances.wallet(session, "ana", "USD")
+    assert chargeback is not None
+    assert (
+        chargeback.cash_minor,
+        chargeback.value_paid_micros,
+        chargeback.coins_clawed,
+        chargeback.value_released_micros,
+        chargeback.contra_revenue_micros,
+    ) == (100, 1_000_000, 71, 1_012_257, -12_257)
+    assert wallet.coins_value_micros == 3_977_743
+    await books_ok(gql)
+
+
+async def test_a_partial_refund_at_the_provider_claws_back_its_share(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The card network refunds $2.50 of Ana's $4.99 at its own dashboard: ⌈350 × 250 / 499⌉
+    = ⌈175.35⌉ = 176 coins come back; she keeps 174."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+
+    reply = await deliver(client, "card", provider_refund(reference, amount=250))
+
+    assert reply.json()["outcome"] == "charged_back", reply.text
+    assert await coins_of(gql, "ana") == "174"
+    async with sessions() as session:
+        chargeback = await session.scalar(select(ChargebackRow))
+    assert chargeback is not None
+    assert (chargeback.kind, chargeback.cash_minor, chargeback.coins_clawed) == (
+        "provider_refund",
+        250,
+        176,
+    )
+    await books_ok(gql)
+
+
+async def test_a_takeback_beyond_the_price_is_refused_in_the_currencys_unit_and_posts_nothing(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A dispute of $5.00 on a $4.99 purchase asks for more than there is: refused with its
+    code, the amounts written in dollars, nothing posted (not even the dispute's fee)."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    before = await count(sessions, JournalEntryRow)
+
+    reply = await deliver(client, "card", dispute(reference, amount=PRICE_350 + 1, fee=1_500))
+
+    assert reply.json()["outcome"] == "refused", reply.text
+    assert (await event_of(sessions)).detail == (
+        f"CHARGEBACK_EXCEEDS_PURCHASE: The provider takes back 5.00 USD of purchase {purchase},"
+        " which was 4.99 USD"
+    )
+    assert await count(sessions, JournalEntryRow) == before
+    assert await count(sessions, ChargebackRow) == 0
+    await books_ok(gql)
+
+
+async def test_a_takeback_in_another_currency_is_left_for_finance_in_each_currencys_unit(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A dispute of EUR 4.99 on a purchase paid in dollars is not ours to convert: recorded as
+    ``amount_mismatch`` for finance, each amount in its currency's unit, nothing posted."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    before = await books_ok(gql)
+
+    reply = await deliver(client, "card", dispute(reference, amount=PRICE_350, currency="eur"))
+
+    assert reply.json()["outcome"] == "amount_mismatch", reply.text
+    assert (await event_of(sessions)).detail == (
+        f"The provider takes back 4.99 EUR; purchase {purchase} was 4.99 USD"
+    )
+    assert await books_ok(gql) == before
