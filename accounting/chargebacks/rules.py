@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from accounting.ledger import chart
 from accounting.ledger.entries import Entry, EntryKind, Posting, merge_postings, reversal_postings
+from accounting.ledger.money import FIAT_CODES, format_micros, minor_to_micros
 from accounting.ledger.valuation import release_value
 
 
@@ -26,6 +27,31 @@ class CreatorClawback:
     creator_id: str
     diamonds: int
     payable_micros: int
+
+
+def partial_share(total: int, *, whole: int, before: int, part: int) -> int:
+    """The part of ``total`` (a purchase's coins, or the value it paid) that a takeback of
+    ``part`` of ``whole`` (the purchase's price, in minor units) takes, after takebacks of
+    ``before`` of it: the ceiling of ``total × part / whole`` taken on the running total,
+
+        ⌈total × (before + part) / whole⌉ − ⌈total × before / whole⌉,
+
+    so a fraction of a coin goes against the buyer who took the cash back, never more than
+    one coin in a piece, and the pieces of a purchase never add up beyond ``total``: takebacks
+    of the whole price, in one piece or several, take exactly ``total``."""
+    if whole <= 0 or part <= 0 or before < 0 or before + part > whole:
+        raise ValueError(f"a takeback of {part} after {before} of {whole} is not a part of it")
+    return -(-total * (before + part) // whole) + (-total * before // whole)
+
+
+def cash_text(minor: int, currency: str | None) -> str:
+    """``minor`` minor units of ``currency`` as a message writes them, in the currency's unit
+    (``cash_text(300, "USD") == "3.00 USD"``); a code that is no currency we know keeps its
+    minor units, and says so."""
+    code = (currency or "").upper()
+    if code not in FIAT_CODES:
+        return f"{minor} minor units of {currency or 'an unnamed currency'}"
+    return f"{format_micros(minor_to_micros(minor, code), code)} {code}"
 
 
 @dataclass(frozen=True, slots=True)

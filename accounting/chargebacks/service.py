@@ -22,21 +22,24 @@ from enum import StrEnum
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounting.chargebacks.errors import ChargebackExceedsPurchase
 from accounting.chargebacks.rules import (
     ChargebackAmounts,
     ChargebackFacts,
     CreatorClawback,
     LossPolicy,
+    cash_text,
     chargeback_amounts,
     chargeback_entry,
     chargeback_won_entry,
     dispute_fee_entry,
+    partial_share,
 )
 from accounting.chargebacks.tables import ChargebackClawbackRow, ChargebackRow, ChargebackTraceRow
 from accounting.chargebacks.tracing import Trace, clawbacks_by_creator, trace_spent_coins
 from accounting.gifts.reads import lock_gifts
 from accounting.ledger import chart
-from accounting.ledger.money import minor_to_micros
+from accounting.ledger.money import format_micros, minor_to_micros
 from accounting.ledger.pages import Page, newest_first
 from accounting.ledger.posting import (
     PostedEntry,
@@ -69,7 +72,8 @@ class Outcome(StrEnum):
     NOT_COMPLETED = "not_completed"
     """The purchase never granted coins: nothing to take back."""
     AMOUNT_MISMATCH = "amount_mismatch"
-    """The provider takes back another amount than the purchase's price: left for finance."""
+    """The provider takes the purchase back in another currency than it was paid in: left for
+    finance. (An amount below the price is a partial takeback; above it, refused.)"""
     UNKNOWN_PURCHASE = "unknown_purchase"
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
@@ -93,6 +97,8 @@ class ChargebackClaim:
     actor: str
     """``provider:<name>``, or the finance person who entered it."""
     amount_minor: int | None = None
+    """What the provider takes back, in minor units of ``currency``: at most the price, less
+    makes a partial takeback of the proportional coins; ``None`` is the whole price."""
     currency: str | None = None
     fee_minor: int = 0
 
@@ -108,8 +114,11 @@ class ChargebackResult:
 class _Takeback:
     """What a chargeback of one purchase takes back, worked out under the buyer's wallet lock."""
 
+    amount_minor: int
+    """What the provider takes back, in the purchase's minor units (the price, or less)."""
     value_paid_micros: int
-    """What the purchase put on the wallet (read from its own entry)."""
+    """The share taken back of what the purchase put on the wallet (read from its own entry):
+    all of it for the whole price."""
     amounts: ChargebackAmounts
     traces: list[Trace]
     """Its spent coins, traced to the gifts and unlocks they bought."""
@@ -137,14 +146,15 @@ async def charge_back(
     blocked = await _what_blocks(session, claim, purchase)
     if blocked is not None:
         return blocked
-    takeback = await _what_it_takes_back(session, purchase, functional_currency)
+    amount_minor = purchase.price_minor if claim.amount_minor is None else claim.amount_minor
+    takeback = await _what_it_takes_back(session, purchase, amount_minor, functional_currency)
     case = f"{claim.kind} {claim.case_id}" + (f" ({claim.reason})" if claim.reason else "")
     facts = ChargebackFacts(
         purchase_id=purchase.id,
         user_id=purchase.user_id,
         provider=purchase.provider,
         currency=purchase.currency,
-        cash_micros=minor_to_micros(purchase.price_minor, purchase.currency),
+        cash_micros=minor_to_micros(takeback.amount_minor, purchase.currency),
         value_paid_micros=takeback.value_paid_micros,
         functional_currency=functional_currency,
         amounts=takeback.amounts,
@@ -153,7 +163,9 @@ async def charge_back(
         case=case,
     )
     posted = await post_entry(session, chargeback_entry(facts, actor=claim.actor))
-    row = await _record(session, _chargeback_row(claim, purchase, facts, posted), takeback)
+    row = await _record(
+        session, _chargeback_row(claim, purchase, takeback.amount_minor, facts, posted), takeback
+    )
     await standing.set_frozen(
         session,
         purchase.user_id,
@@ -164,9 +176,10 @@ async def charge_back(
     return ChargebackResult(
         Outcome.CHARGED_BACK,
         row,
+        f"{cash_text(takeback.amount_minor, purchase.currency)} taken back: "
         f"{takeback.amounts.coins_clawed} coins and {row.diamonds_clawed} pending diamonds "
-        f"clawed back; {takeback.amounts.loss_micros} micro-{functional_currency} booked to "
-        f"{loss_policy}",
+        f"clawed back; {format_micros(takeback.amounts.loss_micros, functional_currency)} "
+        f"{functional_currency} booked to {loss_policy}",
     )
 
 
@@ -174,7 +187,8 @@ async def _what_blocks(
     session: AsyncSession, claim: ChargebackClaim, purchase: Purchase
 ) -> ChargebackResult | None:
     """Why the purchase (locked) is not charged back now, if it is not: it never granted coins,
-    it was charged back or refunded already, or the provider takes back another amount."""
+    it was charged back or refunded already, or the provider takes it back in another
+    currency. More than its price is refused (``ChargebackExceedsPurchase``)."""
     if purchase.status != "completed" or purchase.entry_id is None:
         return ChargebackResult(
             Outcome.NOT_COMPLETED, None, f"Purchase {purchase.id} is {purchase.status}"
@@ -193,31 +207,44 @@ async def _what_blocks(
         return ChargebackResult(
             Outcome.ALREADY_REFUNDED, None, f"Purchase {purchase.id} was refunded ({refund.id})"
         )
-    if claim.amount_minor is not None and (
-        claim.amount_minor != purchase.price_minor
-        or (claim.currency or purchase.currency).upper() != purchase.currency
-    ):
+    if claim.amount_minor is None:
+        return None
+    if (claim.currency or purchase.currency).upper() != purchase.currency:
         return ChargebackResult(
             Outcome.AMOUNT_MISMATCH,
             None,
-            f"The provider takes back {claim.amount_minor} {claim.currency}; purchase "
-            f"{purchase.id} was {purchase.price_minor} {purchase.currency}",
+            f"The provider takes back {cash_text(claim.amount_minor, claim.currency)}; "
+            f"purchase {purchase.id} was {cash_text(purchase.price_minor, purchase.currency)}",
+        )
+    if not 0 < claim.amount_minor <= purchase.price_minor:
+        raise ChargebackExceedsPurchase(
+            f"The provider takes back {cash_text(claim.amount_minor, purchase.currency)} of "
+            f"purchase {purchase.id}, which was "
+            f"{cash_text(purchase.price_minor, purchase.currency)}",
+            field="amount",
+            purchase_id=purchase.id,
+            amount_minor=claim.amount_minor,
+            left_minor=purchase.price_minor,
         )
     return None
 
 
 async def _what_it_takes_back(
-    session: AsyncSession, purchase: Purchase, functional_currency: str
+    session: AsyncSession, purchase: Purchase, amount_minor: int, functional_currency: str
 ) -> _Takeback:
-    """Lock the buyer's wallet and read it; the coins it still holds come back, the coins
-    already spent are traced (locking the traced gifts still in their hold)."""
+    """Lock the buyer's wallet and read it. The provider takes back ``amount_minor`` of the
+    price: the same share of the purchase's coins and of the value it paid comes back
+    (``partial_share``: all of them for the whole price). Of those coins, as many as the
+    wallet holds come back from it; the rest were spent and are traced (locking the traced
+    gifts still in their hold)."""
     coins_account = chart.user_coins(purchase.user_id)
     value_account = chart.user_coins_value(purchase.user_id, functional_currency)
     accounts = await lock_accounts(session, (coins_account, value_account))
     wallet_coins = accounts[coins_account.code].normal_balance
     wallet_value = accounts[value_account.code].normal_balance
-    coins = purchase.coins + purchase.bonus_coins
-    paid = await value_paid(session, purchase, functional_currency)
+    share = {"whole": purchase.price_minor, "before": 0, "part": amount_minor}
+    coins = partial_share(purchase.coins + purchase.bonus_coins, **share)
+    paid = partial_share(await value_paid(session, purchase, functional_currency), **share)
     traces = await trace_spent_coins(session, purchase, coins - min(coins, wallet_coins))
     clawbacks = clawbacks_by_creator([trace for trace in traces if trace.clawed])
     amounts = chargeback_amounts(
@@ -227,11 +254,15 @@ async def _what_it_takes_back(
         wallet_value_micros=wallet_value,
         payable_clawed_micros=sum(c.payable_micros for c in clawbacks),
     )
-    return _Takeback(paid, amounts, traces, clawbacks)
+    return _Takeback(amount_minor, paid, amounts, traces, clawbacks)
 
 
 def _chargeback_row(
-    claim: ChargebackClaim, purchase: Purchase, facts: ChargebackFacts, posted: PostedEntry
+    claim: ChargebackClaim,
+    purchase: Purchase,
+    amount_minor: int,
+    facts: ChargebackFacts,
+    posted: PostedEntry,
 ) -> ChargebackRow:
     amounts = facts.amounts
     return ChargebackRow(
@@ -243,7 +274,7 @@ def _chargeback_row(
         reason=claim.reason[:500],
         entry_id=posted.id,
         currency=purchase.currency,
-        cash_minor=purchase.price_minor,
+        cash_minor=amount_minor,
         value_paid_micros=facts.value_paid_micros,
         coins_clawed=amounts.coins_clawed,
         coins_spent=amounts.coins_spent,

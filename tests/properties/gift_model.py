@@ -314,11 +314,11 @@ class Model:
             return Outcome.ALREADY_CHARGED_BACK
         if purchase.refunded:
             return Outcome.ALREADY_REFUNDED
-        if amount_minor is not None and (
-            amount_minor != purchase.price_minor
-            or (currency or purchase.currency).upper() != purchase.currency
-        ):
-            return Outcome.AMOUNT_MISMATCH
+        if amount_minor is not None:
+            if (currency or purchase.currency).upper() != purchase.currency:
+                return Outcome.AMOUNT_MISMATCH
+            if amount_minor > purchase.price_minor:  # more than the price: refused
+                return Outcome.REFUSED
         return Outcome.CHARGED_BACK
 
     def claimed(self, spend: Spend) -> int:

@@ -725,7 +725,7 @@ class GiftMachine(DatabaseMachine):
         self.model.events += 1
         self.deliveries.append(Delivery(provider, event, expected))
         self.saw(f"provider event: {expected}")
-        if how != "unknown charge" and case_id:
+        if how != "unknown charge" and case_id and expected is not Outcome.REFUSED:
             self.model.book_fee(purchase, case_id, fee)
         if expected is Outcome.CHARGED_BACK:
             chargeback = self.model.take_back(purchase, kind, policy)
