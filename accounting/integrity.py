@@ -26,6 +26,7 @@ from accounting.payouts import checks as payouts
 from accounting.purchases import checks as purchases
 from accounting.reads import period_totals
 from accounting.refunds import checks as refunds
+from accounting.settlement import checks as settlement
 
 MAX_VIOLATIONS_PER_CHECK = 100
 
@@ -59,6 +60,7 @@ CHECKS: tuple[Check, ...] = (
     *gifts.CHECKS,
     *payouts.CHECKS,
     *corrections.CHECKS,
+    *settlement.CHECKS,
     *period_totals.CHECKS,
 )
 """Every check, the core's first, then each flow's (each lives beside the flow it guards),

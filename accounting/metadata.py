@@ -14,8 +14,19 @@ from accounting.policy import tables as policy
 from accounting.purchases import tables as purchases
 from accounting.reads import tables as reads
 from accounting.refunds import tables as refunds
+from accounting.settlement import tables as settlement
 
-FLOW_TABLES = (policy, purchases, gifts, refunds, chargebacks, payouts, corrections, reads)
+FLOW_TABLES = (
+    policy,
+    purchases,
+    gifts,
+    refunds,
+    chargebacks,
+    payouts,
+    corrections,
+    settlement,
+    reads,
+)
 """The modules whose tables join the core's (account, journal entry, posting) on ``Base``
 (the last, the reads' stored totals of the postings)."""
 

@@ -39,6 +39,8 @@ OWNED_BY_FLOW: Mapping[EntryKind, tuple[str, str]] = {
     EntryKind.CHARGEBACK: ("chargebacks", "the provider's dispute outcome settles a chargeback"),
     EntryKind.CHARGEBACK_WON: ("chargebacks", "the provider's dispute outcome settles it"),
     EntryKind.DISPUTE_FEE: ("chargebacks", "the provider's dispute outcome settles it"),
+    EntryKind.SETTLEMENT: ("settlement", "a settlement report is final; resolve its exceptions"),
+    EntryKind.SETTLEMENT_WRITE_OFF: ("settlement", "a write-off is final; propose an adjustment"),
 }
 """Each flow-owned kind: the flow, and the correction that is the flow's own."""
 

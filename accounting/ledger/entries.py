@@ -33,6 +33,8 @@ class EntryKind(StrEnum):
     DISPUTE_FEE = "dispute_fee"
     PAYOUT = "payout"
     ADJUSTMENT = "adjustment"
+    SETTLEMENT = "settlement"
+    SETTLEMENT_WRITE_OFF = "settlement_write_off"
 
 
 @dataclass(frozen=True, slots=True)
