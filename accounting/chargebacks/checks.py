@@ -1,16 +1,33 @@
-"""Integrity checks of chargebacks (invariant 6): each chargeback is posted once, and its entry
-moved what the chargeback and its clawbacks say."""
+"""Integrity checks of chargebacks (invariant 6): each chargeback is posted once, its entry
+moved what the chargeback and its clawbacks say, and a purchase's chargebacks take back no more
+than its price."""
 
 from __future__ import annotations
 
-from accounting.ledger.checks import Check, undoes_a_completed_purchase
+from accounting.ledger.checks import Check
 
 CHECKS: tuple[Check, ...] = (
     Check(
         6,
         "chargeback_posted_once",
-        undoes_a_completed_purchase("chargeback")
-        + """
+        """
+        SELECT format('chargeback %s of purchase %s has entry %s keyed %s',
+                      r.id, r.purchase_id, r.entry_id, coalesce(e.event_key, 'none'))
+          FROM (SELECT b.id, b.purchase_id, b.entry_id,
+                       row_number() OVER (PARTITION BY b.purchase_id ORDER BY b.id) AS n
+                  FROM chargeback b) r
+          LEFT JOIN journal_entry e ON e.id = r.entry_id
+         WHERE e.event_key IS DISTINCT FROM 'chargeback:' || r.purchase_id
+                                            || CASE WHEN r.n > 1 THEN ':' || r.n ELSE '' END
+            OR e.kind <> 'chargeback'
+            OR NOT EXISTS (SELECT 1 FROM purchase pu
+                            WHERE pu.id = r.purchase_id AND pu.status = 'completed')
+        UNION ALL
+        SELECT format('purchase %s of %s minor units of %s: its chargebacks took back %s',
+                      pu.id, pu.price_minor, pu.currency, sum(b.cash_minor))
+          FROM chargeback b JOIN purchase pu ON pu.id = b.purchase_id
+         GROUP BY pu.id, pu.price_minor, pu.currency
+        HAVING sum(b.cash_minor) > pu.price_minor OR bool_or(b.currency <> pu.currency)
         UNION ALL
         SELECT format('chargeback %s (%s) has won entry %s keyed %s', b.id, b.status,
                       b.won_entry_id, coalesce(w.event_key, 'none'))

@@ -12,6 +12,9 @@ ones, each provider in its own shape:
 - ``google`` (Play real-time developer notifications): ``voidedPurchaseNotification``.
 
 A purchase is named by the reference its provider gave the charge (``providerReference``).
+A dispute names the amount it disputes; ``charge.refunded`` names the charge's
+``amount_refunded``, all that was refunded of it so far (each partial refund adds to it). Less
+than the price takes back part of the purchase (docs/accounting.md, "Chargebacks").
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class ProviderEvent:
     amount_minor: int | None = None
     currency: str | None = None
     fee_minor: int = 0
+    cumulative: bool = False
+    """``amount_minor`` is all the provider refunded of the charge so far."""
 
 
 class _Strict(BaseModel):
@@ -231,6 +236,7 @@ def _processor_event(provider: str, raw: dict[str, Any]) -> ProviderEvent:
             reason="refunded at the provider",
             amount_minor=charge.amount_refunded,
             currency=charge.currency.upper(),
+            cumulative=True,
         )
     return ProviderEvent(**common, action=EventAction.IGNORE)
 
@@ -358,6 +364,7 @@ async def _apply(
         amount_minor=event.amount_minor,
         currency=event.currency,
         fee_minor=event.fee_minor,
+        cumulative=event.cumulative,
     )
     result: ChargebackResult
     if event.action is EventAction.CHARGE_BACK:

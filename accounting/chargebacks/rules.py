@@ -117,6 +117,15 @@ class ChargebackFacts:
     loss_policy: LossPolicy
     case: str
     """What the provider called it (``dispute dp_1``, ``Apple REFUND``): the entry's memo."""
+    sequence: int = 1
+    """The chargeback's place among its purchase's (a purchase taken back in pieces)."""
+
+
+def chargeback_key(purchase_id: int, sequence: int) -> str:
+    """The key of a purchase's ``sequence``-th chargeback entry: ``chargeback:<purchase>`` for
+    the first (the only one of a purchase taken back whole), ``chargeback:<purchase>:<n>``
+    for the n-th piece after it."""
+    return f"chargeback:{purchase_id}" + (f":{sequence}" if sequence > 1 else "")
 
 
 def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
@@ -176,7 +185,7 @@ def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
         )
     return Entry(
         kind=EntryKind.CHARGEBACK,
-        event_key=f"chargeback:{facts.purchase_id}",
+        event_key=chargeback_key(facts.purchase_id, facts.sequence),
         postings=merge_postings(postings),
         actor=actor,
         rates={

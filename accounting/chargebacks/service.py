@@ -97,10 +97,14 @@ class ChargebackClaim:
     actor: str
     """``provider:<name>``, or the finance person who entered it."""
     amount_minor: int | None = None
-    """What the provider takes back, in minor units of ``currency``: at most the price, less
-    makes a partial takeback of the proportional coins; ``None`` is the whole price."""
+    """What the provider takes back, in minor units of ``currency``: at most what is left of
+    the price, less makes a partial takeback of the proportional coins; ``None`` is all that
+    is left of it."""
     currency: str | None = None
     fee_minor: int = 0
+    cumulative: bool = False
+    """``amount_minor`` is what the provider has refunded of the charge so far, this refund
+    included (a processor's ``amount_refunded``): this one takes what it adds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +147,17 @@ async def charge_back(
     this one), then the buyer's wallet, then the gifts traced to it."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
     await _book_fee(session, claim, purchase)
-    blocked = await _what_blocks(session, claim, purchase)
-    if blocked is not None:
-        return blocked
-    amount_minor = purchase.price_minor if claim.amount_minor is None else claim.amount_minor
-    takeback = await _what_it_takes_back(session, purchase, amount_minor, functional_currency)
+    earlier = await _chargebacks_of(session, purchase.id)
+    amount_minor = await _what_it_takes(session, claim, purchase, earlier)
+    if isinstance(amount_minor, ChargebackResult):
+        return amount_minor
+    takeback = await _what_it_takes_back(
+        session,
+        purchase,
+        taken_before_minor=sum(c.cash_minor for c in earlier),
+        amount_minor=amount_minor,
+        functional_currency=functional_currency,
+    )
     case = f"{claim.kind} {claim.case_id}" + (f" ({claim.reason})" if claim.reason else "")
     facts = ChargebackFacts(
         purchase_id=purchase.id,
@@ -161,6 +171,7 @@ async def charge_back(
         clawbacks=takeback.clawbacks,
         loss_policy=loss_policy,
         case=case,
+        sequence=len(earlier) + 1,
     )
     posted = await post_entry(session, chargeback_entry(facts, actor=claim.actor))
     row = await _record(
@@ -183,32 +194,43 @@ async def charge_back(
     )
 
 
-async def _what_blocks(
-    session: AsyncSession, claim: ChargebackClaim, purchase: Purchase
-) -> ChargebackResult | None:
-    """Why the purchase (locked) is not charged back now, if it is not: it never granted coins,
-    it was charged back or refunded already, or the provider takes it back in another
-    currency. More than its price is refused (``ChargebackExceedsPurchase``)."""
+async def _chargebacks_of(session: AsyncSession, purchase_id: int) -> list[ChargebackRow]:
+    """The purchase's chargebacks so far, first first (its pieces, if taken back in parts)."""
+    rows = await session.scalars(
+        select(ChargebackRow)
+        .where(ChargebackRow.purchase_id == purchase_id)
+        .order_by(ChargebackRow.id)
+    )
+    return list(rows)
+
+
+async def _what_it_takes(
+    session: AsyncSession, claim: ChargebackClaim, purchase: Purchase, earlier: list[ChargebackRow]
+) -> int | ChargebackResult:
+    """How much of the price of the purchase (locked) the claim takes back, in its minor
+    units, or why it takes nothing: the purchase never granted coins, the claim repeats an
+    earlier chargeback (``_repeated``), the purchase was refunded, or the provider takes it
+    back in another currency. More than is left of the price is refused
+    (``ChargebackExceedsPurchase``)."""
     if purchase.status != "completed" or purchase.entry_id is None:
         return ChargebackResult(
             Outcome.NOT_COMPLETED, None, f"Purchase {purchase.id} is {purchase.status}"
         )
-    existing = await session.scalar(
-        select(ChargebackRow).where(ChargebackRow.purchase_id == purchase.id)
-    )
-    if existing is not None:
+    repeated = _repeated(claim, purchase, earlier)
+    if repeated is not None:
         return ChargebackResult(
             Outcome.ALREADY_CHARGED_BACK,
-            existing,
-            f"Purchase {purchase.id} was charged back ({existing.kind} {existing.case_id})",
+            repeated,
+            f"Purchase {purchase.id} was charged back ({repeated.kind} {repeated.case_id})",
         )
     refund = await refund_of(session, purchase.id)
     if refund is not None:
         return ChargebackResult(
             Outcome.ALREADY_REFUNDED, None, f"Purchase {purchase.id} was refunded ({refund.id})"
         )
+    left = purchase.price_minor - sum(c.cash_minor for c in earlier)
     if claim.amount_minor is None:
-        return None
+        return left
     if (claim.currency or purchase.currency).upper() != purchase.currency:
         return ChargebackResult(
             Outcome.AMOUNT_MISMATCH,
@@ -216,33 +238,67 @@ async def _what_blocks(
             f"The provider takes back {cash_text(claim.amount_minor, claim.currency)}; "
             f"purchase {purchase.id} was {cash_text(purchase.price_minor, purchase.currency)}",
         )
-    if not 0 < claim.amount_minor <= purchase.price_minor:
+    amount = claim.amount_minor - (_refunded_before(earlier) if claim.cumulative else 0)
+    if not 0 < amount <= left:
         raise ChargebackExceedsPurchase(
-            f"The provider takes back {cash_text(claim.amount_minor, purchase.currency)} of "
-            f"purchase {purchase.id}, which was "
-            f"{cash_text(purchase.price_minor, purchase.currency)}",
+            f"The provider takes back {cash_text(amount, purchase.currency)} of purchase "
+            f"{purchase.id}: {cash_text(left, purchase.currency)} of its price of "
+            f"{cash_text(purchase.price_minor, purchase.currency)} is left",
             field="amount",
             purchase_id=purchase.id,
-            amount_minor=claim.amount_minor,
-            left_minor=purchase.price_minor,
+            amount_minor=amount,
+            left_minor=left,
         )
-    return None
+    return amount
+
+
+def _refunded_before(earlier: list[ChargebackRow]) -> int:
+    """What the provider refunded of the purchase before, in its minor units."""
+    return sum(c.cash_minor for c in earlier if c.kind == ChargebackKind.PROVIDER_REFUND)
+
+
+def _repeated(
+    claim: ChargebackClaim, purchase: Purchase, earlier: list[ChargebackRow]
+) -> ChargebackRow | None:
+    """The earlier chargeback of the purchase that the claim repeats, if it does: one of the
+    same case; the dispute, for a dispute (a charge is disputed once); the latest, for a
+    refund that adds nothing to the refunds before it, or once nothing is left of the price
+    (a dispute won does not give its part back: the provider decided that case)."""
+    for chargeback in reversed(earlier):
+        if (chargeback.kind, chargeback.case_id) == (claim.kind, claim.case_id) or (
+            chargeback.kind == claim.kind == ChargebackKind.DISPUTE
+        ):
+            return chargeback
+    if not earlier:
+        return None
+    nothing_new = (
+        claim.cumulative
+        and claim.amount_minor is not None
+        and claim.amount_minor <= _refunded_before(earlier)
+    )
+    nothing_left = sum(c.cash_minor for c in earlier) >= purchase.price_minor
+    return earlier[-1] if nothing_new or nothing_left else None
 
 
 async def _what_it_takes_back(
-    session: AsyncSession, purchase: Purchase, amount_minor: int, functional_currency: str
+    session: AsyncSession,
+    purchase: Purchase,
+    *,
+    taken_before_minor: int,
+    amount_minor: int,
+    functional_currency: str,
 ) -> _Takeback:
     """Lock the buyer's wallet and read it. The provider takes back ``amount_minor`` of the
-    price: the same share of the purchase's coins and of the value it paid comes back
-    (``partial_share``: all of them for the whole price). Of those coins, as many as the
-    wallet holds come back from it; the rest were spent and are traced (locking the traced
-    gifts still in their hold)."""
+    price, after earlier pieces took ``taken_before_minor``: the same share of the purchase's
+    coins and of the value it paid comes back (``partial_share``: all of them for the whole
+    price). Of those coins, as many as the wallet holds come back from it; the rest were spent
+    and are traced (locking the traced gifts still in their hold)."""
     coins_account = chart.user_coins(purchase.user_id)
     value_account = chart.user_coins_value(purchase.user_id, functional_currency)
     accounts = await lock_accounts(session, (coins_account, value_account))
     wallet_coins = accounts[coins_account.code].normal_balance
     wallet_value = accounts[value_account.code].normal_balance
-    share = {"whole": purchase.price_minor, "before": 0, "part": amount_minor}
+    share = {"whole": purchase.price_minor, "before": taken_before_minor, "part": amount_minor}
     coins = partial_share(purchase.coins + purchase.bonus_coins, **share)
     paid = partial_share(await value_paid(session, purchase, functional_currency), **share)
     traces = await trace_spent_coins(session, purchase, coins - min(coins, wallet_coins))
@@ -383,8 +439,11 @@ async def _open_dispute(
     """The purchase's (locked) open dispute, or why there is none to resolve. A dispute lost
     whose opening never reached us is charged back first; otherwise the dispute's fee is
     booked here (once per case)."""
-    chargeback = await session.scalar(
-        select(ChargebackRow).where(ChargebackRow.purchase_id == purchase.id)
+    chargeback = await session.scalar(  # its dispute, else its latest piece
+        select(ChargebackRow)
+        .where(ChargebackRow.purchase_id == purchase.id)
+        .order_by((ChargebackRow.kind == ChargebackKind.DISPUTE).desc(), ChargebackRow.id.desc())
+        .limit(1)
     )
     if chargeback is None and not won:
         opened = await charge_back(

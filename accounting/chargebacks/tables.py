@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,13 +15,14 @@ from accounting.ledger.tables import Base
 
 class ChargebackRow(Base):
     """A purchase taken back by its provider (a card dispute, an app-store refund or void, a
-    refund made at the provider): what was clawed back, what was lost and where it was booked.
-    At most one per purchase; a dispute resolves once, won or lost."""
+    refund made at the provider), in whole or in part: what was clawed back, what was lost and
+    where it was booked. A purchase's chargebacks take back at most its price between them, and
+    at most one of them is a dispute; a dispute resolves once, won or lost."""
 
     __tablename__ = "chargeback"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    purchase_id: Mapped[int] = mapped_column(unique=True)
+    purchase_id: Mapped[int]
     user_id: Mapped[str]
     provider: Mapped[str]
     kind: Mapped[str]
@@ -31,7 +32,9 @@ class ChargebackRow(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
     currency: Mapped[str]
     cash_minor: Mapped[int]
+    """What the provider took back, in the purchase's minor units: its price, or part of it."""
     value_paid_micros: Mapped[int]
+    """The share taken back of what the purchase put on the wallet (all of it for the price)."""
     coins_clawed: Mapped[int]
     coins_spent: Mapped[int]
     value_released_micros: Mapped[int]
@@ -59,6 +62,13 @@ class ChargebackRow(Base):
             name="amounts",
         ),
         Index("ix_chargeback_user", "user_id", "id"),
+        Index("ix_chargeback_purchase", "purchase_id", "id"),
+        Index(
+            "uq_chargeback_dispute",
+            "purchase_id",
+            unique=True,
+            postgresql_where=text("kind = 'dispute'"),
+        ),
     )
 
 

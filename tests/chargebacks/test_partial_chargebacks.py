@@ -217,6 +217,69 @@ async def test_a_partial_refund_at_the_provider_claws_back_its_share(
     await books_ok(gql)
 
 
+async def test_refunds_at_the_provider_in_pieces_take_back_every_coin_and_no_more(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The card network refunds Ana's $4.99 purchase in two pieces. Its ``charge.refunded``
+    names all it refunded so far: first $2.50, then $4.99 (the second refund is $2.49). On
+    the running total the first takes ⌈350 × 250 / 499⌉ = 176 coins, the second
+    ⌈350 × 499 / 499⌉ − 176 = 174: all 350 between them, each a chargeback with its own entry
+    (``chargeback:<purchase>``, then ``chargeback:<purchase>:2``). The value taken back adds
+    up likewise: ⌈4,990,000 × 250 / 499⌉ = 2,500,000, then 4,990,000 − 2,500,000 = 2,490,000.
+    Once nothing is left of the price, the same report delivered anew and a dispute take
+    nothing more."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+
+    first = await deliver(client, "card", provider_refund(reference, amount=250))
+    second = await deliver(client, "card", provider_refund(reference, amount=PRICE_350))
+    again = await deliver(client, "card", provider_refund(reference, amount=PRICE_350))
+    disputed = await deliver(client, "card", dispute(reference, amount=100))
+
+    assert [r.json()["outcome"] for r in (first, second, again, disputed)] == [
+        "charged_back",
+        "charged_back",
+        "already_charged_back",
+        "already_charged_back",
+    ]
+    assert await coins_of(gql, "ana") == "0"
+    async with sessions() as session:
+        rows = (await session.scalars(select(ChargebackRow).order_by(ChargebackRow.id))).all()
+        keys = [
+            await session.scalar(
+                select(JournalEntryRow.event_key).where(JournalEntryRow.id == row.entry_id)
+            )
+            for row in rows
+        ]
+    assert [(r.cash_minor, r.coins_clawed, r.value_paid_micros) for r in rows] == [
+        (250, 176, 2_500_000),
+        (249, 174, 2_490_000),
+    ]
+    assert keys == [f"chargeback:{purchase}", f"chargeback:{purchase}:2"]
+    assert await integrity_violations(sessions) == []
+    await books_ok(gql)
+
+
+async def test_a_piece_beyond_what_is_left_of_the_price_is_refused(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """$2.50 of Ana's $4.99 was refunded at the provider; a dispute of $3.00 asks for more
+    than the $2.49 left: refused, nothing posted; a dispute of the $2.49 left is taken."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    await deliver(client, "card", provider_refund(reference, amount=250))
+    before = await count(sessions, JournalEntryRow)
+
+    refused = await deliver(client, "card", dispute(reference, amount=300, dispute_id="dp_9"))
+    taken = await deliver(client, "card", dispute(reference, amount=249, dispute_id="dp_9"))
+
+    assert refused.json()["outcome"] == "refused", refused.text
+    assert taken.json()["outcome"] == "charged_back", taken.text
+    assert await count(sessions, JournalEntryRow) == before + 1
+    assert await coins_of(gql, "ana") == "0"
+    await books_ok(gql)
+
+
 async def test_a_takeback_beyond_the_price_is_refused_in_the_currencys_unit_and_posts_nothing(
     gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -230,8 +293,8 @@ async def test_a_takeback_beyond_the_price_is_refused_in_the_currencys_unit_and_
 
     assert reply.json()["outcome"] == "refused", reply.text
     assert (await event_of(sessions)).detail == (
-        f"CHARGEBACK_EXCEEDS_PURCHASE: The provider takes back 5.00 USD of purchase {purchase},"
-        " which was 4.99 USD"
+        f"CHARGEBACK_EXCEEDS_PURCHASE: The provider takes back 5.00 USD of purchase {purchase}:"
+        " 4.99 USD of its price of 4.99 USD is left"
     )
     assert await count(sessions, JournalEntryRow) == before
     assert await count(sessions, ChargebackRow) == 0
