@@ -30,9 +30,11 @@ from api.database import (
 )
 from api.export_cli import export_app
 from api.settings import get_settings
+from api.settlement_cli import settlement_app
 
 app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+app.add_typer(settlement_app, name="settlement")
 console = Console()
 T = TypeVar("T")
 

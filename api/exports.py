@@ -9,6 +9,8 @@ default, or ``format=json``), streamed as it is read.
 - ``GET /exports/statement?account=CODE&from=T&to=T``: one account's statement over [from, to),
   an ``opening`` row, a ``movement`` row per posting, then ``total_in``, ``total_out`` and
   ``closing`` (see :mod:`accounting.reads.report_rows`); its movements read a page at a time.
+- ``GET /exports/reconciliation[?status=open|resolved|all&provider=P]``: the reconciliation
+  exceptions of the settlement reports imported, one a row (default: the open ones).
 - ``GET /exports/balance-sheet[?asOf=T]`` (default: now), ``GET /exports/income-statement?from=T
   &to=T`` and ``GET /exports/roll-forwards?from=T&to=T``: one row per report line.
 
@@ -34,6 +36,7 @@ from accounting.ledger.pages import MAX_PAGE
 from accounting.ledger.tables import AccountRow
 from accounting.policy.access import may_read_books
 from accounting.reads import export, financials, journal, report_rows, statements
+from accounting.settlement import service as settlement
 from api.auth import InvalidToken, principal_from_header
 from api.settings import Settings
 
@@ -257,6 +260,14 @@ def roll_forwards_read(currency: str, wanted: Period) -> ReadReport:
     return read
 
 
+def reconciliation_filter(params: Mapping[str, str | None]) -> dict[str, str | None]:
+    """``status`` (``open``, the default; ``resolved``; ``all``) and ``provider`` (optional)."""
+    status = params.get("status") or "open"
+    if status not in ("open", "resolved", "all"):
+        raise BadExportRequest("status is open, resolved or all", field="status")
+    return {"status": None if status == "all" else status, "provider": params.get("provider")}
+
+
 # --- HTTP ---------------------------------------------------------------------------------------
 
 Params = Mapping[str, str]
@@ -354,7 +365,17 @@ def _report_preparers(
         columns = report_rows.ROLL_FORWARD_COLUMNS
         return chosen, report_chunks(sessions, read, columns, chosen)
 
+    async def reconciliation(params: Params) -> Prepared:
+        chosen, wanted = export_format(params.get("format")), reconciliation_filter(params)
+
+        async def read(session: AsyncSession) -> list[report_rows.Row]:
+            return await settlement.reconciliation_rows(session, **wanted)
+
+        columns = settlement.RECONCILIATION_COLUMNS
+        return chosen, report_chunks(sessions, read, columns, chosen)
+
     return {
+        "reconciliation": reconciliation,
         "statement": statement,
         "balance-sheet": balance_sheet,
         "income-statement": income_statement,

@@ -38,6 +38,7 @@ from schema.packages import PackageQueries
 from schema.payouts import PayoutMutations, PayoutQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
 from schema.scalars import BIG_INT_SCALAR, BigInt
+from schema.settlement import SettlementMutations, SettlementQueries
 from schema.statements import StatementQueries
 from schema.streams import StreamMutations, StreamQueries
 from schema.wallet import WalletQueries
@@ -60,6 +61,7 @@ Query = merge_types(
         PayoutQueries,
         ChargebackQueries,
         CorrectionQueries,
+        SettlementQueries,
         JournalQueries,
         StatementQueries,
     ),
@@ -73,6 +75,7 @@ Mutation = merge_types(
         AdminMutations,
         PayoutMutations,
         CorrectionMutations,
+        SettlementMutations,
     ),
 )
 

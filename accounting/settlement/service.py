@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.ledger import chart, idempotency
+from accounting.ledger.money import format_micros
 from accounting.ledger.pages import Page, newest_first
 from accounting.ledger.posting import in_transaction, post_entry
 from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
@@ -545,3 +547,64 @@ async def report_lines(session: AsyncSession, report_pk: int) -> list[Settlement
             .order_by(SettlementLineRow.line_number)
         )
     )
+
+
+RECONCILIATION_COLUMNS = (
+    "exception_id",
+    "report_id",
+    "provider",
+    "kind",
+    "provider_reference",
+    "line_type",
+    "ledger_entry_id",
+    "currency",
+    "difference",
+    "detail",
+    "status",
+    "action",
+    "reason",
+    "resolved_by",
+    "resolved_at",
+    "created_at",
+)
+"""The reconciliation's export, one row per exception (``difference`` in the currency's unit)."""
+MAX_EXPORT_ROWS = 100_000
+
+
+async def reconciliation_rows(
+    session: AsyncSession, *, status: str | None, provider: str | None
+) -> list[dict[str, Any]]:
+    """The reconciliation exceptions (all, or of a status, of a provider), oldest first, as
+    the export's rows: at most ``MAX_EXPORT_ROWS``."""
+    statement = (
+        select(ReconciliationExceptionRow, SettlementReportRow.report_id)
+        .join(SettlementReportRow, SettlementReportRow.id == ReconciliationExceptionRow.report_id)
+        .order_by(ReconciliationExceptionRow.id)
+        .limit(MAX_EXPORT_ROWS)
+    )
+    if status is not None:
+        statement = statement.where(ReconciliationExceptionRow.status == status)
+    if provider is not None:
+        statement = statement.where(ReconciliationExceptionRow.provider == provider)
+    return [_export_row(row, report_id) for row, report_id in await session.execute(statement)]
+
+
+def _export_row(row: ReconciliationExceptionRow, report_id: str) -> dict[str, Any]:
+    return {
+        "exception_id": row.id,
+        "report_id": report_id,
+        "provider": row.provider,
+        "kind": row.kind,
+        "provider_reference": row.provider_reference,
+        "line_type": row.line_type,
+        "ledger_entry_id": row.ledger_entry_id,
+        "currency": row.currency,
+        "difference": format_micros(row.difference_micros, row.currency),
+        "detail": row.detail,
+        "status": row.status,
+        "action": row.action,
+        "reason": row.reason,
+        "resolved_by": row.resolved_by,
+        "resolved_at": None if row.resolved_at is None else row.resolved_at.isoformat(),
+        "created_at": row.created_at.isoformat(),
+    }
