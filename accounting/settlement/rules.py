@@ -10,6 +10,11 @@ A ledger item put ``clearing_micros`` into clearing (a purchase: its price less 
 ledger expected). The line's *difference* is ``clearing_micros - net``: what clearing holds
 that the provider will not pay. A matched line posts it to the fee expense (the fee the
 provider took beyond the fee the ledger expected); any other line keeps it as an exception.
+
+The bank's confirmations of creator payouts come in the same format, from the source ``bank``:
+each ``creator_payout`` line (reference: the payout's id, gross: minus the cash that left the
+bank) reconciles against the payout's ``paid`` entry, which moved that cash from payouts in
+transit to ``platform:bank:<CUR>``; they post nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ MAX_LINES = 10_000
 MAX_REPORT_BYTES = 4_000_000
 MAX_REFERENCE = 200
 MAX_REPORT_ID = 150
+BANK = "bank"
+"""The source of the bank's confirmations of creator payouts."""
+SOURCES = (*chart.PROVIDERS, BANK)
 
 COLUMNS = (
     "report_id",
@@ -58,6 +66,8 @@ class LineType(StrEnum):
     ADJUSTMENT = "adjustment"
     PAYOUT = "payout"
     """The provider's transfer of its balance to our bank account."""
+    CREATOR_PAYOUT = "creator_payout"
+    """A creator's payout, as the bank confirms it paid (only in the bank's reports)."""
 
 
 class LineStatus(StrEnum):
@@ -89,6 +99,7 @@ ENTRY_KIND_OF_LINE = {
     LineType.REFUND: "refund",
     LineType.DISPUTE: "chargeback",
     LineType.DISPUTE_FEE: "dispute_fee",
+    LineType.CREATOR_PAYOUT: "payout",
 }
 """The ledger entry a line of each type settles (adjustments and payouts settle none)."""
 LINE_OF_ENTRY_KIND = {kind: line for line, kind in ENTRY_KIND_OF_LINE.items()}
@@ -163,8 +174,18 @@ def check_signs(kind: LineType, gross: int, fee: int, net: int) -> str | None:
         return "a dispute fee has a zero gross and a positive fee"
     if kind is LineType.PAYOUT and (gross >= 0 or fee != 0):
         return "a payout has a negative gross and no fee"
+    if kind is LineType.CREATOR_PAYOUT and (gross >= 0 or fee != 0):
+        return "a creator payout has a negative gross and no fee"
     if kind is LineType.ADJUSTMENT and net == 0:
         return "an adjustment moves a non-zero net"
+    return None
+
+
+def check_source(provider: str, kind: LineType) -> str | None:
+    """What is wrong with a line of this type in this source's report, if anything: the bank
+    confirms creator payouts only, and only the bank does."""
+    if (provider == BANK) != (kind is LineType.CREATOR_PAYOUT):
+        return f"a {provider} report has no {kind} lines"
     return None
 
 
@@ -230,8 +251,8 @@ def parse_report(text: str) -> ParsedReport:
         if not lines:
             if not 1 <= len(this_id) <= MAX_REPORT_ID:
                 raise _malformed(f"report_id is 1-{MAX_REPORT_ID} characters", line, "report_id")
-            if this_provider not in chart.PROVIDERS:
-                names = ", ".join(chart.PROVIDERS)
+            if this_provider not in SOURCES:
+                names = ", ".join(SOURCES)
                 raise _malformed(
                     f"provider {this_provider!r} is not one of {names}", line, "provider"
                 )
@@ -240,7 +261,11 @@ def parse_report(text: str) -> ParsedReport:
             raise _malformed(
                 f"every line is of report {report_id} of {provider}", line, "report_id"
             )
-        lines.append(parse_line(row, line))
+        parsed = parse_line(row, line)
+        wrong = check_source(provider, parsed.type)
+        if wrong:
+            raise _malformed(wrong, line, "type")
+        lines.append(parsed)
     if not lines:
         raise _malformed("the report has no lines", 2)
     return ParsedReport(
@@ -312,6 +337,11 @@ def reconcile(line: SettlementLine, item: LedgerItem | None) -> Reconciled:
     return Reconciled(LineStatus.AMOUNT_MISMATCH, difference)
 
 
+def source_account(provider: str, currency: str) -> AccountSpec:
+    """What a report's lines move: the provider's clearing account, or the bank's."""
+    return chart.bank(currency) if provider == BANK else chart.provider_clearing(provider, currency)
+
+
 def fee_account(provider: str, line_type: str, currency: str) -> AccountSpec:
     """Where a fee difference (or a written-off difference) is an expense: dispute fees for a
     dispute fee's, the provider's processing or app-store fees for any other."""
@@ -336,7 +366,7 @@ def settlement_postings(provider: str, lines: Iterable[PostedLine]) -> tuple[Pos
     clearing to the fee expense; one posting per account."""
     postings: list[Posting] = []
     for line in lines:
-        clearing = chart.provider_clearing(provider, line.currency)
+        clearing = source_account(provider, line.currency)
         if line.status is LineStatus.BANK_TRANSFER:
             postings += [
                 Posting(chart.bank(line.currency), -line.net_micros),

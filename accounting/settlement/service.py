@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.ledger import chart, idempotency
+from accounting.ledger import idempotency
 from accounting.ledger.money import format_micros
 from accounting.ledger.pages import Page, newest_first
 from accounting.ledger.posting import in_transaction, post_entry
@@ -33,6 +33,7 @@ from accounting.settlement.errors import (
     ReportIdReused,
 )
 from accounting.settlement.rules import (
+    BANK,
     ENTRY_KIND_OF_LINE,
     LINE_OF_ENTRY_KIND,
     ExceptionKind,
@@ -48,6 +49,7 @@ from accounting.settlement.rules import (
     reconcile,
     settlement_entry,
     settlement_postings,
+    source_account,
     write_off_entry,
 )
 from accounting.settlement.tables import (
@@ -200,7 +202,7 @@ async def ledger_item(
             .join(AccountRow, AccountRow.id == PostingRow.account_id)
             .where(
                 PostingRow.entry_id == entry_id,
-                AccountRow.code == chart.provider_clearing(provider, line.currency).code,
+                AccountRow.code == source_account(provider, line.currency).code,
             )
         )
     )
@@ -220,6 +222,9 @@ async def _candidate_keys(
     ``chargeback:<purchase>``, the n-th piece ``chargeback:<purchase>:<n>``)."""
     if line.type is LineType.DISPUTE_FEE:
         return [f"dispute_fee:{provider}:{line.provider_reference}"[:200]]
+    if line.type is LineType.CREATOR_PAYOUT:
+        reference = line.provider_reference
+        return [f"payout:{reference}:paid"] if reference.isascii() and reference.isdigit() else []
     purchase_id = await purchase_reads.purchase_by_reference(
         session, provider, line.provider_reference
     )
@@ -321,7 +326,7 @@ MISSING_IN_REPORT = text(
     "  JOIN posting p ON p.entry_id = e.id"
     "  JOIN account a ON a.id = p.account_id"
     " WHERE e.posted_at >= :start AND e.posted_at < :end"
-    "   AND e.kind IN ('purchase', 'refund', 'chargeback', 'dispute_fee')"
+    "   AND e.kind = ANY(:kinds) AND (e.kind <> 'payout' OR e.refs->>'phase' = 'paid')"
     "   AND a.code = ANY(:codes)"
     "   AND NOT EXISTS (SELECT 1 FROM settlement_line l WHERE l.ledger_entry_id = e.id)"
     "   AND NOT EXISTS (SELECT 1 FROM reconciliation_exception x"
@@ -338,13 +343,19 @@ async def _missing_in_report(
 ) -> list[ReconciliationExceptionRow]:
     """Each ledger item of the report's period, provider and currencies that no report settled
     (and none reported missing before): an exception for what it left in clearing."""
-    codes = [chart.provider_clearing(parsed.provider, c).code for c in parsed.currencies]
+    codes = [source_account(parsed.provider, c).code for c in parsed.currencies]
+    kinds = (
+        ["payout"]
+        if parsed.provider == BANK
+        else ["purchase", "refund", "chargeback", "dispute_fee"]
+    )
     rows = await session.execute(
         MISSING_IN_REPORT,
         {
             "start": parsed.period_start,
             "end": parsed.period_end,
             "codes": codes,
+            "kinds": kinds,
             "limit": MAX_MISSING_PER_REPORT,
         },
     )
@@ -369,9 +380,12 @@ async def _missing_in_report(
 
 
 async def _reference_of(session: AsyncSession, kind: str, refs: dict[str, object]) -> str | None:
-    """The provider's reference of a ledger item: a dispute fee's case, else its purchase's."""
+    """The provider's reference of a ledger item: a dispute fee's case, a payout's id, else its
+    purchase's."""
     if kind == "dispute_fee":
         return str(refs.get("case_id"))
+    if kind == "payout":
+        return str(refs.get("payout_id"))
     purchase = await purchase_reads.purchase_of(session, int(str(refs["purchase_id"])))
     return purchase.provider_reference
 
@@ -490,6 +504,12 @@ async def _write_off(
         now = await session.scalar(select(func.now()))
         assert isinstance(now, datetime)
         return now
+    if row.provider == BANK:
+        raise InvalidResolution(
+            "A bank confirmation's exception is not written off: the payout's own action"
+            " (paid or failed) corrects the books; accept it once it has",
+            field="action",
+        )
     if not row.difference_micros:
         raise InvalidResolution(
             "This exception left nothing in clearing to write off: accept it", field="action"

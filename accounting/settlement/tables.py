@@ -65,7 +65,8 @@ class SettlementLineRow(Base):
     __table_args__ = (
         UniqueConstraint("report_id", "line_number"),
         CheckConstraint(
-            "type IN ('charge', 'refund', 'dispute', 'dispute_fee', 'adjustment', 'payout')",
+            "type IN ('charge', 'refund', 'dispute', 'dispute_fee', 'adjustment', 'payout',"
+            " 'creator_payout')",
             name="type",
         ),
         CheckConstraint(

@@ -1,6 +1,7 @@
 """Provider settlement: each settlement report imported (once per provider and report id), each of
 its lines as reconciled against the ledger, and each reconciliation exception until finance
-resolves it. Reports and lines are history; an exception changes only when it is resolved.
+resolves it; the bank's confirmations of creator payouts are reports of the source ``bank``.
+Reports and lines are history; an exception changes only when it is resolved.
 
 Create Date: 2026-12-05 08:00:00.000000
 """
@@ -40,7 +41,8 @@ def upgrade() -> None:
         ops.bigint("ledger_entry_id", "expected_gross_micros", "expected_fee_micros", null=True),
         ops.bigint("difference_micros"),
         ops.checks(
-            type="type IN ('charge', 'refund', 'dispute', 'dispute_fee', 'adjustment', 'payout')",
+            type="type IN ('charge', 'refund', 'dispute', 'dispute_fee', 'adjustment', 'payout',"
+            " 'creator_payout')",
             status="status IN ('matched', 'missing_in_ledger', 'amount_mismatch', 'bank_transfer')",
             net="net_micros = gross_micros - fee_micros",
             ledger_entry="(status IN ('matched', 'amount_mismatch')) = (ledger_entry_id IS NOT NULL)",
