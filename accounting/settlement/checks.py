@@ -100,7 +100,7 @@ CHECKS: tuple[Check, ...] = (
           LEFT JOIN journal_entry e ON e.id = x.resolution_entry_id
          WHERE x.action = 'write_off'
            AND (e.id IS NULL OR e.kind <> 'settlement_write_off'
-                OR e.event_key <> 'settlement_exception:' || x.id || ':write_off'
+                OR e.event_key <> 'settlement_exception:' || x.id || ':' || 'write_off'
                 OR EXISTS (
                    (SELECT a.code, p.amount FROM posting p JOIN account a ON a.id = p.account_id
                      WHERE p.entry_id = e.id

@@ -114,18 +114,7 @@ async def _import(session: AsyncSession, parsed: ParsedReport, actor: str) -> Im
         if item is not None:
             claimed.add(item.entry_id)
         matched.append((line, item, reconcile(line, item)))
-    postings = settlement_postings(
-        parsed.provider,
-        (
-            PostedLine(
-                line.type, done.status, line.currency, line.net_micros, done.difference_micros
-            )
-            for line, _, done in matched
-        ),
-    )
-    entry_id = None
-    if postings:
-        entry_id = (await post_entry(session, settlement_entry(parsed, postings, actor=actor))).id
+    entry_id = await _post(session, parsed, matched, actor)
     report = SettlementReportRow(
         provider=parsed.provider,
         report_id=parsed.report_id,
@@ -138,6 +127,7 @@ async def _import(session: AsyncSession, parsed: ParsedReport, actor: str) -> Im
     )
     session.add(report)
     await session.flush()
+    await session.refresh(report)
     rows = [_line_row(report.id, line, item, done) for line, item, done in matched]
     session.add_all(rows)
     await session.flush()
@@ -153,16 +143,30 @@ async def _import(session: AsyncSession, parsed: ParsedReport, actor: str) -> Im
         actor=actor,
         action="settlement.imported",
         subject=f"settlement_report:{report.id}",
-        details={
-            "provider": parsed.provider,
-            "report_id": parsed.report_id,
-            "lines": len(rows),
-            "exceptions": len(raised),
-            "entry_id": entry_id,
-        },
+        details={"lines": len(rows), "exceptions": len(raised), "entry_id": entry_id},
     )
-    await session.refresh(report)
     return ImportResult(report, rows, raised, replayed=False)
+
+
+async def _post(
+    session: AsyncSession,
+    parsed: ParsedReport,
+    matched: list[tuple[SettlementLine, LedgerItem | None, Reconciled]],
+    actor: str,
+) -> int | None:
+    """Post the report's one entry, if it moves anything; its id."""
+    postings = settlement_postings(
+        parsed.provider,
+        (
+            PostedLine(
+                line.type, done.status, line.currency, line.net_micros, done.difference_micros
+            )
+            for line, _, done in matched
+        ),
+    )
+    if not postings:
+        return None
+    return (await post_entry(session, settlement_entry(parsed, postings, actor=actor))).id
 
 
 _EXCEPTIONS = {LineStatus.MISSING_IN_LEDGER, LineStatus.AMOUNT_MISMATCH}
@@ -288,6 +292,9 @@ def _line_exception(
         ledger_entry_id=row.ledger_entry_id,
         difference_micros=row.difference_micros,
         detail=detail,
+        status="open",
+        reason="",
+        created_at=report.imported_at,
     )
 
 
@@ -307,9 +314,9 @@ async def _settled_later(
     if found is None:
         return
     reason = f"settled by report {parsed.report_id}, line {row.line_number}"
+    resolved_at = await session.scalar(select(func.now()))
     found.status, found.action, found.reason = "resolved", str(Resolution.SETTLED_LATER), reason
-    found.resolved_by = actor
-    found.resolved_at = await session.scalar(select(func.now()))
+    found.resolved_by, found.resolved_at = actor, resolved_at
     await audit.record(
         session,
         actor=actor,
@@ -374,6 +381,9 @@ async def _missing_in_report(
                 ledger_entry_id=entry_id,
                 difference_micros=int(clearing),
                 detail=f"{kind} entry {entry_id} ({reference}) is in no report",
+                status="open",
+                reason="",
+                created_at=report.imported_at,
             )
         )
     return found
