@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +20,8 @@ from accounting.gifts import holds
 from accounting.policy.access import Role
 from accounting.reads import period_totals, reports
 from api.auth import issue_token
+from api.console import plain_console
+from api.corrections_cli import corrections_app
 from api.database import (
     create_engine,
     database_url_for,
@@ -34,8 +35,9 @@ from api.settlement_cli import settlement_app
 
 app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+app.add_typer(corrections_app, name="corrections")
 app.add_typer(settlement_app, name="settlement")
-console = Console()
+console = plain_console()
 T = TypeVar("T")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, TextIO, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.ledger.errors import LedgerError
 from accounting.reads import report_rows
 from accounting.reads.export import ExportFormat
+from api.console import plain_console
 from api.database import create_engine, database_url_for, session_factory
 from api.exports import (
     ReadReport,
@@ -43,7 +43,7 @@ from api.exports import (
 from api.settings import get_settings
 
 export_app = typer.Typer(help="Export reports as CSV or JSON lines.", no_args_is_help=True)
-errors = Console(stderr=True)
+errors = plain_console(stderr=True)
 T = TypeVar("T")
 
 
