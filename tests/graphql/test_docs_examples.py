@@ -23,6 +23,9 @@ replaced by a placeholder, and its secret kept for that user; an example whose `
 ``totpCode`` is sent with the code of that user's secret at the moment it runs, in place of the
 documented digits.
 
+An example's variables may name a purchase's reference at the payment provider as
+"{{providerReference of purchase 7}}" (a settlement report does): it is sent with the real one.
+
 Provider webhooks are not GraphQL, but the guide shows them in the same way, and they run in
 the same order: a marker line naming the provider, then the event as the provider sends it
 and the webhook's answer:
@@ -165,19 +168,24 @@ def deliveries(text: str) -> list[Delivery]:
     ]
 
 
-async def deliver(gql: GraphQLClient, delivery: Delivery) -> dict[str, Any]:
-    """Send the delivery's event to its webhook, signed now, with references filled in."""
-    event = delivery.event
-    for number in set(REFERENCE.findall(event)):
+async def with_references(gql: GraphQLClient, text: str, where: object) -> str:
+    """``text`` with each "{{providerReference of purchase N}}" replaced by that reference."""
+    for number in set(REFERENCE.findall(text)):
         found = await gql(
             "query P($id: ID!) { purchase(id: $id) { providerReference } }",
             {"id": number},
             user="sue",
             roles=("support",),
         )
-        assert found.get("data") and found["data"]["purchase"], f"{delivery}: no purchase {number}"
+        assert found.get("data") and found["data"]["purchase"], f"{where}: no purchase {number}"
         reference = found["data"]["purchase"]["providerReference"]
-        event = event.replace(f"{{{{providerReference of purchase {number}}}}}", reference)
+        text = text.replace(f"{{{{providerReference of purchase {number}}}}}", reference)
+    return text
+
+
+async def deliver(gql: GraphQLClient, delivery: Delivery) -> dict[str, Any]:
+    """Send the delivery's event to its webhook, signed now, with references filled in."""
+    event = await with_references(gql, delivery.event, delivery)
     body = json.dumps(json.loads(event)).encode()
     secret = DEVELOPMENT_WEBHOOK_SECRET.format(provider=delivery.provider)
     signature = sign(secret, int(time.time()), body) if delivery.signed else None
@@ -291,6 +299,7 @@ async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQ
             continue
         example = step
         variables = with_current_code(example.variables, secrets.get(example.user))
+        variables = json.loads(await with_references(gql, json.dumps(variables), example))
         reply = await gql(example.query, variables, user=example.user, roles=example.roles)
         replies.append((example, reply))
         for uri in provisioning_uris(reply):
