@@ -70,7 +70,7 @@ async def test_a_partial_dispute_of_mallorys_999_purchase_claws_back_its_share_t
     share's price, round(5,000,000 × 202 / 1,002) = 1,007,984, is covered by the payable
     clawed back: no loss. The rest balances the entry as chargebacks' contra revenue:
     5,000,000 − 3,996,000 − 1,010,000 = −6,000. Cash: 5,000,000 leaves card clearing, and
-    the fee 1,500,000 more (dispute fees).
+    the $15.00 fee, 15,000,000 more (dispute fees).
 
     Mallory ends with 0 coins and 0 value; Bo with 1,200 − 202 = 998 pending diamonds and
     6,000,000 − 1,010,000 = 4,990,000 payable. The integrity check finds nothing and the
@@ -154,7 +154,7 @@ async def test_a_partial_dispute_of_mallorys_999_purchase_claws_back_its_share_t
     assert (wallet.coins, wallet.coins_value_micros) == (0, 0)
     assert (bo.diamonds_pending, bo.payable_micros) == (998, 4_990_000)
     assert clearing is not None
-    assert clearing_before.balance - clearing.balance == 5_000_000 + 1_500_000
+    assert clearing_before.balance - clearing.balance == 5_000_000 + 15_000_000
     assert await integrity_violations(sessions) == []
     lines = {(r.code, line.code): line.amount for r in rolled for line in r.lines}
     assert [r.not_explained for r in rolled] == [0, 0, 0, 0]
