@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.chargebacks import checks as chargebacks
+from accounting.close import checks as close
 from accounting.corrections import checks as corrections
 from accounting.gifts import checks as gifts
 from accounting.ledger import checks as ledger
@@ -61,6 +62,7 @@ CHECKS: tuple[Check, ...] = (
     *payouts.CHECKS,
     *corrections.CHECKS,
     *settlement.CHECKS,
+    *close.CHECKS,
     *period_totals.CHECKS,
 )
 """Every check, the core's first, then each flow's (each lives beside the flow it guards),

@@ -6,6 +6,7 @@ ledger core's declarative base; importing this module registers them all."""
 from __future__ import annotations
 
 from accounting.chargebacks import tables as chargebacks
+from accounting.close import tables as close
 from accounting.corrections import tables as corrections
 from accounting.gifts import tables as gifts
 from accounting.ledger.tables import Base
@@ -25,6 +26,7 @@ FLOW_TABLES = (
     payouts,
     corrections,
     settlement,
+    close,
     reads,
 )
 """The modules whose tables join the core's (account, journal entry, posting) on ``Base``

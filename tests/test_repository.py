@@ -79,6 +79,13 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
 
+    close_tables = {"closed_period", "entry_seal"}
+    assert close_tables <= set(at_head)
+    assert "journal_entry_closed_period" in triggers_at_head
+    downgrade(db_url, "0012")  # 0013: no closed periods, no seals, no guard on the journal
+    assert not close_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
+    assert "journal_entry_closed_period" not in run_sync(lambda: _triggers(db_url))
+
     settlement_tables = {"settlement_report", "settlement_line", "reconciliation_exception"}
     assert settlement_tables <= set(at_head)
     downgrade(db_url, "0010")  # 0011: no settlement reports, lines or exceptions
@@ -94,7 +101,9 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     downgrade(db_url, "-1")  # 0009: no index of the journal by period
     assert "ix_journal_entry_posted_at" not in run_sync(lambda: _journal_indexes(db_url))
     assert run_sync(lambda: _tables_and_counts(db_url)) == {
-        t: n for t, n in at_head.items() if t not in totals_tables | settlement_tables
+        t: n
+        for t, n in at_head.items()
+        if t not in totals_tables | settlement_tables | close_tables
     }
 
     downgrade(db_url, "-1")  # 0008: no corrections

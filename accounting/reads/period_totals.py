@@ -29,8 +29,6 @@ key would refuse a second row anyway). The totals are history: append-only, like
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.ledger.checks import Check
+from accounting.ledger.in_flight import in_flight_done
 from accounting.reads.financials import EDGE_POSTINGS, FLOW_OF_ENTRY, KIND_OF_ACCOUNT
 
 MARGIN = timedelta(minutes=2)
@@ -45,16 +44,11 @@ MARGIN = timedelta(minutes=2)
 least this long ago."""
 WAIT_SECONDS = 5.0
 """How long a summary waits for the transactions in flight before it gives up for this time."""
-POLL_SECONDS = 0.05
 BATCH_HOURS = 24 * 31
 """Most hours written in one transaction: a first summary of a long history goes a month at a
 time, each committed with its watermark."""
 
 _TARGET = text("SELECT date_trunc('hour', clock_timestamp() - CAST(:margin AS interval), 'UTC')")
-_NEW_XID = text("SELECT CAST(pg_current_xact_id() AS text)")
-_IN_FLIGHT_DONE = text(
-    "SELECT pg_snapshot_xmin(pg_current_snapshot()) > CAST(CAST(:xid AS text) AS xid8)"
-)
 _LOCK_WATERMARK = text("SELECT summarized_until FROM posting_total_watermark FOR UPDATE")
 _FIRST_HOUR = text("SELECT date_trunc('hour', min(posted_at), 'UTC') FROM journal_entry")
 _OPEN_WATERMARK = text(
@@ -83,23 +77,6 @@ class Summary:
     hours: int
     rows: int
     waited_out: bool = False
-
-
-async def in_flight_done(session: AsyncSession, wait_seconds: float) -> bool:
-    """Wait (at most ``wait_seconds``) until every transaction that holds an id now has
-    finished: True once the oldest transaction still running is younger than an id taken now.
-
-    The id is taken (and committed) for the purpose: a snapshot's ``xmax`` would not do, being
-    one past the latest *completed* id, so that a transaction in flight may hold an id at or
-    above it (and not be listed among the snapshot's running ones)."""
-    xid = await session.scalar(_NEW_XID)
-    await session.commit()
-    deadline = time.monotonic() + wait_seconds
-    while not await session.scalar(_IN_FLIGHT_DONE, {"xid": xid}):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(POLL_SECONDS)
-    return True
 
 
 async def summarize(

@@ -7,7 +7,8 @@ what it is, and loaded whole, by name, by the revision that introduced it.
 DESIGN.md) it enforces. Every function and trigger of the schema at head is defined in one of
 them, and this is the one place it is written: the revision that introduced a file's definitions
 loads it (0001 ``append_only``, ``accounts`` and ``purchases``; 0003 ``gifts``; 0004
-``postings``, ``account_triggers`` and ``gift_feed``; 0005 ``payouts``; 0007 ``chargebacks``).
+``postings``, ``account_triggers`` and ``gift_feed``; 0005 ``payouts``; 0007 ``chargebacks``;
+0013 ``close``).
 A concern whose definitions came from two revisions is two files, so that each is loaded whole
 by one.
 
@@ -65,6 +66,7 @@ INVARIANTS: tuple[str, ...] = (
     "invariants/gift_feed.sql",
     "invariants/payouts.sql",
     "invariants/chargebacks.sql",
+    "invariants/close.sql",
 )
 """The concern files, in an order they apply in: ``coinbooks_append_only()`` and
 ``coinbooks_account_guard()`` come before the account triggers that call them."""

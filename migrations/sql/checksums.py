@@ -14,4 +14,6 @@ CHECKSUMS: dict[tuple[str, str], str] = {
     ("0005", "downgrade"): "afb50a39394acfab0ef10db0989b8349b67dbb96eea1ae9fb1d0821e1a99205d",
     ("0007", "upgrade"): "c6936dc86fa912efdc5daceca2b797dac81c5ab624eaac3cdd98af61231851fb",
     ("0007", "downgrade"): "587f92ba60675417f73b82729b67e13a4f4715bfa0ffcebc7bb26de06054e4df",
+    ("0013", "upgrade"): "6d4fed18529e093cacb6b8e53753aa17007ff42eae4a11def48de40ca9c0afd6",
+    ("0013", "downgrade"): "2b2a3dc0b948bf518faff3cbc7c32d5af1532f3c73ac611bb5cc30ee67d5ae39",
 }

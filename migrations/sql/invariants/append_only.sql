@@ -9,6 +9,7 @@
 -- chargeback_clawback, chargeback_trace, provider_event, webhook_rejection, entry_reversal,
 -- posting_hour_total (the postings' totals per hour: a summarized hour is never summarized again),
 -- settlement_report and settlement_line (a provider's report, imported once, as it reconciled).
+-- closed_period and entry_seal (a month closed, an entry's seal: accounting/close).
 -- The revision that creates such a table makes it history with ops.append_only (migrations/ops.py): two triggers
 -- calling this function, <table>_append_only before UPDATE OR DELETE, for each row, and
 -- <table>_no_truncate before TRUNCATE, for the statement.
