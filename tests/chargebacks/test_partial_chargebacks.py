@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.chargebacks.tables import (
@@ -317,3 +317,66 @@ async def test_a_takeback_in_another_currency_is_left_for_finance_in_each_curren
         f"The provider takes back 4.99 EUR; purchase {purchase} was 4.99 USD"
     )
     assert await books_ok(gql) == before
+
+
+async def test_a_piece_disputed_and_won_is_undone_and_the_other_piece_stands(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """$2.50 of Ana's $4.99 is refunded at the provider (176 coins back: she keeps 174); she
+    disputes the $2.49 left (the other 174 coins), and the platform wins the dispute: its
+    entry, ``chargeback:<purchase>:2``, is undone by ``chargeback:<purchase>:won`` and her
+    174 coins come back; the refund's piece stands."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    await deliver(client, "card", provider_refund(reference, amount=250))
+    opened = await deliver(client, "card", dispute(reference, amount=249, dispute_id="dp_7"))
+    assert opened.json()["outcome"] == "charged_back", opened.text
+    assert await coins_of(gql, "ana") == "0"
+
+    won = await deliver(
+        client, "card", dispute(reference, amount=249, status="won", closed=True,
+                                dispute_id="dp_7")
+    )  # fmt: skip
+
+    assert won.json()["outcome"] == "dispute_won", won.text
+    assert await coins_of(gql, "ana") == "174"
+    async with sessions() as session:
+        statuses = (
+            await session.execute(
+                select(ChargebackRow.kind, ChargebackRow.status).order_by(ChargebackRow.id)
+            )
+        ).all()
+        won_key = await session.scalar(
+            select(JournalEntryRow.event_key).where(JournalEntryRow.kind == "chargeback_won")
+        )
+    assert [tuple(s) for s in statuses] == [("provider_refund", "final"), ("dispute", "won")]
+    assert won_key == f"chargeback:{purchase}:won"
+    await books_ok(gql)
+
+
+async def test_the_integrity_check_finds_chargebacks_taking_back_more_than_the_price(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Ana's $4.99 is refunded whole at the provider; a second chargeback of the whole price,
+    written by hand, takes back $9.98 of it between them: the check names the purchase."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    await deliver(client, "card", provider_refund(reference, amount=PRICE_350))
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO chargeback (purchase_id, user_id, provider, kind, case_id, entry_id,"
+                " currency, cash_minor, value_paid_micros, coins_clawed, coins_spent,"
+                " value_released_micros, diamonds_clawed, payable_clawed_micros, loss_micros,"
+                " loss_booked_to, contra_revenue_micros, status, created_at)"
+                " SELECT p.id, p.user_id, p.provider, 'voided', 'forged', p.entry_id,"
+                " p.currency, p.price_minor, 0, 0, 0, 0, 0, 0, 0, 'receivable', 0, 'final',"
+                " now() FROM purchase p WHERE p.id = :id"
+            ),
+            {"id": int(purchase)},
+        )
+    violations = await integrity_violations(sessions)
+    assert (
+        f"chargeback_posted_once: purchase {purchase} of 499 minor units of USD:"
+        " its chargebacks took back 998"
+    ) in violations, violations
