@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounting.breakage import checks as breakage
 from accounting.chargebacks import checks as chargebacks
 from accounting.close import checks as close
 from accounting.corrections import checks as corrections
@@ -62,6 +63,7 @@ CHECKS: tuple[Check, ...] = (
     *payouts.CHECKS,
     *corrections.CHECKS,
     *settlement.CHECKS,
+    *breakage.CHECKS,
     *close.CHECKS,
     *period_totals.CHECKS,
 )

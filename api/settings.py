@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from accounting.breakage.rules import DEFAULT_AFTER_DAYS, MAX_AFTER_DAYS
 from accounting.chargebacks.rules import LossPolicy
 from accounting.ledger.chart import PROVIDERS
 
@@ -70,6 +71,9 @@ class Settings(BaseSettings):
     """Coins (bonus coins included) one user may buy per calendar day (UTC)."""
     refund_window_days: int = Field(default=14, ge=0, le=365)
     """How long after a purchase its coins may be refunded, if none of them was spent."""
+    breakage_after_days: int = Field(default=DEFAULT_AFTER_DAYS, ge=1, le=MAX_AFTER_DAYS)
+    """Whole days a wallet's coins and their value go unmoved before a breakage run recognises
+    their deferred value as breakage revenue (730: two years)."""
 
     payout_minimum_minor: int = Field(default=1_000, ge=1)
     """The smallest payout, in minor units of the functional currency (1000 = $10.00)."""

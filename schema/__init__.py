@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext
 
 from accounting.ledger.errors import LedgerError
 from schema.admin import AdminMutations
+from schema.breakage import BreakageMutations
 from schema.chargebacks import ChargebackQueries
 from schema.corrections import CorrectionMutations, CorrectionQueries
 from schema.earnings import EarningsQueries
@@ -76,6 +77,7 @@ Mutation = merge_types(
         PayoutMutations,
         CorrectionMutations,
         SettlementMutations,
+        BreakageMutations,
     ),
 )
 

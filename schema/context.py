@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info as StrawberryInfo
 
+from accounting.breakage.rules import BreakagePolicy
 from accounting.gifts.events import GiftEvent
 from accounting.gifts.service import GiftService
 from accounting.payouts.service import PayoutService
@@ -75,6 +76,7 @@ class Services:
     functional_currency: str
     gift_feed: GiftFeed
     refund_policy: RefundPolicy
+    breakage_policy: BreakagePolicy = field(default_factory=BreakagePolicy)
 
 
 @dataclass(slots=True)

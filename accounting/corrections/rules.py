@@ -41,6 +41,7 @@ OWNED_BY_FLOW: Mapping[EntryKind, tuple[str, str]] = {
     EntryKind.DISPUTE_FEE: ("chargebacks", "the provider's dispute outcome settles it"),
     EntryKind.SETTLEMENT: ("settlement", "a settlement report is final; resolve its exceptions"),
     EntryKind.SETTLEMENT_WRITE_OFF: ("settlement", "a write-off is final; propose an adjustment"),
+    EntryKind.BREAKAGE: ("breakage", "breakage is final; propose an adjusting entry if wrong"),
 }
 """Each flow-owned kind: the flow, and the correction that is the flow's own."""
 

@@ -35,6 +35,7 @@ class EntryKind(StrEnum):
     ADJUSTMENT = "adjustment"
     SETTLEMENT = "settlement"
     SETTLEMENT_WRITE_OFF = "settlement_write_off"
+    BREAKAGE = "breakage"
 
 
 @dataclass(frozen=True, slots=True)
