@@ -29,6 +29,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
+from accounting.close import service as close_service
 from accounting.reads import period_totals
 from accounting.refunds.service import RefundPolicy
 from api.auth import InvalidToken, principal_from_header
@@ -235,8 +236,9 @@ async def keep_totals_current(
     sessions: async_sessionmaker[AsyncSession], every_seconds: float
 ) -> None:
     """Summarize the postings' totals every ``every_seconds``, so that the finance reports read
-    few raw postings (``accounting/reads/period_totals.py``). Safe beside other instances doing
-    the same; a failure is logged and the next round tries again."""
+    few raw postings (``accounting/reads/period_totals.py``), and seal the entries posted since
+    (``accounting/close/service.py``), so that the chain stays close behind the journal. Safe
+    beside other instances doing the same; a failure is logged and the next round tries again."""
     while True:
         await asyncio.sleep(every_seconds)
         try:
@@ -244,6 +246,11 @@ async def keep_totals_current(
                 await period_totals.summarize(session)
         except Exception:
             log.exception("summarizing the postings' totals failed; trying again next round")
+        try:
+            async with sessions() as session:
+                await close_service.seal_journal(session)
+        except Exception:
+            log.exception("sealing the journal failed; trying again next round")
 
 
 def create_app(settings: Settings, database_url: str | URL) -> Starlette:

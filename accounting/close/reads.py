@@ -31,7 +31,9 @@ _ORPHAN_SEAL = text(
     "SELECT min(s.entry_id) FROM entry_seal s"
     " WHERE NOT EXISTS (SELECT 1 FROM journal_entry e WHERE e.id = s.entry_id)"
 )
-_LAST_ENTRY = text("SELECT max(id) FROM journal_entry")
+_LAST_ID_DRAWN = text(
+    "SELECT pg_sequence_last_value(CAST(pg_get_serial_sequence('journal_entry', 'id') AS regclass))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,9 @@ async def chain_head(session: AsyncSession) -> ChainHead:
 
 
 async def last_entry_id(session: AsyncSession) -> int | None:
-    last: int | None = await session.scalar(_LAST_ENTRY)
+    """The highest entry id given out so far, committed or not (a sequence is not
+    transactional): an entry in flight has its id at or below it."""
+    last: int | None = await session.scalar(_LAST_ID_DRAWN)
     return last
 
 

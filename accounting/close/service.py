@@ -2,11 +2,13 @@
 
 **Sealing** (:func:`seal_journal`) hashes the entries above the last sealed one, in id order,
 into ``entry_seal``, after the transaction that posted them committed: the gift's hot path
-writes no hash and waits for nothing. It reads the highest entry id first, then waits for the
-transactions in flight (accounting/ledger/in_flight.py): any that may still commit an entry at
-or below that id held a transaction id by then, so once they have finished no entry can appear
-below it, and the chain never skips one. Concurrent sealers serialize on an advisory lock; each
-batch commits with its seals.
+writes no hash and waits for nothing. It reads the highest entry id given out so far (the
+sequence's, committed or not) first, then waits for the transactions in flight
+(accounting/ledger/in_flight.py): a transaction draws an entry's id at the insert, after it
+locked its accounts and so after it held a transaction id, so once those in flight have
+finished no entry can appear at or below that id, and the chain never skips one (an id of a
+transaction rolled back is a gap in the ids, not in the chain). Concurrent sealers serialize
+on an advisory lock; each batch commits with its seals.
 
 **Closing** (:func:`close_period`) checks the month (ended, the next in order, not closed,
 no open reconciliation exception unless overridden with a reason), waits for the transactions
