@@ -10,6 +10,7 @@ diamonds they funded that are still pending come back with their payable.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -380,3 +381,27 @@ async def test_the_integrity_check_finds_chargebacks_taking_back_more_than_the_p
         f"chargeback_posted_once: purchase {purchase} of 499 minor units of USD:"
         " its chargebacks took back 998"
     ) in violations, violations
+
+
+async def test_two_partial_refunds_racing_take_back_the_price_once_in_either_order(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The provider's reports of $2.50 refunded, then $4.99 refunded in all, arrive at the same
+    moment on two connections. They queue on the purchase: if the $4.99 comes first it takes
+    the whole price and the $2.50 adds nothing (``already_charged_back``); otherwise they take
+    $2.50 and $2.49. Either way $4.99 and all 350 coins come back, once."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+
+    answers = await asyncio.gather(
+        deliver(client, "card", provider_refund(reference, amount=250)),
+        deliver(client, "card", provider_refund(reference, amount=PRICE_350)),
+    )
+
+    outcomes = sorted(answer.json()["outcome"] for answer in answers)
+    async with sessions() as session:
+        taken = (await session.scalars(select(ChargebackRow.cash_minor))).all()
+    assert sum(taken) == PRICE_350, (outcomes, taken)
+    assert outcomes in (["charged_back", "charged_back"], ["already_charged_back", "charged_back"])
+    assert await coins_of(gql, "ana") == "0"
+    await books_ok(gql)
