@@ -29,6 +29,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
+from accounting.breakage.rules import BreakagePolicy
 from accounting.close import service as close_service
 from accounting.reads import period_totals
 from accounting.refunds.service import RefundPolicy
@@ -274,6 +275,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         functional_currency=settings.functional_currency,
         gift_feed=gift_feed,
         refund_policy=RefundPolicy(window=timedelta(days=settings.refund_window_days)),
+        breakage_policy=BreakagePolicy(after_days=settings.breakage_after_days),
     )
     graphql = CoinbooksGraphQL(services, settings)
 

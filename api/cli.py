@@ -20,6 +20,7 @@ from accounting.gifts import holds
 from accounting.policy.access import Role
 from accounting.reads import period_totals, reports
 from api.auth import issue_token
+from api.breakage_cli import breakage_app
 from api.close_cli import register as register_close_commands
 from api.console import plain_console
 from api.corrections_cli import corrections_app
@@ -38,6 +39,7 @@ app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_
 app.add_typer(export_app, name="export")
 app.add_typer(corrections_app, name="corrections")
 app.add_typer(settlement_app, name="settlement")
+app.add_typer(breakage_app, name="breakage")
 register_close_commands(app)
 console = plain_console()
 T = TypeVar("T")
