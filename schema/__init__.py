@@ -28,6 +28,7 @@ from accounting.ledger.errors import LedgerError
 from schema.admin import AdminMutations
 from schema.breakage import BreakageMutations
 from schema.chargebacks import ChargebackQueries
+from schema.close import CloseMutations, CloseQueries
 from schema.corrections import CorrectionMutations, CorrectionQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
@@ -63,6 +64,7 @@ Query = merge_types(
         ChargebackQueries,
         CorrectionQueries,
         SettlementQueries,
+        CloseQueries,
         JournalQueries,
         StatementQueries,
     ),
@@ -77,6 +79,7 @@ Mutation = merge_types(
         PayoutMutations,
         CorrectionMutations,
         SettlementMutations,
+        CloseMutations,
         BreakageMutations,
     ),
 )

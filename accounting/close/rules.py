@@ -58,12 +58,17 @@ def month_name(month: datetime) -> str:
     return f"{month.year:04d}-{month.month:02d}"
 
 
-def next_to_close(last_closed: datetime | None, first_entry_at: datetime | None) -> datetime | None:
-    """The one month that may close next: the one after the last closed; before any close, the
-    month of the first entry (None: no entry yet, any ended month may open the record)."""
+def out_of_order(
+    month: datetime, last_closed: datetime | None, first_entry_at: datetime | None
+) -> datetime | None:
+    """The month that must close first when ``month`` may not close now, else None. After a
+    close, only the month after it may close; before any, any month up to the first entry's
+    (one before the books began is empty), so that no month with entries is ever skipped."""
     if last_closed is not None:
-        return next_month(last_closed)
-    return None if first_entry_at is None else month_start(first_entry_at)
+        expected = next_month(last_closed)
+        return None if month == expected else expected
+    first = None if first_entry_at is None else month_start(first_entry_at)
+    return first if first is not None and month > first else None
 
 
 @dataclass(frozen=True, slots=True)

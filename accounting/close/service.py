@@ -35,6 +35,7 @@ from accounting.close.errors import (
     UnresolvedExceptions,
 )
 from accounting.close.tables import ClosedPeriodRow, EntrySealRow
+from accounting.ledger.errors import InvalidReason
 from accounting.ledger.in_flight import in_flight_done
 from accounting.policy import audit
 from accounting.settlement.reads import open_exception_count_before
@@ -108,8 +109,12 @@ async def close_period(
     reason, or when transactions in flight outlast the wait."""
     month = rules.parse_month(request.month)
     audit.check_reason(request.reason, required=True)
-    if request.override:
-        audit.check_reason(request.override_reason, required=True)
+    audit.check_reason(request.override_reason)
+    if request.override and not request.override_reason.strip():
+        raise InvalidReason(
+            "Say why the close overrides open exceptions: an override reason is required",
+            field="overrideReason",
+        )
     async with sessions() as session:
         await _closable(session, month, request)
         sealing = await seal_journal(session, wait_seconds=wait_seconds)
@@ -160,10 +165,10 @@ async def _closable(session: AsyncSession, month: datetime, request: CloseReques
     last = await reads.last_closed(session)
     if last is not None and last.month >= month:
         raise PeriodAlreadyClosed(f"{name} is closed already", field="month")
-    expected = rules.next_to_close(
-        None if last is None else last.month, await session.scalar(_FIRST_ENTRY_AT)
+    expected = rules.out_of_order(
+        month, None if last is None else last.month, await session.scalar(_FIRST_ENTRY_AT)
     )
-    if expected is not None and month != expected:
+    if expected is not None:
         message = f"Months close in order: the next to close is {rules.month_name(expected)}"
         raise PeriodOutOfOrder(message, field="month", expected=rules.month_name(expected))
     open_exceptions = await open_exception_count_before(session, end)

@@ -91,11 +91,12 @@ async def test_a_closed_month_refuses_every_entry_dated_into_it(
 async def test_months_close_after_they_end_in_order_once(
     sessions: async_sessionmaker[AsyncSession], raw: asyncpg.Connection
 ) -> None:
-    """This month has not ended; M2 cannot close before M1 (the month of the first entry); M1
-    closes once; M2 then closes, recording the same head as M1 did (nothing was posted in
-    between); a month is YYYY-MM and a close says why."""
-    await a_quarter(raw)
-    m1, m2, now = months_ago(2), months_ago(1), months_ago(0)
+    """This month has not ended; M2 cannot close before M1 (the month of the first entry); the
+    month before M1, before the books began, may close first (empty; its close seals the three
+    entries all the same); then M1, once; then M2, recording the same head (nothing was posted
+    in between); a month is YYYY-MM and a close says why."""
+    ids = await a_quarter(raw)
+    m0, m1, m2, now = months_ago(3), months_ago(2), months_ago(1), months_ago(0)
     refusals: list[tuple[CloseRequest, type[Exception], str]] = [
         (close(name(now)), PeriodNotEnded, f"{name(now)} ends at "),
         (close(name(m2)), PeriodOutOfOrder, f"the next to close is {name(m1)}"),
@@ -105,13 +106,17 @@ async def test_months_close_after_they_end_in_order_once(
     for request, refused, message in refusals:
         with pytest.raises(refused, match=message):
             await close_period(sessions, request)
+    before = await close_period(sessions, close(name(m0)))
+    assert before.head_entry_id == ids[2]
+    with pytest.raises(PeriodOutOfOrder, match=f"the next to close is {name(m1)}"):
+        await close_period(sessions, close(name(m2)))
     first = await close_period(sessions, close(name(m1)))
     with pytest.raises(PeriodAlreadyClosed):
         await close_period(sessions, close(name(m1)))
     second = await close_period(sessions, close(name(m2)))
     assert second.head_hash == first.head_hash and second.head_entry_id == first.head_entry_id
     async with sessions() as session:
-        assert [p.month for p in await reads.closed_periods(session)] == [m2, m1]
+        assert [p.month for p in await reads.closed_periods(session)] == [m2, m1, m0]
 
 
 async def test_an_open_reconciliation_exception_holds_the_close_unless_overridden(
