@@ -159,10 +159,11 @@ async def recognise_breakage(
         assert current is not None
         if request.as_of >= current:
             raise BreakageDateNotEnded(
-                f"Breakage is recognised as of a day that has ended: {request.as_of} has not "
-                f"(today is {current} UTC); a dry run may look ahead",
+                f"Breakage is recognised as of a day that has ended (UTC): {request.as_of} has "
+                "not; a dry run may look ahead",
                 field="asOf",
                 as_of=request.as_of.isoformat(),
+                today=current.isoformat(),
             )
         await lock_accounts(session, [chart.revenue("breakage", functional_currency)])
         replayed = await _run_by_key(session, request)
