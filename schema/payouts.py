@@ -95,7 +95,8 @@ def method_of(row: PayoutMethodRow) -> PayoutMethod:
 
 @strawberry.enum(
     description="requested (diamonds reserved) → sent → paid or failed; or requested → "
-    "rejected. Rejected and failed payouts returned their diamonds to available."
+    "rejected; a paid payout the bank sent back is returned. Rejected, failed and returned "
+    "payouts gave their diamonds back to available."
 )
 class PayoutStatus(Enum):
     REQUESTED = "requested"
@@ -103,6 +104,7 @@ class PayoutStatus(Enum):
     SENT = "sent"
     PAID = "paid"
     FAILED = "failed"
+    RETURNED = "returned"
 
 
 @strawberry.type(description="One phase of a payout: who did it, when, why, and its entry.")
@@ -499,11 +501,22 @@ class PayoutMutations:
         return await _advance(info, input, PayoutPhase.PAID)
 
     @strawberry.mutation(
-        description="Record that a sent payout failed or came back (finance role): the cash "
-        "is owed to the creator again and the diamonds are available. Needs a reason."
+        description="Record that a sent payout failed or came back before it was paid (finance "
+        "role): the cash is owed to the creator again and the diamonds are available. Needs a "
+        "reason."
     )
     async def mark_payout_failed(self, info: Info, input: PayoutActionInput) -> PayoutActionPayload:
         return await _advance(info, input, PayoutPhase.FAILED)
+
+    @strawberry.mutation(
+        description="Record that a paid payout came back from the bank (finance role), at most "
+        "once: the cash is in the bank again, owed to the creator again, and the diamonds are "
+        "available. Needs a reason."
+    )
+    async def mark_payout_returned(
+        self, info: Info, input: PayoutActionInput
+    ) -> PayoutActionPayload:
+        return await _advance(info, input, PayoutPhase.RETURNED)
 
     @strawberry.mutation(
         description="Record whether a creator's identity is verified (admin role); payouts "

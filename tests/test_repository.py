@@ -69,6 +69,17 @@ async def _journal_indexes(url: URL) -> set[str]:
         await conn.close()
 
 
+async def _payout_statuses(url: URL) -> str:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        found: str = await conn.fetchval(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'ck_payout_status'"
+        )
+        return found
+    finally:
+        await conn.close()
+
+
 def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     at_head = run_sync(lambda: _tables_and_counts(db_url))
     triggers_at_head = run_sync(lambda: _triggers(db_url))
@@ -78,6 +89,10 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_rejection"}
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
+
+    assert "'returned'" in run_sync(lambda: _payout_statuses(db_url))
+    downgrade(db_url, "0013")  # 0014: no returned payouts
+    assert "'returned'" not in run_sync(lambda: _payout_statuses(db_url))
 
     close_tables = {"closed_period", "entry_seal"}
     assert close_tables <= set(at_head)

@@ -132,7 +132,7 @@ CHECKS: tuple[Check, ...] = (
               WHERE a.code ~ '^creator\:.*\:diamonds\:(available|reserved)$'
               GROUP BY 1),
         redeemed AS (  -- by payouts: entries that move a creator's reserved diamonds, and
-                       -- those of failed payouts, which return them to available
+                       -- those of failed or returned payouts, which return them to available
              SELECT x.creator_id, -sum(p.amount) AS diamonds
                FROM (SELECT DISTINCT pr.entry_id,
                             substring(a.code FROM '^creator\:(.*)\:diamonds\:reserved$')
@@ -142,7 +142,7 @@ CHECKS: tuple[Check, ...] = (
                      UNION
                      SELECT ev.entry_id, po.creator_id
                        FROM payout_event ev JOIN payout po ON po.id = ev.payout_id
-                      WHERE ev.phase = 'failed') x
+                      WHERE ev.phase IN ('failed', 'returned')) x
                JOIN posting p ON p.entry_id = x.entry_id
                JOIN account d ON d.id = p.account_id AND d.code = 'platform:diamonds:redeemed'
               GROUP BY 1),

@@ -31,8 +31,8 @@ CHECKS: tuple[Check, ...] = (
         6,
         "payout_entry_moved_what_the_payout_says",
         r"""
-        SELECT format('payout %s %s: entry %s moved (available, reserved, in transit, payable)'
-                      ' %s, expected %s', ev.payout_id, ev.phase, ev.entry_id, m, x)
+        SELECT format('payout %s %s: entry %s moved (available, reserved, in transit, payable,'
+                      ' bank) %s, expected %s', ev.payout_id, ev.phase, ev.entry_id, m, x)
           FROM payout_event ev
           JOIN payout po ON po.id = ev.payout_id
          CROSS JOIN LATERAL (
@@ -47,7 +47,9 @@ CHECKS: tuple[Check, ...] = (
                           AS in_transit,
                       coalesce(sum(p.amount) FILTER (
                           WHERE a.code = format('creator:%s\:payable', po.creator_id)), 0)
-                          AS payable
+                          AS payable,
+                      coalesce(sum(p.amount) FILTER (
+                          WHERE a.code = 'platform\:bank\:' || po.currency), 0) AS bank
                  FROM posting p JOIN account a ON a.id = p.account_id
                 WHERE p.entry_id = ev.entry_id) m
          CROSS JOIN LATERAL (
@@ -61,10 +63,13 @@ CHECKS: tuple[Check, ...] = (
                                     WHEN 'paid' THEN po.amount_micros
                                     WHEN 'failed' THEN po.amount_micros ELSE 0 END AS in_transit,
                       CASE ev.phase WHEN 'sent' THEN po.amount_micros
-                                    WHEN 'failed' THEN -po.amount_micros ELSE 0 END AS payable
+                                    WHEN 'failed' THEN -po.amount_micros
+                                    WHEN 'returned' THEN -po.amount_micros ELSE 0 END AS payable,
+                      CASE ev.phase WHEN 'paid' THEN -po.amount_micros
+                                    WHEN 'returned' THEN po.amount_micros ELSE 0 END AS bank
               ) x
-         WHERE (m.available, m.reserved, m.in_transit, m.payable)
-               <> (x.available, x.reserved, x.in_transit, x.payable)""",
+         WHERE (m.available, m.reserved, m.in_transit, m.payable, m.bank)
+               <> (x.available, x.reserved, x.in_transit, x.payable, x.bank)""",
     ),
     Check(
         6,
@@ -79,6 +84,7 @@ CHECKS: tuple[Check, ...] = (
                                  WHEN 'rejected' THEN 'requested,rejected'
                                  WHEN 'sent' THEN 'requested,sent'
                                  WHEN 'paid' THEN 'requested,sent,paid'
+                                 WHEN 'returned' THEN 'requested,sent,paid,returned'
                                  ELSE 'requested,sent,failed' END""",
     ),
     accounts_agree_with_records(

@@ -51,6 +51,8 @@ class PayoutPhase(StrEnum):
     SENT = "sent"
     PAID = "paid"
     FAILED = "failed"
+    RETURNED = "returned"
+    """Paid, then the bank sent the cash back (a bounce days later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,9 @@ def payout_entry(facts: PayoutFacts, phase: PayoutPhase, *, actor: str, memo: st
     requested: the diamonds move available -> reserved. rejected (before sending): reserved ->
     available. sent: reserved -> ``diamonds:redeemed``, and the cash from the creator's payable
     to ``payouts_in_transit``. paid: in transit -> bank. failed (after sending): the sent entry
-    undone, except that the diamonds go back to available."""
+    undone, except that the diamonds go back to available. returned (after paid): the cash back
+    into the bank, the creator owed it again on their payable, and the diamonds available again:
+    the sent and paid entries undone together, the diamonds to available."""
     diamonds = facts.diamonds
     cash = facts.amount_micros
     available = chart.creator_diamonds(facts.creator_id, "available")
@@ -91,10 +95,11 @@ def payout_entry(facts: PayoutFacts, phase: PayoutPhase, *, actor: str, memo: st
     elif phase is PayoutPhase.PAID:
         postings = (Posting(in_transit, cash), Posting(chart.bank(facts.currency), -cash))
     else:
+        cash_from = in_transit if phase is PayoutPhase.FAILED else chart.bank(facts.currency)
         postings = (
             Posting(chart.diamonds_redeemed(), diamonds),
             Posting(available, -diamonds),
-            Posting(in_transit, cash),
+            Posting(cash_from, cash),
             Posting(payable, -cash),
         )
     return Entry(

@@ -51,17 +51,19 @@ from accounting.policy import audit, standing
 MAX_PROVIDER_REFERENCE = 200
 IN_FLIGHT = ("requested", "sent")
 COUNTED_AGAINST_CAP = ("requested", "sent", "paid")
-"""A rejected or failed payout paid nothing: it does not count against the daily cap."""
+"""A rejected, failed or returned payout paid nothing in the end: it does not count against
+the daily cap."""
 
 FROM_STATUS = {
     PayoutPhase.REJECTED: "requested",
     PayoutPhase.SENT: "requested",
     PayoutPhase.PAID: "sent",
     PayoutPhase.FAILED: "sent",
+    PayoutPhase.RETURNED: "paid",
 }
 """The status each later phase starts from."""
 
-REASON_REQUIRED = frozenset({PayoutPhase.REJECTED, PayoutPhase.FAILED})
+REASON_REQUIRED = frozenset({PayoutPhase.REJECTED, PayoutPhase.FAILED, PayoutPhase.RETURNED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +273,8 @@ class PayoutService:
         return payout
 
     async def advance(self, action: PayoutAction) -> PayoutResult:
-        """Move a payout to its next phase: sent, paid or failed, or rejected before sending.
+        """Move a payout to its next phase: sent, paid or failed, rejected before sending, or
+        returned after it was paid (at most once: a payout is returned from ``paid`` only).
         The same key and action again returns the payout as it is now and posts nothing."""
         if action.phase is PayoutPhase.REQUESTED:
             raise ValueError("a payout is requested through request_payout")

@@ -69,7 +69,8 @@ class PayoutRow(Base):
     __table_args__ = (
         UniqueConstraint("creator_id", "idempotency_key"),
         CheckConstraint(
-            "status IN ('requested', 'rejected', 'sent', 'paid', 'failed')", name="status"
+            "status IN ('requested', 'rejected', 'sent', 'paid', 'failed', 'returned')",
+            name="status",
         ),
         CheckConstraint(
             "diamonds > 0 AND diamonds <= diamonds_requested AND amount_micros > 0",
@@ -101,6 +102,6 @@ class PayoutEventRow(Base):
         UniqueConstraint("payout_id", "phase"),
         UniqueConstraint("actor", "idempotency_key"),
         CheckConstraint(
-            "phase IN ('requested', 'rejected', 'sent', 'paid', 'failed')", name="phase"
+            "phase IN ('requested', 'rejected', 'sent', 'paid', 'failed', 'returned')", name="phase"
         ),
     )

@@ -7,15 +7,16 @@ what it is, and loaded whole, by name, by the revision that introduced it.
 DESIGN.md) it enforces. Every function and trigger of the schema at head is defined in one of
 them, and this is the one place it is written: the revision that introduced a file's definitions
 loads it (0001 ``append_only``, ``accounts`` and ``purchases``; 0003 ``gifts``; 0004
-``postings``, ``account_triggers`` and ``gift_feed``; 0005 ``payouts``; 0007 ``chargebacks``;
-0013 ``close``).
+``postings``, ``account_triggers`` and ``gift_feed``; 0007 ``chargebacks``; 0013 ``close``;
+0014 ``payouts``).
 A concern whose definitions came from two revisions is two files, so that each is loaded whole
 by one.
 
 **Definitions a later revision replaced**: ``superseded/NNNN_<concern>.sql``, as revision NNNN
 wrote them. NNNN's upgrade loads the file, and so does the downgrade of the revision that
 replaced it, which puts them back without writing them again (0004 replaced
-``0001_postings``, ``0001_account_triggers`` and ``0003_gift_feed``).
+``0001_postings``, ``0001_account_triggers`` and ``0003_gift_feed``; 0014 replaced
+``0005_payouts``).
 
 **A revision's own changes**: ``NNNN_name.sql`` for what its upgrade drops or alters (0004) or a
 row it opens (0003, 0005), ``NNNN_name.down.sql`` for what its downgrade removes once it has

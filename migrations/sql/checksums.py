@@ -16,4 +16,6 @@ CHECKSUMS: dict[tuple[str, str], str] = {
     ("0007", "downgrade"): "587f92ba60675417f73b82729b67e13a4f4715bfa0ffcebc7bb26de06054e4df",
     ("0013", "upgrade"): "6d4fed18529e093cacb6b8e53753aa17007ff42eae4a11def48de40ca9c0afd6",
     ("0013", "downgrade"): "2b2a3dc0b948bf518faff3cbc7c32d5af1532f3c73ac611bb5cc30ee67d5ae39",
+    ("0014", "upgrade"): "273574102ac6af89aa5e5a9c5c21cd0e541cf922383dbd07ef0961e68373f9ed",
+    ("0014", "downgrade"): "4958b8e418b2d22bf939f890d9a15d1db16f0091105c54369d923c985e399eb3",
 }

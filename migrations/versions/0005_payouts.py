@@ -11,7 +11,7 @@ from migrations import ops
 revision: str = "0005"
 down_revision: str | None = "0004"
 
-UPGRADE_SQL = ("invariants/payouts.sql", "0005_payouts.sql")
+UPGRADE_SQL = ("superseded/0005_payouts.sql", "0005_payouts.sql")
 DOWNGRADE_SQL = ("0005_payouts.down.sql",)
 
 

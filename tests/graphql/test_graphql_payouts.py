@@ -74,6 +74,7 @@ ACTIONS = {
     "sent": "markPayoutSent",
     "paid": "markPayoutPaid",
     "failed": "markPayoutFailed",
+    "returned": "markPayoutReturned",
 }
 
 
@@ -474,6 +475,25 @@ async def test_a_failed_payout_returns_the_diamonds(gql: GraphQLClient) -> None:
     assert found["payable"]["amount"] == "20.00"
 
 
+async def test_a_paid_payout_the_bank_returns_is_owed_and_available_again(
+    gql: GraphQLClient,
+) -> None:
+    """Paid $15.00 for 3,000 diamonds, then the bank sends it back: Bo is owed $20.00 again on
+    4,000 diamonds available; a second return is refused."""
+    secret, method = await ready_bo(gql)
+    payout_id = (await request(gql, secret, method, "3000"))["payout"]["id"]
+    await act(gql, "sent", payout_id)
+    await act(gql, "paid", payout_id)
+
+    returned = await act(gql, "returned", payout_id, key="fiona-return-1", reason="bounced")
+    assert (returned["errors"], returned["payout"]["status"]) == ([], "RETURNED")
+    found = await earnings(gql, "bo")
+    assert (found["diamondsAvailable"], found["diamondsReserved"]) == ("4000", "0")
+    assert found["payable"]["amount"] == "20.00"
+    again = await act(gql, "returned", payout_id, key="fiona-return-2", reason="again")
+    assert the_only_payload_error(again)["code"] == "INVALID_PAYOUT_TRANSITION"
+
+
 @pytest.mark.parametrize(
     ("first", "then", "code", "field"),
     [
@@ -481,6 +501,8 @@ async def test_a_failed_payout_returns_the_diamonds(gql: GraphQLClient) -> None:
         ("reject", "reject", "INVALID_PAYOUT_TRANSITION", "payoutId"),
         (None, "paid", "INVALID_PAYOUT_TRANSITION", "payoutId"),
         (None, "failed", "INVALID_PAYOUT_TRANSITION", "payoutId"),
+        (None, "returned", "INVALID_PAYOUT_TRANSITION", "payoutId"),
+        ("sent", "returned", "INVALID_PAYOUT_TRANSITION", "payoutId"),
     ],
 )
 async def test_a_phase_out_of_order_is_refused(
@@ -544,6 +566,11 @@ async def test_finance_action_errors(gql: GraphQLClient) -> None:
             action_mutation("rejectPayout"),
             {"input": {"payoutId": "1", "idempotencyKey": "creator-rejects", "reason": "x"}},
             CREATOR,
+        ),
+        (
+            action_mutation("markPayoutReturned"),
+            {"input": {"payoutId": "1", "idempotencyKey": "admin-returns", "reason": "x"}},
+            ADMIN,
         ),
         (IN_FLIGHT, {}, SUPPORT),
         (AUDIT, {}, SUPPORT),

@@ -135,4 +135,4 @@ async def advance(
 async def check_books(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session, session.begin():
         report = await integrity.check_integrity(session)
-    assert report.violations == []
+    assert report.violations == [], report.violations

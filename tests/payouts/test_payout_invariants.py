@@ -233,14 +233,14 @@ async def test_a_payout_that_says_it_redeems_more_than_its_entries_moved_is_foun
     assert found(await integrity(sessions)) == {
         "payout_entry_moved_what_the_payout_says": [
             f"payout {payout_id} {phase}: entry {entry} moved (available, reserved, in transit,"
-            f" payable) {moved}, expected {expected}"
+            f" payable, bank) {moved}, expected {expected}"
             for phase, entry, moved, expected in [
-                ("requested", entries["requested"], "(2000,-2000,0,0)", "(2100,-2100,0,0)"),
+                ("requested", entries["requested"], "(2000,-2000,0,0,0)", "(2100,-2100,0,0,0)"),
                 (
                     "sent",
                     entries["sent"],
-                    "(0,2000,-10000000,10000000)",
-                    "(0,2100,-10500000,10500000)",
+                    "(0,2000,-10000000,10000000,0)",
+                    "(0,2100,-10500000,10500000,0)",
                 ),
             ]
         ],

@@ -1,5 +1,6 @@
 -- Payouts (docs/accounting.md, "Payouts"). A payout moves through its phases forward only, each
--- at most once: requested -> sent -> paid | failed, or requested -> rejected. Its status may
+-- at most once: requested -> sent -> paid | failed, or requested -> rejected, and a paid payout
+-- the bank sent back -> returned (revision 0014; 0005 wrote it without). Its status may
 -- change only to a phase it has an event (and so an entry) for; nothing else about it ever
 -- changes, and it is never deleted or truncated. A new phase event must follow from the payout's
 -- current status, read under the payout's row lock. (Events never change: append_only.sql.)
@@ -18,7 +19,8 @@ BEGIN
         RETURN NEW;
     END IF;
     IF NOT ((OLD.status = 'requested' AND NEW.status IN ('sent', 'rejected'))
-            OR (OLD.status = 'sent' AND NEW.status IN ('paid', 'failed'))) THEN
+            OR (OLD.status = 'sent' AND NEW.status IN ('paid', 'failed'))
+            OR (OLD.status = 'paid' AND NEW.status = 'returned')) THEN
         RAISE EXCEPTION 'payout % is %: it cannot become %', OLD.id, OLD.status, NEW.status
             USING ERRCODE = 'restrict_violation';
     END IF;
@@ -52,7 +54,8 @@ BEGIN
     IF NOT ((NEW.phase = 'requested' AND current_status = 'requested'
              AND NOT EXISTS (SELECT 1 FROM payout_event WHERE payout_id = NEW.payout_id))
             OR (current_status = 'requested' AND NEW.phase IN ('sent', 'rejected'))
-            OR (current_status = 'sent' AND NEW.phase IN ('paid', 'failed'))) THEN
+            OR (current_status = 'sent' AND NEW.phase IN ('paid', 'failed'))
+            OR (current_status = 'paid' AND NEW.phase = 'returned')) THEN
         RAISE EXCEPTION 'payout % is %: it cannot be %', NEW.payout_id, current_status, NEW.phase
             USING ERRCODE = 'restrict_violation';
     END IF;
