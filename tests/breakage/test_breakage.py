@@ -9,6 +9,7 @@ the database)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 
@@ -19,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting import integrity
 from accounting.breakage.errors import BreakageDateNotEnded
 from accounting.breakage.service import BreakageRequest, BreakageRun, recognise_breakage
+from accounting.gifts.posting import GiftRequest, GiftResult
+from accounting.gifts.service import GiftService
+from accounting.gifts.streams import start_stream
 from accounting.ledger import chart
 from accounting.ledger.entries import Entry, EntryKind, Posting
 from accounting.ledger.errors import IdempotencyKeyReused
@@ -199,3 +203,34 @@ async def test_each_run_is_audited_with_its_totals(
     assert (row.details["coins"], row.details["value_micros"]) == (350, 4_990_000)
     assert row.details["entry_ids"] == [done.wallets[0].entry_id]
     assert row.details["after_days"] == 730
+
+
+async def test_a_run_racing_gifts_from_the_wallet_never_recognises_value_twice(
+    sessions: async_sessionmaker[AsyncSession],
+    racing: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+) -> None:
+    """Ana holds 350 coins worth $4.99; a run (dated two years on) races ten one-rose gifts of
+    hers. Each gift either comes first and releases its share, or comes after the run and
+    releases nothing: whatever the order, what the gifts released plus what breakage took is
+    exactly her 4,990,000, and her wallet ends with 340 coins and no value."""
+    await buy(purchases, "ana", "ana-buys-0001")
+    stream = await in_transaction(sessions, lambda s: start_stream(s, "bo", "Bo plays piano"))
+    as_of = await last_moved_on(sessions, "ana") + timedelta(days=730)
+    gifts = GiftService(racing, functional_currency="USD", hold=timedelta(0))
+
+    work: list[Callable[[], Awaitable[object]]] = [
+        partial(gifts.send_gift, GiftRequest("ana", f"ana-rose-{n:04}", stream.id, "rose", 1))
+        for n in range(10)
+    ]
+    work.insert(5, partial(run, racing, as_of))
+    results = await race(work)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    runs = [r for r in results if isinstance(r, BreakageRun)]
+    released = sum(r.gift.value_micros for r in results if isinstance(r, GiftResult))
+    broken = sum(w.value_micros for w in runs[0].wallets)
+    assert released + broken == 4_990_000
+    assert await wallet(sessions, "ana") == (340, 0)
+    async with sessions() as session:
+        report = await integrity.check_integrity(session)
+    assert report.ok, report.violations
