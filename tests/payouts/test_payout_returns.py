@@ -9,6 +9,7 @@ nothing is in transit. The payout is ``returned``, at most once."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.ledger.errors import InvalidReason
 from accounting.payouts.errors import InvalidPayoutTransition
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutService, cash_requested_today
+from accounting.payouts.service import PayoutResult, PayoutService, cash_requested_today
 from accounting.purchases.service import PurchaseService
 from accounting.reads.financials import now, roll_forwards
 from tests.conftest import race
@@ -94,12 +95,12 @@ async def test_two_finance_people_recording_the_return_at_once_return_it_once(
     sessions: async_sessionmaker[AsyncSession], payouts: PayoutService, bo: ReadyCreator
 ) -> None:
     payout_id = await paid_payout(payouts, bo)
-    results = await race(
-        lambda n=n: payouts.advance(
-            action(payout_id, PayoutPhase.RETURNED, f"fin-race-{n:04d}", "bounced")
-        )
-        for n in range(6)
-    )
+
+    def return_it(n: int) -> Callable[[], Awaitable[PayoutResult]]:
+        key = f"fin-race-{n:04d}"
+        return lambda: payouts.advance(action(payout_id, PayoutPhase.RETURNED, key, "bounced"))
+
+    results = await race(return_it(n) for n in range(6))
     done = [r for r in results if not isinstance(r, Exception)]
     assert len(done) == 1
     assert all(isinstance(r, InvalidPayoutTransition) for r in results if r not in done)
