@@ -17,7 +17,8 @@ CHECKS: tuple[Check, ...] = (
                       e.id, e.event_key, coalesce(e.refs->>'user_id', 'no user'))
           FROM journal_entry e
          WHERE e.kind = 'breakage'
-           AND (e.event_key IS DISTINCT FROM
+           AND CASE WHEN coalesce(e.refs->>'value_micros', '') !~ '^[0-9]{1,18}$' THEN true
+           ELSE (e.event_key IS DISTINCT FROM
                   'breakage:' || (e.refs->>'run_date') || ':' || (e.refs->>'user_id')
                 OR (SELECT count(*) FROM posting p WHERE p.entry_id = e.id) <> 2
                 OR NOT EXISTS (
@@ -29,7 +30,7 @@ CHECKS: tuple[Check, ...] = (
                 OR NOT EXISTS (
                     SELECT 1 FROM posting p JOIN account a ON a.id = p.account_id
                      WHERE p.entry_id = e.id AND a.code = 'platform:revenue:breakage'
-                       AND p.amount = -(e.refs->>'value_micros')::bigint))""",
+                       AND p.amount = -(e.refs->>'value_micros')::bigint)) END""",
     ),
     Check(
         6,
@@ -45,10 +46,13 @@ CHECKS: tuple[Check, ...] = (
                                  format('user:%s:coins_value', e.refs->>'user_id'))
                   AND p.posted_at <= e.posted_at AND p.entry_id <> e.id) moved
          WHERE e.kind = 'breakage'
-           AND NOT coalesce(
-                (e.refs->>'cutoff')::timestamptz
-                  = ((e.refs->>'run_date')::date + 1)::timestamp AT TIME ZONE 'UTC'
-                    - make_interval(days => (e.refs->>'after_days')::int)
-                AND moved.at < (e.refs->>'cutoff')::timestamptz, false)""",
+           AND NOT CASE
+                WHEN coalesce(e.refs->>'run_date', '') !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+                  OR coalesce(e.refs->>'after_days', '') !~ '^[0-9]{1,4}$' THEN false
+                WHEN e.refs->>'cutoff' IS DISTINCT FROM
+                     (to_json(((e.refs->>'run_date')::date + 1)::timestamp
+                              - make_interval(days => (e.refs->>'after_days')::int)) #>> '{}')
+                     || '+00:00' THEN false
+                ELSE coalesce(moved.at < (e.refs->>'cutoff')::timestamptz, false) END""",
     ),
 )

@@ -180,13 +180,27 @@ async def test_the_integrity_check_is_clean_after_a_run_and_finds_a_forged_break
         refs={"user_id": "cy", "run_date": as_of.isoformat(), "value_micros": 1_000_000},
     )
     await in_transaction(sessions, lambda session: post_entry(session, forged))
+    # a forger who cannot even write the references is named too, not a check that fails
+    await buy(purchases, "dee", "dee-buys-0001")
+    garbled = Entry(
+        kind=EntryKind.BREAKAGE,
+        event_key="breakage:forged:dee",
+        postings=(
+            Posting(chart.user_coins_value("dee", "USD"), 1_000_000),
+            Posting(chart.revenue("breakage", "USD"), -1_000_000),
+        ),
+        actor="user:mallory",
+        refs={"user_id": "dee", "run_date": "someday", "value_micros": "lots", "cutoff": "?"},
+    )
+    await in_transaction(sessions, lambda session: post_entry(session, garbled))
     async with sessions() as session:
         report = await integrity.check_integrity(session)
-    assert {v.check for v in report.violations} == {
-        "breakage_recognises_a_whole_wallet",
-        "breakage_wallet_was_dormant",
-    }
-    assert all("breakage:forged:cy" in v.detail for v in report.violations)
+    assert sorted((v.check, v.detail.split()[3]) for v in report.violations) == [
+        ("breakage_recognises_a_whole_wallet", "(breakage:forged:cy)"),
+        ("breakage_recognises_a_whole_wallet", "(breakage:forged:dee)"),
+        ("breakage_wallet_was_dormant", "(breakage:forged:cy):"),
+        ("breakage_wallet_was_dormant", "(breakage:forged:dee):"),
+    ]
 
 
 async def test_each_run_is_audited_with_its_totals(
