@@ -27,7 +27,7 @@ from strawberry.types import ExecutionContext
 from accounting.ledger.errors import LedgerError
 from schema.admin import AdminMutations
 from schema.breakage import BreakageMutations
-from schema.chargebacks import ChargebackQueries
+from schema.chargebacks import ChargebackMutations, ChargebackQueries
 from schema.close import CloseMutations, CloseQueries
 from schema.corrections import CorrectionMutations, CorrectionQueries
 from schema.earnings import EarningsQueries
@@ -81,6 +81,7 @@ Mutation = merge_types(
         SettlementMutations,
         CloseMutations,
         BreakageMutations,
+        ChargebackMutations,
     ),
 )
 

@@ -7,8 +7,9 @@ from enum import Enum
 
 import strawberry
 
-from accounting.chargebacks import provider_events
+from accounting.chargebacks import provider_events, receivables
 from accounting.chargebacks import service as chargebacks
+from accounting.chargebacks.errors import NothingOwed
 from accounting.chargebacks.tables import (
     ChargebackClawbackRow,
     ChargebackRow,
@@ -16,12 +17,20 @@ from accounting.chargebacks.tables import (
     WebhookRejectionRow,
 )
 from accounting.ledger.chart import check_user_id
-from accounting.ledger.errors import InvalidUserId
+from accounting.ledger.errors import InvalidIdempotencyKey, InvalidReason, InvalidUserId
 from accounting.ledger.money import minor_to_micros
-from accounting.policy.access import may_read_chargebacks, may_read_provider_events
+from accounting.policy.access import may_read_books, may_read_chargebacks, may_read_provider_events
 from schema.context import Info
-from schema.errors import BAD_USER_INPUT, ClientError, require_role
+from schema.errors import (
+    BAD_USER_INPUT,
+    ClientError,
+    MutationError,
+    error_type,
+    errors_in_payload,
+    require_role,
+)
 from schema.pagination import Connection, check_first, connection, decode_cursor, page_start
+from schema.payloads import null_on_error, replayed_field
 from schema.scalars import BigInt, Money, parse_id
 
 
@@ -257,3 +266,62 @@ class ChargebackQueries:
             [(row.id, refused_delivery_of(row)) for row in page.items],
             page.has_next,
         )
+
+
+# --- writeOffReceivable -------------------------------------------------------------------------
+
+
+@strawberry.input
+class WriteOffReceivableInput:
+    user_id: str = strawberry.field(description="The user whose receivable is written off.")
+    reason: str = strawberry.field(description="Why, for the record: 1-500 characters.")
+    idempotency_key: str = strawberry.field(
+        description="8-128 printable characters, unique per write-off (a UUID)."
+    )
+
+
+@strawberry.type(description="A user's receivable written off to fraud losses.")
+class ReceivableWriteOff:
+    entry_id: strawberry.ID
+    user_id: str
+    amount: Money = strawberry.field(description="What the user owed, all of it, now a loss.")
+
+
+@error_type(NothingOwed, InvalidUserId, InvalidReason, InvalidIdempotencyKey)
+class WriteOffReceivableError(MutationError): ...
+
+
+@strawberry.type
+class WriteOffReceivablePayload:
+    write_off: ReceivableWriteOff | None = null_on_error()
+    replayed: bool = replayed_field()
+    errors: list[WriteOffReceivableError]
+
+
+@strawberry.type
+class ChargebackMutations:
+    @strawberry.mutation(
+        description="Write off what a user owes after a chargeback (finance role): the whole "
+        "receivable to fraud losses, with a reason, audited; the same key again replays it."
+    )
+    @errors_in_payload(WriteOffReceivablePayload, WriteOffReceivableError)
+    async def write_off_receivable(
+        self, info: Info, input: WriteOffReceivableInput
+    ) -> WriteOffReceivablePayload:
+        principal = require_role(
+            info, may_read_books, "write off receivables without the finance role"
+        )
+        services = info.context.services
+        done = await receivables.write_off_receivable(
+            services.sessions,
+            receivables.WriteOffRequest(
+                input.user_id, input.idempotency_key, principal.actor, input.reason
+            ),
+            services.functional_currency,
+        )
+        write_off = ReceivableWriteOff(
+            entry_id=strawberry.ID(str(done.entry_id)),
+            user_id=done.user_id,
+            amount=Money.of(done.amount_micros, done.currency),
+        )
+        return WriteOffReceivablePayload(write_off=write_off, replayed=done.replayed, errors=[])

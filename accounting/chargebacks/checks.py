@@ -93,4 +93,26 @@ CHECKS: tuple[Check, ...] = (
           FROM refund r JOIN chargeback b ON b.purchase_id = r.purchase_id
          WHERE b.status <> 'won'""",
     ),
+    Check(
+        6,
+        "receivable_write_off_moves_one_receivable_to_fraud_losses",
+        r"""
+        SELECT format('write-off %s (%s) moves %s, not one user''s receivable to fraud losses',
+                      e.id, e.event_key, coalesce(m.moved, 'nothing'))
+          FROM journal_entry e
+         CROSS JOIN LATERAL (
+               SELECT string_agg(a.code || ' ' || p.amount, ', ' ORDER BY p.id) AS moved,
+                      count(*) AS n,
+                      sum(p.amount) FILTER (WHERE a.code = 'platform\:expense\:fraud_losses')
+                          AS lost,
+                      sum(p.amount) FILTER (
+                          WHERE a.code = format('user:%s\:receivable', e.refs->>'user_id'))
+                          AS owed
+                 FROM posting p JOIN account a ON a.id = p.account_id
+                WHERE p.entry_id = e.id) m
+         WHERE e.kind = 'receivable_write_off'
+           AND (m.n <> 2 OR m.lost IS NULL OR m.owed IS NULL OR m.lost <= 0
+                OR m.lost <> -m.owed OR e.event_key NOT LIKE
+                   'receivable\_write\_off:' || (e.refs->>'user_id') || ':%')""",
+    ),
 )

@@ -10,3 +10,9 @@ class ChargebackExceedsPurchase(LedgerError):
     much it asked and how much was left, in minor units)."""
 
     code = "CHARGEBACK_EXCEEDS_PURCHASE"
+
+
+class NothingOwed(LedgerError):
+    """A receivable written off that the user does not owe (zero, or never opened)."""
+
+    code = "NOTHING_OWED"

@@ -241,3 +241,21 @@ def dispute_fee_entry(
         refs={"purchase_id": purchase_id, "case_id": case_id},
         memo=f"dispute fee for {case_id}",
     )
+
+
+def receivable_write_off_entry(
+    user_id: str, owed_micros: int, functional: str, *, key: str, actor: str, reason: str
+) -> Entry:
+    """A user's whole receivable written off to fraud losses, keyed
+    ``receivable_write_off:<user>:<key>``: finance gave up claiming it."""
+    return Entry(
+        kind=EntryKind.RECEIVABLE_WRITE_OFF,
+        event_key=f"receivable_write_off:{user_id}:{key}",
+        postings=(
+            Posting(chart.fraud_losses(functional), owed_micros),
+            Posting(chart.user_receivable(user_id, functional), -owed_micros),
+        ),
+        actor=actor,
+        refs={"user_id": user_id},
+        memo=f"receivable of {user_id} written off: {reason}"[:500],
+    )

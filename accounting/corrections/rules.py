@@ -42,6 +42,10 @@ OWNED_BY_FLOW: Mapping[EntryKind, tuple[str, str]] = {
     EntryKind.SETTLEMENT: ("settlement", "a settlement report is final; resolve its exceptions"),
     EntryKind.SETTLEMENT_WRITE_OFF: ("settlement", "a write-off is final; propose an adjustment"),
     EntryKind.BREAKAGE: ("breakage", "breakage is final; propose an adjusting entry if wrong"),
+    EntryKind.RECEIVABLE_WRITE_OFF: (
+        "chargebacks",
+        "a write-off is final; propose an adjusting entry if the user paid after all",
+    ),
 }
 """Each flow-owned kind: the flow, and the correction that is the flow's own."""
 

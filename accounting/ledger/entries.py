@@ -36,6 +36,7 @@ class EntryKind(StrEnum):
     SETTLEMENT = "settlement"
     SETTLEMENT_WRITE_OFF = "settlement_write_off"
     BREAKAGE = "breakage"
+    RECEIVABLE_WRITE_OFF = "receivable_write_off"
 
 
 @dataclass(frozen=True, slots=True)
