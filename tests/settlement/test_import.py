@@ -23,6 +23,8 @@ from accounting.ledger.entries import Entry, EntryKind, Posting
 from accounting.ledger.errors import InvalidReason, LedgerError
 from accounting.ledger.posting import in_transaction, post_entry
 from accounting.ledger.tables import JournalEntryRow
+from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.service import PayoutService
 from accounting.policy.tables import AuditRow
 from accounting.purchases.service import PurchaseService
 from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
@@ -37,6 +39,7 @@ from accounting.settlement.errors import (
 from accounting.settlement.service import ImportRequest, ImportResult, ResolutionRequest
 from accounting.settlement.tables import ReconciliationExceptionRow
 from tests.conftest import race
+from tests.payouts.support import advance, earn, make_ready
 from tests.settlement.support import FINANCE, balance, buy, check_books, counts, report
 
 CLEARING = chart.provider_clearing("card", "USD").code
@@ -410,3 +413,56 @@ async def test_the_integrity_check_finds_a_settlement_entry_no_report_explains(
         f"settlement entry {posted.id} (settlement:card:forged)" in v.detail
         for v in found.violations
     )
+
+
+async def test_the_banks_confirmations_reconcile_against_the_payouts_it_paid(
+    sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
+) -> None:
+    """Bo earns 6,000 diamonds (six Galaxies) and is paid out three times 2,000 diamonds, $10.00
+    each: payout A only sent, B and C paid (each $10.00 from in transit to the bank). The bank
+    confirms A (not paid in the ledger: missing in ledger, -10.00 kept), B at $10.50 (amount
+    mismatch: the ledger's -10.00 less the bank's -10.50 = 0.50) and leaves C out (missing in the
+    report: the -10.00 its paid entry took from the bank). Nothing is posted; a bank exception is
+    accepted, never written off."""
+    await earn(sessions, purchases, "bo", 6, viewer="ana")
+    bo = await make_ready(sessions, "bo")
+    payouts = PayoutService(sessions, functional_currency="USD")
+    ids = []
+    for name, phases in (
+        ("a", [PayoutPhase.SENT]),
+        ("b", [PayoutPhase.SENT, PayoutPhase.PAID]),
+        ("c", [PayoutPhase.SENT, PayoutPhase.PAID]),
+    ):
+        payout = (await payouts.request_payout(bo.request(f"bo-payout-{name}-0001", 2_000))).payout
+        for phase in phases:
+            await advance(payouts, payout.id, phase)
+        ids.append(payout.id)
+    a, b, c = ids
+    bank_before = await balance(sessions, BANK)
+
+    done = await settle(
+        sessions,
+        report(
+            "bank-day-1",
+            "bank",
+            (str(a), "creator_payout", "-10.00", "0.00", "-10.00", "USD"),
+            (str(b), "creator_payout", "-10.50", "0.00", "-10.50", "USD"),
+        ),
+    )
+    assert done.report.entry_id is None
+    assert await balance(sessions, BANK) == bank_before
+    assert sorted((x.kind, x.provider_reference, x.difference_micros) for x in done.exceptions) == [
+        ("amount_mismatch", str(b), 500_000),
+        ("missing_in_ledger", str(a), 10_000_000),
+        ("missing_in_report", str(c), -10_000_000),
+    ]
+    with pytest.raises(InvalidResolution) as refused:
+        await service.resolve_exception(
+            sessions, resolution(done.exceptions[0].id, "write_off", "settle-bank-0001")
+        )
+    assert "payout's own action" in refused.value.message
+    accepted = await service.resolve_exception(
+        sessions, resolution(done.exceptions[0].id, "accept", "settle-bank-0002", "sent late")
+    )
+    assert accepted.exception.action == "accept"
+    await check_books(sessions)
