@@ -175,6 +175,7 @@ ROLL_FORWARDS = {
         ("earned", "Earned by gifts", "0.50", "gift"),
         ("paid_out", "Paid out (payouts sent)", "0.00", "payout:sent"),
         ("failed_payouts", "Failed payouts returned", "0.00", "payout:failed"),
+        ("returned_payouts", "Paid payouts the bank returned", "0.00", "payout:returned"),
         ("clawed_back", "Clawed back by chargebacks", "0.00", "chargeback"),
         ("disputes_won", "Claw-backs undone (disputes won)", "0.00", "chargeback_won"),
         ("not_explained", "Not explained by the period's entries", "0.00", ""),
@@ -198,6 +199,12 @@ ROLL_FORWARDS = {
         ("earned", "Earned by gifts", "100", "gift"),
         ("redeemed", "Redeemed (payouts sent)", "0", "payout:sent"),
         ("failed_payouts", "Returned by failed payouts", "0", "payout:failed"),
+        (
+            "returned_payouts",
+            "Returned by paid payouts the bank returned",
+            "0",
+            "payout:returned",
+        ),
         ("clawed_back", "Clawed back by chargebacks", "0", "chargeback"),
         ("disputes_won", "Returned (disputes won)", "0", "chargeback_won"),
         ("not_explained", "Not explained by the period's entries", "0", ""),
@@ -366,7 +373,7 @@ async def test_the_cli_exports_the_roll_forwards(
     args = ("--from", b.t1, "--to", b.t2, "--format", "json")
     out, progress = await run_cli(db_url, "roll-forwards", *args)
     assert [json.loads(line) for line in out.splitlines()] == roll_forwards(b)
-    assert "Exported 35 row(s) to standard output" in progress
+    assert "Exported 37 row(s) to standard output" in progress
 
 
 async def test_the_cli_refuses_what_it_cannot_export(db_url: URL) -> None:
