@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +24,7 @@ from accounting.ledger.errors import LedgerError
 from accounting.ledger.money import format_micros
 from accounting.reads.export import ExportFormat, chunks, rows_of
 from accounting.settlement import service
+from api.console import plain_console
 from api.database import create_engine, database_url_for, session_factory
 from api.exports import reconciliation_filter
 from api.settings import get_settings
@@ -33,8 +33,8 @@ settlement_app = typer.Typer(
     help="Import provider settlement reports and see what they did not reconcile.",
     no_args_is_help=True,
 )
-console = Console()
-errors = Console(stderr=True)
+console = plain_console()
+errors = plain_console(stderr=True)
 T = TypeVar("T")
 
 
