@@ -106,7 +106,7 @@ async def test_an_empty_book_exports_zeros_and_headers(
     assert income.text == "from,to,section,line,label,commodity,amount,sources\r\n"
     rolled = await exported(client, token, "roll-forwards", format="json", **PERIOD)
     records = [json.loads(line) for line in rolled.text.splitlines()]
-    assert len(records) == 10 + 8 + 9 + 8
+    assert len(records) == 10 + 9 + 9 + 9
     assert {r["amount"] for r in records} == {"0.00", "0"}
 
 

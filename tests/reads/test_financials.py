@@ -238,6 +238,7 @@ def check_roll_forwards(reports: list[RollForward]) -> None:
         "earned": 11_000_000,
         "paid_out": -10_000_000,
         "failed_payouts": 0,
+        "returned_payouts": 0,
         "clawed_back": 0,
         "disputes_won": 0,
     }
@@ -257,6 +258,7 @@ def check_roll_forwards(reports: list[RollForward]) -> None:
         "earned": 2_200,
         "redeemed": -2_000,
         "failed_payouts": 0,
+        "returned_payouts": 0,
         "clawed_back": 0,
         "disputes_won": 0,
     }
