@@ -33,7 +33,7 @@ from accounting.breakage.rules import BreakagePolicy
 from accounting.close import service as close_service
 from accounting.reads import period_totals
 from accounting.refunds.service import RefundPolicy
-from api.auth import InvalidToken, principal_from_header
+from api.auth import InvalidToken, principal_from_header, token_keys
 from api.database import (
     create_engine,
     gift_service,
@@ -255,6 +255,7 @@ async def keep_totals_current(
 
 
 def create_app(settings: Settings, database_url: str | URL) -> Starlette:
+    token_keys(settings)  # weak or unusable token keys refuse the start (TokenKeyError)
     engine = create_engine(
         database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )

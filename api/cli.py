@@ -19,7 +19,7 @@ from accounting import integrity
 from accounting.gifts import holds
 from accounting.policy.access import Role
 from accounting.reads import period_totals, reports
-from api.auth import issue_token
+from api.auth import TokenKeyError, issue_token, token_keys
 from api.breakage_cli import breakage_app
 from api.close_cli import register as register_close_commands
 from api.console import plain_console
@@ -72,6 +72,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _exit_on_key_error(lambda: token_keys(settings))
     host = host or settings.host
     port = port or settings.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -115,10 +116,20 @@ def token(
     role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
     ttl_minutes: Annotated[int | None, typer.Option(help="Lifetime in minutes.")] = None,
 ) -> None:
-    """Print a bearer token signed with the configured key."""
+    """Print a bearer token signed with the configured key (HS256), or with
+    COINBOOKS_JWT_PRIVATE_KEY_FILE (RS256, ES256, EdDSA; without it, refused)."""
     settings = get_settings()
     ttl = timedelta(minutes=ttl_minutes) if ttl_minutes else None
-    print(issue_token(settings, user, role, ttl))
+    print(_exit_on_key_error(lambda: issue_token(settings, user, role, ttl)))
+
+
+def _exit_on_key_error(work: Callable[[], T]) -> T:
+    """``work()``, or one line naming the token setting to fix and exit 2."""
+    try:
+        return work()
+    except TokenKeyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,7 +44,17 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
 
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
-    jwt_algorithm: str = "HS256"
+    """The HS256 key; in production at least 32 bytes (256 bits) of random."""
+    jwt_algorithm: Literal["HS256", "RS256", "ES256", "EdDSA"] = "HS256"
+    """HS256 (a key shared with whoever signs users in) or an identity provider's RS256, ES256
+    or EdDSA, verified with ``jwt_public_key_file`` or ``jwt_jwks_file``."""
+    jwt_public_key_file: Path | None = None
+    """A PEM public key verifying RS256, ES256 or EdDSA tokens."""
+    jwt_jwks_file: Path | None = None
+    """A JWKS file (the provider's published keys) verifying them, a token's key by its kid."""
+    jwt_private_key_file: Path | None = None
+    """A PEM private key with which ``coinbooks token`` issues RS256, ES256 or EdDSA tokens
+    (e.g. for tests against a staging service); unset, it refuses to."""
     jwt_issuer: str = "coinbooks"
     jwt_audience: str = "coinbooks"
     token_ttl_minutes: int = Field(default=60 * 24, ge=1)
@@ -111,7 +122,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
-            if self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            if self.jwt_algorithm == "HS256" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
                 raise ValueError("production needs COINBOOKS_JWT_SECRET set to a secret key")
             if self.database_url is None:
                 raise ValueError("production needs DATABASE_URL")
