@@ -16,6 +16,9 @@ from sqlalchemy.engine import URL
 
 from api.database import migrate
 from bench import graphql_caches, pgbench
+from bench.close_guard import CLIENTS as CLOSE_GUARD_CLIENTS
+from bench.close_guard import CREATORS as CLOSE_GUARD_CREATORS
+from bench.close_guard import GuardCost, run_guard_cost
 from bench.database import BenchServer, bench_server
 from bench.finance_phase import EXPORT_TARGET_LINES_PER_SECOND, FinanceResult
 from bench.history_phase import HistoryPlan, HistoryResult, ReadSeries, run_history_phase
@@ -242,10 +245,15 @@ def ledger_figure(
 
 
 def targets(
-    figures: dict[str, Figure], history: HistoryResult | None, history_wanted: int
+    figures: dict[str, Figure],
+    history: HistoryResult | None,
+    history_wanted: int,
+    guard: GuardCost | None = None,
 ) -> list[Target]:
     """The issue's table: each figure against its target, from this run's figures."""
     found = [*_gift_targets(figures), _wallet_read_target(history, history_wanted)]
+    if guard is not None:
+        found.append(_guard_target(guard))
     found += _finance_targets(history.finance if history is not None else None)
     stored = [f for f in figures.values() if f.storage is not None and f.storage.gifts]
     if stored:
@@ -297,6 +305,22 @@ def _gift_targets(figures: dict[str, Figure]) -> list[Target]:
             _books_ok(http),
         ),
     ]
+
+
+def _guard_target(guard: GuardCost) -> Target:
+    """Gifts/s with the period-close guard as installed, against the same with it disabled."""
+    ratio, rounds = guard.ratio, len(guard.runs) // 2
+    return Target(
+        "core gifts with the period-close guard, against it disabled",
+        f"{guard.per_second(guard=True):,.1f}/s vs {guard.per_second(guard=False):,.1f}/s",
+        None,
+        ">= 0.9x disabled",
+        ratio is not None and ratio >= 0.9,
+        guard.books_ok,
+        ("-" if ratio is None else f"{ratio:.3f}x")
+        + f"; {CLOSE_GUARD_CLIENTS} senders, {CLOSE_GUARD_CREATORS} creators, a closed month"
+        f" present; mean of {rounds} runs each",
+    )
 
 
 def _wallet_read_target(history: HistoryResult | None, history_wanted: int) -> Target:
@@ -478,6 +502,8 @@ class _Measured:
     """pgbench again, after them."""
     results: list[tuple[LedgerPhase, PhaseResult]]
     history: HistoryResult | None
+    guard: GuardCost | None = None
+    """Gifts with the period-close guard as installed and disabled."""
 
 
 def run(options: Options, console: Console) -> int:
@@ -525,13 +551,45 @@ def _measure_on_server(options: Options, console: Console) -> _Measured:
         for phase in (*CORE_PHASES, *GIFT_PHASES, *SWEEP_PHASES, HTTP_PHASE, HTTP_GIFT_PHASE):
             console.print(f"{phase.label}, {phase.clients} clients")
             results.append((phase, run_phase(server, template, phase, options, console, max_pool)))
+        guard = _guard_phase(server, template, options, console, max_pool)
 
         console.print("pgbench again, after the ledger phases")
         after = run_pgbench(server, pgbench_db, options.seconds, console)
         server.drop(pgbench_db)
         history = _history_phase(server, template, options, console)
         server.drop(template)
-    return _Measured(machine, before, after, results, history)
+    return _Measured(machine, before, after, results, history, guard)
+
+
+def guard_phase(n: int, guard: bool) -> LedgerPhase:
+    """The ``n``-th run of the guard's comparison, as a ledger phase of the report."""
+    return LedgerPhase(
+        f"gifts_c{CLOSE_GUARD_CLIENTS}_guard_{'on' if guard else 'off'}_{n // 2}",
+        f"core gifts: period-close guard {'as installed' if guard else 'disabled'}",
+        "core",
+        CLOSE_GUARD_CLIENTS,
+        flow="gift",
+        creators=CLOSE_GUARD_CREATORS,
+        baseline_clients=TARGET_CLIENTS,
+    )
+
+
+def _guard_phase(
+    server: BenchServer, template: URL, options: Options, console: Console, max_pool: int
+) -> GuardCost:
+    console.print("core gifts with the period-close guard as installed, then disabled, in turn")
+    guard = run_guard_cost(
+        server, template, seconds=options.seconds, warmup=options.warmup, max_pool=max_pool
+    )
+    for run in guard.runs:
+        _report_phase(console, run.result, "gift")
+    ratio = guard.ratio
+    console.print(
+        f"  with the guard {guard.per_second(guard=True):,.1f}/s, without "
+        f"{guard.per_second(guard=False):,.1f}/s: "
+        + ("-" if ratio is None else f"[bold]{ratio:.3f}x[/bold]")
+    )
+    return guard
 
 
 def _history_phase(
@@ -574,6 +632,11 @@ def _report(
         c: pgbench.Baseline(c, (measured.before[c], measured.after[c])) for c in BASELINE_CLIENTS
     }
     figures = [ledger_figure(phase, result, baselines) for phase, result in measured.results]
+    if measured.guard is not None:
+        figures += [
+            ledger_figure(guard_phase(n, run.guard), run.result, baselines)
+            for n, run in enumerate(measured.guard.runs)
+        ]
     by_key = {figure.key: figure for figure in figures}
     options.output.parent.mkdir(parents=True, exist_ok=True)
     history = measured.history
@@ -586,7 +649,7 @@ def _report(
         machine=measured.machine,
         figures=[*(Figure.of_pgbench(baselines[c]) for c in BASELINE_CLIENTS), *figures],
         graphql_caches=caches,
-        targets=targets(by_key, history, options.history_postings),
+        targets=targets(by_key, history, options.history_postings, measured.guard),
         history=history,
         plots=draw_plots(by_key, baselines, history, options.output, started_at),
     )

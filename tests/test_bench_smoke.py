@@ -17,6 +17,7 @@ from accounting.integrity import check_integrity
 from api.database import libpq_url
 from api.settings import Settings
 from bench.books import check_books, entries_of_kind, purchase_entries
+from bench.close_guard import guard_enabled, prepare
 from bench.core import drive_core, purchase_service
 from bench.gifts import drive_gifts, gift_service, seed_gifting
 from bench.history import POSTINGS_PER_TRANSFER, HistorySeeder
@@ -86,6 +87,37 @@ async def test_gift_phase_acknowledges_gifts_and_books_agree(
     assert gifts == load.acknowledged
     assert pending == coins  # a diamond per coin, every one of them pending
     assert streams == creators
+
+
+@pytest.mark.parametrize("guard", [True, False])
+async def test_close_guard_phase_closes_a_month_and_sets_the_guard_as_asked(
+    db_url: URL, sessions: async_sessionmaker[AsyncSession], guard: bool
+) -> None:
+    """The guard's comparison runs on a database with a month closed a year ago, the guard
+    enabled or disabled as asked; gifts go through either way and the books agree. Enabled,
+    the guard refuses an entry dated into the closed month."""
+    await prepare(db_url, guard=guard)
+    assert await guard_enabled(db_url) is guard
+    async with sessions() as session:
+        closed = await session.scalar(text("SELECT count(*) FROM closed_period"))
+    assert closed == 1
+    setup = await seed_gifting(sessions, senders=2, creators=2)
+    before = await entries_of_kind(sessions, "gift")
+    load = await drive_gifts(gift_service(sessions), setup, clients=2, seconds=0.5)
+    assert load.acknowledged > 0
+    assert load.errors == 0, load.error_examples
+    books = await check_books(sessions, load.acknowledged, before, kind="gift")
+    assert books.ok, books.problems()
+    if guard:
+        conn = await asyncpg.connect(libpq_url(db_url))
+        try:
+            with pytest.raises(asyncpg.RestrictViolationError, match="closed period"):
+                await conn.execute(
+                    "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor)"
+                    " VALUES ('transfer', 'late', 'x', now() - interval '400 days', 'test')"
+                )
+        finally:
+            await conn.close()
 
 
 def test_pgbench_output_parses() -> None:
