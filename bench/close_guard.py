@@ -1,6 +1,7 @@
-"""What the period-close guard costs the gift hot path: gifts through the core (32 senders, 100
-creators, uniform) with the guard as installed and with it disabled, each on a fresh copy of
-the migrated template that has a month closed before the run.
+"""``python -m bench.close_guard [--seconds N] [--rounds R]``: what the period-close guard
+costs the gift hot path (also a phase of ``python -m bench``): gifts through the core (32
+senders, 100 creators, uniform) with the guard as installed and with it disabled, each on a
+fresh copy of the migrated template that has a month closed before the run.
 
 The guard is the statement-level trigger ``journal_entry_closed_period``
 (migrations/sql/invariants/close.sql): after each insert into ``journal_entry`` it reads the
@@ -12,6 +13,7 @@ the ratio of their mean rates."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,8 +23,8 @@ from sqlalchemy.engine import URL
 
 from accounting.close.rules import month_name, month_start
 from accounting.close.service import CloseRequest, close_period
-from api.database import create_engine, libpq_url, session_factory
-from bench.database import BenchServer
+from api.database import create_engine, libpq_url, migrate, session_factory
+from bench.database import BenchServer, bench_server
 from bench.phases import PhaseResult, run_gift_phase
 
 GUARD_TRIGGER = "journal_entry_closed_period"
@@ -117,3 +119,36 @@ def run_guard_cost(
             server.drop(url)
             runs.append(GuardRun(guard, result))
     return GuardCost(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    with bench_server() as server:
+        template = server.create("template")
+        migrate(template)
+        cost = run_guard_cost(
+            server,
+            template,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            max_pool=CLIENTS,
+            rounds=args.rounds,
+        )
+        server.drop(template)
+    for run in cost.runs:
+        load = run.result.load
+        state = "installed" if run.guard else "disabled "
+        print(f"guard {state}: {load.per_second:,.1f} gifts/s, p99 {load.p99_ms} ms")
+    print(
+        f"mean: {cost.per_second(guard=True):,.1f} gifts/s with the guard, "
+        f"{cost.per_second(guard=False):,.1f} without; ratio {cost.ratio or 0:.3f}; "
+        f"books {'OK' if cost.books_ok else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
