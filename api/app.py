@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a GraphQL request body may have."""
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 REFUSED = 4403
 """graphql-transport-ws close code for a refused ``connection_init``."""
@@ -146,6 +149,70 @@ class RequestSizeLimit:
 
 
 def refusal_of_connection(
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether ``body`` nests arrays and objects deeper than ``limit`` (brackets inside JSON
+    strings aside): read without parsing, so a body nested 20,000 deep costs one pass."""
+    depth = 0
+    for bracket in _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def body_refusal(body: bytes) -> str | None:
+    """Why a GraphQL request body is refused before it is parsed, or ``None``."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"The body is not UTF-8 (byte {error.start})"
+    if json_depth_exceeds(body, MAX_JSON_DEPTH):
+        return f"The body nests deeper than {MAX_JSON_DEPTH} arrays and objects"
+    return None
+
+
+class RequestBodyGuard:
+    """Reads a GraphQL request's body (already bounded by :class:`RequestSizeLimit`) and
+    refuses with 400, before any JSON parser sees it, one that is not UTF-8 or nests too
+    deep; otherwise hands the same body on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        refusal = body_refusal(body)
+        if refusal is not None:
+            error = {"message": refusal, "extensions": {"code": "MALFORMED_REQUEST"}}
+            await JSONResponse({"errors": [error]}, status_code=400)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
     settings: Settings, context: Context, params: dict[str, object]
 ) -> str | None:
     """Signs a websocket in from its ``connection_init`` payload, ``{"Authorization": "Bearer
@@ -302,7 +369,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql),
+            Route("/graphql", RequestBodyGuard(graphql)),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
             Route("/webhooks/{provider}", webhook_endpoint(settings, sessions), methods=["POST"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import strawberry
@@ -33,13 +34,14 @@ from schema.corrections import CorrectionMutations, CorrectionQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
 from schema.financials import FinancialQueries
+from schema.inputs import CleanInputStrings
 from schema.gifts import GiftMutations, GiftQueries
 from schema.journal import JournalQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
 from schema.payouts import PayoutMutations, PayoutQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
-from schema.scalars import BIG_INT_SCALAR, BigInt
+from schema.scalars import BIG_INT_SCALAR, DAY_SCALAR, INSTANT_SCALAR, BigInt
 from schema.settlement import SettlementMutations, SettlementQueries
 from schema.statements import StatementQueries
 from schema.streams import StreamMutations, StreamQueries
@@ -168,7 +170,10 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={BigInt: BIG_INT_SCALAR}),
+        CleanInputStrings,
+        config=StrawberryConfig(
+            scalar_map={BigInt: BIG_INT_SCALAR, datetime: INSTANT_SCALAR, date: DAY_SCALAR}
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import NewType
 
 import strawberry
@@ -38,6 +39,74 @@ BIG_INT_SCALAR = strawberry.scalar(
     ),
     serialize=str,
     parse_value=_parse_big_int,
+)
+
+
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+"""The first instant a ``DateTime`` argument may name."""
+LATEST_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
+"""The first instant past the range: a ``DateTime`` argument names an earlier one."""
+MAX_INSTANT_CHARACTERS = 64
+
+
+def _refuse(kind: str, value: object, why: str) -> GraphQLError:
+    shown = repr(value)[:80]
+    return GraphQLError(f"Value cannot represent a {kind}: {shown}. {why}")
+
+
+def parse_instant(value: object) -> datetime:
+    """An ISO 8601 instant with its offset (``Z`` or ``+hh:mm``), from 1970-01-01T00:00:00Z up
+    to, not including, 3000-01-01T00:00:00Z, as an aware datetime in UTC. Anything else is a
+    request error for the caller (``GraphQLError``), never one raised inside a resolver."""
+    if not isinstance(value, str) or len(value) > MAX_INSTANT_CHARACTERS:
+        raise _refuse("DateTime", value, "Expected an ISO 8601 string.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _refuse("DateTime", value, "Expected an ISO 8601 date and time.") from None
+    if parsed.utcoffset() is None:
+        raise _refuse("DateTime", value, "Give its offset: Z or +hh:mm.")
+    out_of_range = _refuse(
+        "DateTime", value, "Instants run from 1970-01-01T00:00:00Z to before 3000-01-01."
+    )
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        raise out_of_range from None
+    if not EARLIEST_INSTANT <= instant < LATEST_INSTANT:
+        raise out_of_range
+    return instant
+
+
+def parse_day(value: object) -> date:
+    """An ISO 8601 date (``YYYY-MM-DD``) within the instants' range, 1970-01-01 to 2999-12-31."""
+    if not isinstance(value, str) or len(value) > MAX_INSTANT_CHARACTERS:
+        raise _refuse("Date", value, "Expected an ISO 8601 date string.")
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise _refuse("Date", value, "Expected an ISO 8601 date, YYYY-MM-DD.") from None
+    if not EARLIEST_INSTANT.date() <= parsed < LATEST_INSTANT.date():
+        raise _refuse("Date", value, "Dates run from 1970-01-01 to 2999-12-31.")
+    return parsed
+
+
+INSTANT_SCALAR = strawberry.scalar(
+    name="DateTime",
+    description=(
+        "An instant in ISO 8601 with its offset, e.g. 2026-12-05T09:00:00Z or "
+        "2026-12-05T10:00:00+01:00; from 1970-01-01T00:00:00Z up to, not including, "
+        "3000-01-01T00:00:00Z."
+    ),
+    serialize=datetime.isoformat,
+    parse_value=parse_instant,
+)
+
+DAY_SCALAR = strawberry.scalar(
+    name="Date",
+    description="A calendar day in ISO 8601, YYYY-MM-DD, from 1970-01-01 to 2999-12-31.",
+    serialize=date.isoformat,
+    parse_value=parse_day,
 )
 
 
