@@ -55,9 +55,9 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_BYTES = 64 * 1024
-MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects a GraphQL request body may have."""
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 REFUSED = 4403
 """graphql-transport-ws close code for a refused ``connection_init``."""
@@ -148,7 +148,6 @@ class RequestSizeLimit:
             await self._refuse(scope, receive, send)
 
 
-def refusal_of_connection(
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -213,6 +212,7 @@ class RequestBodyGuard:
         await self.app(scope, replay, send)
 
 
+def refusal_of_connection(
     settings: Settings, context: Context, params: dict[str, object]
 ) -> str | None:
     """Signs a websocket in from its ``connection_init`` payload, ``{"Authorization": "Bearer

@@ -34,8 +34,8 @@ from schema.corrections import CorrectionMutations, CorrectionQueries
 from schema.earnings import EarningsQueries
 from schema.finance import FinanceQueries
 from schema.financials import FinancialQueries
-from schema.inputs import CleanInputStrings
 from schema.gifts import GiftMutations, GiftQueries
+from schema.inputs import CleanInputStrings
 from schema.journal import JournalQueries
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
@@ -158,6 +158,7 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(rules),
         MaskUnexpectedErrors,
+        CleanInputStrings,
         SubscriptionsOverWebSocket,
     ]
     if caches:
@@ -170,7 +171,6 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        CleanInputStrings,
         config=StrawberryConfig(
             scalar_map={BigInt: BIG_INT_SCALAR, datetime: INSTANT_SCALAR, date: DAY_SCALAR}
         ),
