@@ -104,6 +104,7 @@ def purchase_service(
         fees=fee_schedules(settings.app_store_commission_percent),
         unanswered_grace=timedelta(seconds=settings.unanswered_charge_grace_seconds),
         daily_coin_limit=settings.purchase_daily_coin_limit,
+        receivable_policy=settings.receivable_policy,
     )
 
 

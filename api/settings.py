@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from accounting.breakage.rules import DEFAULT_AFTER_DAYS, MAX_AFTER_DAYS
 from accounting.chargebacks.rules import LossPolicy
 from accounting.ledger.chart import PROVIDERS
+from accounting.purchases.repayment import ReceivablePolicy
 
 DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"
 DEVELOPMENT_WEBHOOK_SECRET = "coinbooks-development-webhook-{provider}"
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     chargeback_loss_policy: LossPolicy = LossPolicy.RECEIVABLE
     """Where a chargeback books the value of coins already spent: ``receivable`` (claimed
     from the user) or ``fraud_loss`` (written off)."""
+    receivable_policy: ReceivablePolicy = ReceivablePolicy.REPAY_FIRST
+    """What a later purchase does with what its buyer owes after a chargeback: ``repay_first``
+    (its cash repays the receivable first; the coins granted shrink in proportion) or ``none``."""
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)

@@ -75,6 +75,20 @@ class Purchase:
     )
     created_at: datetime
     settled_at: datetime | None
+    coins_granted: BigInt = strawberry.field(
+        description="Coins (bonus included) the purchase put in the wallet: coins + bonusCoins, "
+        "less those withheld for what it repaid of a receivable; 0 when the debt took it whole "
+        "(and until it completes)."
+    )
+    repaid_micros: strawberry.Private[int]
+
+    @strawberry.field(
+        description="What of the price repaid, first, what the buyer owed after a chargeback, in "
+        "the functional currency (COINBOOKS_RECEIVABLE_POLICY=repay_first); zero when nothing "
+        "was owed."
+    )
+    def receivable_repaid(self, info: Info) -> Money:
+        return Money.of(self.repaid_micros, info.context.services.functional_currency)
 
 
 def purchase_of(row: PurchaseRow) -> Purchase:
@@ -94,6 +108,10 @@ def purchase_of(row: PurchaseRow) -> Purchase:
         entry_id=strawberry.ID(str(row.entry_id)) if row.entry_id is not None else None,
         created_at=row.created_at,
         settled_at=row.settled_at,
+        coins_granted=BigInt(
+            row.coins + row.bonus_coins - row.coins_withheld if row.status == "completed" else 0
+        ),
+        repaid_micros=row.receivable_repaid_micros,
     )
 
 

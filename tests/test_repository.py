@@ -69,6 +69,17 @@ async def _journal_indexes(url: URL) -> set[str]:
         await conn.close()
 
 
+async def _purchase_columns(url: URL) -> set[str]:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'purchase'"
+        )
+        return {row["column_name"] for row in rows}
+    finally:
+        await conn.close()
+
+
 async def _payout_statuses(url: URL) -> str:
     conn = await asyncpg.connect(libpq_url(url))
     try:
@@ -89,6 +100,14 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_rejection"}
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
+
+    assert {"receivable_repaid_micros", "coins_withheld"} <= run_sync(
+        lambda: _purchase_columns(db_url)
+    )
+    downgrade(db_url, "0014")  # 0015: no receivable repaid by a purchase
+    assert not {"receivable_repaid_micros", "coins_withheld"} & run_sync(
+        lambda: _purchase_columns(db_url)
+    )
 
     assert "'returned'" in run_sync(lambda: _payout_statuses(db_url))
     downgrade(db_url, "0013")  # 0014: no returned payouts

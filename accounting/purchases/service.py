@@ -4,7 +4,7 @@ once, when the provider's answer says the money was taken (now, or later on a lo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -27,6 +27,7 @@ from accounting.purchases.errors import (
 )
 from accounting.purchases.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
 from accounting.purchases.payments import ChargeOutcome, ChargeResult, PaymentGateway
+from accounting.purchases.repayment import ReceivablePolicy, repay_first
 from accounting.purchases.rules import PurchaseFacts, purchase_entry, purchase_value_micros
 from accounting.purchases.tables import PurchaseRow
 
@@ -89,9 +90,11 @@ class PurchaseService:
         fees: dict[str, FeeSchedule] | None = None,
         unanswered_grace: timedelta = DEFAULT_UNANSWERED_GRACE,
         daily_coin_limit: int | None = None,
+        receivable_policy: ReceivablePolicy = ReceivablePolicy.REPAY_FIRST,
     ) -> None:
         """``daily_coin_limit``: coins a user may buy per calendar day (UTC); None for no
-        limit (the service process always sets one, see api/database.py)."""
+        limit (the service process always sets one, see api/database.py).
+        ``receivable_policy``: whether a purchase repays what its buyer owes first."""
         if daily_coin_limit is not None and daily_coin_limit < 1:
             raise ValueError("a daily coin limit is at least one coin")
         self._sessions = sessions
@@ -100,6 +103,7 @@ class PurchaseService:
         self._fees = fees or fee_schedules()
         self.unanswered_grace = unanswered_grace
         self.daily_coin_limit = daily_coin_limit
+        self.receivable_policy = receivable_policy
 
     def _check(self, request: PurchaseRequest) -> None:
         check_user_id(request.user_id)
@@ -298,6 +302,7 @@ class PurchaseService:
                     return purchase  # a first charge may still be on its way to the provider
             if result.outcome is ChargeOutcome.SUCCEEDED:
                 facts = await self._facts(session, purchase, result.reference or "")
+                facts = await self._repay_first(session, facts)
                 posted = await post_entry(
                     session, purchase_entry(facts, actor=f"user:{purchase.user_id}")
                 )
@@ -305,6 +310,8 @@ class PurchaseService:
                 purchase.entry_id = posted.id
                 purchase.provider_reference = result.reference
                 purchase.settled_at = posted.posted_at
+                purchase.receivable_repaid_micros = facts.receivable_repaid_micros
+                purchase.coins_withheld = facts.coins_withheld
             elif result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.NOT_FOUND):
                 settled_at = await session.scalar(select(func.now()))
                 purchase.status = "failed"
@@ -342,6 +349,24 @@ class PurchaseService:
             fx_rate=rate,
             provider_reference=reference,
             package_code=purchase.package_code,
+        )
+
+    async def _repay_first(self, session: AsyncSession, facts: PurchaseFacts) -> PurchaseFacts:
+        """The facts with what the purchase repays of its buyer's receivable, under the
+        receivable policy (accounting/purchases/repayment.py)."""
+        repayment = await repay_first(
+            session,
+            purchase_entry(facts, actor=f"user:{facts.user_id}"),
+            user_id=facts.user_id,
+            functional_currency=self.functional_currency,
+            value_micros=purchase_value_micros(facts),
+            total_coins=facts.coins + facts.bonus_coins,
+            policy=self.receivable_policy,
+        )
+        return replace(
+            facts,
+            receivable_repaid_micros=repayment.repaid_micros,
+            coins_withheld=repayment.coins_withheld,
         )
 
     async def value_micros(self, session: AsyncSession, purchase: PurchaseRow) -> int:

@@ -75,6 +75,10 @@ class PurchaseRow(Base):
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     settled_at: Mapped[datetime | None]
+    receivable_repaid_micros: Mapped[int] = mapped_column(server_default="0")
+    """What of the price repaid the buyer's receivable first, in the functional currency."""
+    coins_withheld: Mapped[int] = mapped_column(server_default="0")
+    """Coins (of ``coins + bonus_coins``) not granted because the price repaid a receivable."""
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),
@@ -82,6 +86,12 @@ class PurchaseRow(Base):
         CheckConstraint("(status = 'completed') = (entry_id IS NOT NULL)", name="completed_entry"),
         CheckConstraint("coins > 0 AND bonus_coins >= 0 AND price_minor > 0", name="amounts"),
         CheckConstraint("channel IN ('web', 'ios', 'android')", name="channel"),
+        CheckConstraint(
+            "receivable_repaid_micros >= 0 AND coins_withheld >= 0"
+            " AND coins_withheld <= coins + bonus_coins"
+            " AND (status = 'completed' OR (receivable_repaid_micros = 0 AND coins_withheld = 0))",
+            name="repayment",
+        ),
         Index("ix_purchase_user_history", "user_id", "id"),
         Index("ix_purchase_pending", "id", postgresql_where="status = 'pending'"),
     )
