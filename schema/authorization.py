@@ -1,0 +1,252 @@
+"""Who may call what: every root field of the schema and the rule that lets a caller through.
+
+Each entry names the same predicate of :mod:`accounting.policy.access` that the field's resolver
+checks, so the roles a field admits are computed from the rule, not written a second time.
+``tests/graphql/test_authorization.py`` calls every field of the committed SDL as every role
+(and with no token) over HTTP and holds each answer to this table; a field missing from it
+fails that test. The Roles section of ``docs/graphql.md`` is :func:`roles_markdown`'s output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from accounting.policy.access import (
+    Principal,
+    Role,
+    may_buy_coins,
+    may_earn,
+    may_freeze_accounts,
+    may_manage_catalog,
+    may_read_audit_log,
+    may_read_books,
+    may_read_chargebacks,
+    may_read_earnings,
+    may_read_leaderboards,
+    may_read_payouts,
+    may_read_provider_events,
+    may_read_wallet,
+    may_refund,
+    may_request_payouts,
+    may_resolve_payouts,
+    may_spend_coins,
+    may_stream,
+    may_verify_identity,
+)
+
+ROLES: tuple[Role, ...] = tuple(Role)
+CALLER = "caller"
+"""The user a role's lone principal stands for when a rule is asked about it."""
+SOMEONE_ELSE = "someone-else"
+"""Another user, for the rules that depend on whose data is asked for."""
+
+
+class Kind(StrEnum):
+    PUBLIC = "public"
+    """No token needed."""
+    ROLES = "roles"
+    """The roles the rule admits; any other caller is FORBIDDEN."""
+    WHOSE = "whose"
+    """An argument names whose data: left out, the caller's own (``own``); named, anyone's
+    (``anyone``). A caller the rule does not admit either way is FORBIDDEN."""
+    OBJECT = "object"
+    """Looked up by id: any signed-in caller may ask, and an object the caller may not see
+    answers exactly as one that does not exist (NOT_FOUND, or null)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    kind: Kind
+    may: Callable[[Principal], bool] = lambda principal: True
+    """For ROLES: the rule. For WHOSE: the rule for one's own (argument left out)."""
+    may_see: Callable[[Principal, str], bool] = lambda principal, user_id: False
+    """For WHOSE and OBJECT: the rule for a user's data or objects."""
+    argument: str | None = None
+    """For WHOSE: the argument naming whose data is asked for."""
+
+    def admits(self, role: Role | None) -> bool:
+        """Whether a caller with this one role (None: no token) gets past the gate, asking for
+        their own where whose matters."""
+        if self.kind is Kind.PUBLIC:
+            return True
+        if role is None:
+            return False
+        return self.kind is Kind.OBJECT or self.may(_alone(role))
+
+    def admits_for_another(self, role: Role) -> bool:
+        """Whether a caller with this one role may name another user (WHOSE only)."""
+        return self.may_see(_alone(role), SOMEONE_ELSE)
+
+    def sees(self, role: Role) -> str:
+        """Whose objects a caller with this one role sees (OBJECT only): any, own or none."""
+        if self.may_see(_alone(role), SOMEONE_ELSE):
+            return "any"
+        return "own" if self.may_see(_alone(role), CALLER) else "none"
+
+
+def _alone(role: Role) -> Principal:
+    return Principal(CALLER, frozenset({role}))
+
+
+PUBLIC = Access(Kind.PUBLIC)
+SIGNED_IN = Access(Kind.ROLES)
+"""Any caller with a valid token."""
+
+
+def only(may: Callable[[Principal], bool]) -> Access:
+    return Access(Kind.ROLES, may=may)
+
+
+def whose(argument: str, may_see: Callable[[Principal, str], bool]) -> Access:
+    """Own data by leaving ``argument`` out, anyone's by naming them: both under ``may_see``."""
+    return Access(
+        Kind.WHOSE,
+        may=lambda principal: may_see(principal, principal.user_id),
+        may_see=may_see,
+        argument=argument,
+    )
+
+
+def earnings_of(argument: str) -> Access:
+    """A creator's earnings and payouts: one's own needs the creator role (``may_earn``),
+    another creator's ``may_read_earnings``."""
+    return Access(Kind.WHOSE, may=may_earn, may_see=may_read_earnings, argument=argument)
+
+
+def seen(may_see: Callable[[Principal, str], bool]) -> Access:
+    return Access(Kind.OBJECT, may_see=may_see)
+
+
+def _any_books_or_wallet(principal: Principal, user_id: str) -> bool:
+    """accountStatement of a user's wallet account: finance reads every account, the others
+    the wallets they may read (schema.statements.may_read_statement)."""
+    return may_read_books(principal) or may_read_wallet(principal, user_id)
+
+
+FINANCE = only(may_read_books)
+
+QUERIES: Mapping[str, Access] = {
+    "coinPackages": PUBLIC,
+    "wallet": whose("userId", may_read_wallet),
+    "transactions": whose("userId", may_read_wallet),
+    "purchases": whose("userId", may_read_wallet),
+    "purchase": seen(may_read_wallet),
+    "refundCheck": seen(may_read_wallet),
+    "trialBalance": FINANCE,
+    "integrityReport": FINANCE,
+    "accountBalance": FINANCE,
+    "balanceSheet": FINANCE,
+    "incomeStatement": FINANCE,
+    "rollForwards": FINANCE,
+    "stream": SIGNED_IN,
+    "liveStreams": SIGNED_IN,
+    "giftCatalog": PUBLIC,
+    "featureCatalog": PUBLIC,
+    "giftByKey": only(may_spend_coins),
+    "giftsSent": whose("userId", may_read_wallet),
+    "streamGifts": seen(may_read_earnings),
+    "topGifters": only(may_read_leaderboards),
+    "streamTotals": seen(may_read_earnings),
+    "creatorEarnings": earnings_of("creatorId"),
+    "earningsOverTime": earnings_of("creatorId"),
+    "payoutMethods": earnings_of("creatorId"),
+    "payoutControls": earnings_of("creatorId"),
+    "payouts": earnings_of("creatorId"),
+    "payout": seen(may_read_payouts),
+    "payoutsInFlight": only(may_resolve_payouts),
+    "auditLog": only(may_read_audit_log),
+    "chargebacks": only(may_read_chargebacks),
+    "providerEvents": only(may_read_provider_events),
+    "refusedDeliveries": only(may_read_provider_events),
+    "adjustmentProposals": FINANCE,
+    "reconciliationExceptions": FINANCE,
+    "settlementReports": FINANCE,
+    "settlementReport": FINANCE,
+    "closedPeriods": FINANCE,
+    "verifyChain": FINANCE,
+    "journal": FINANCE,
+    "journalEntry": FINANCE,
+    "accountStatement": whose("accountCode", _any_books_or_wallet),
+}
+
+MUTATIONS: Mapping[str, Access] = {
+    "refundPurchase": only(may_refund),
+    "purchaseCoins": only(may_buy_coins),
+    "purchaseCoinsInAppStore": only(may_buy_coins),
+    "startStream": only(may_stream),
+    "endStream": only(may_stream),
+    "sendGift": only(may_spend_coins),
+    "unlockFeature": only(may_spend_coins),
+    "upsertGiftType": only(may_manage_catalog),
+    "upsertFeature": only(may_manage_catalog),
+    "setAccountFrozen": only(may_freeze_accounts),
+    "registerPayoutMethod": only(may_request_payouts),
+    "enrolSecondFactor": only(may_request_payouts),
+    "confirmSecondFactor": only(may_request_payouts),
+    "requestPayout": only(may_request_payouts),
+    "rejectPayout": only(may_resolve_payouts),
+    "markPayoutSent": only(may_resolve_payouts),
+    "markPayoutPaid": only(may_resolve_payouts),
+    "markPayoutFailed": only(may_resolve_payouts),
+    "markPayoutReturned": only(may_resolve_payouts),
+    "setKycVerified": only(may_verify_identity),
+    "reverseEntry": FINANCE,
+    "proposeAdjustment": FINANCE,
+    "approveAdjustment": FINANCE,
+    "rejectAdjustment": FINANCE,
+    "importSettlementReport": FINANCE,
+    "resolveReconciliationException": FINANCE,
+    "closePeriod": FINANCE,
+    "recogniseBreakage": FINANCE,
+    "writeOffReceivable": FINANCE,
+}
+
+SUBSCRIPTIONS: Mapping[str, Access] = {
+    "giftsInStream": SIGNED_IN,
+}
+
+WHO_MAY: Mapping[str, Mapping[str, Access]] = {
+    "Query": QUERIES,
+    "Mutation": MUTATIONS,
+    "Subscription": SUBSCRIPTIONS,
+}
+"""Each root type's fields, by their GraphQL names."""
+
+
+# --- the table in docs/graphql.md -----------------------------------------------------------
+
+DOCS_BEGIN = "<!-- who-may-call-what: generated from schema/authorization.py -->"
+DOCS_END = "<!-- end of who-may-call-what -->"
+
+
+def cell(access: Access, role: Role) -> str:
+    """What one role may do with one field, as the docs' table says it."""
+    if access.kind is Kind.OBJECT:
+        return access.sees(role)
+    if access.kind is Kind.WHOSE:
+        own, anyone = access.admits(role), access.admits_for_another(role)
+        return ", ".join(text for text, holds in (("own", own), ("any", anyone)) if holds) or "-"
+    return "yes" if access.admits(role) else "-"
+
+
+def roles_markdown() -> str:
+    """The table of every root field and role, between its two markers."""
+    lines = [
+        DOCS_BEGIN,
+        "",
+        "| field | no token | " + " | ".join(f"`{role}`" for role in ROLES) + " |",
+        "|---|---|" + "---|" * len(ROLES),
+    ]
+    for type_name, fields in WHO_MAY.items():
+        for name in sorted(fields):
+            access = fields[name]
+            named = f"`{name}({access.argument}:)`" if access.argument else f"`{name}`"
+            first = [f"{type_name.lower()} {named}", "yes" if access.admits(None) else "-"]
+            lines.append("| " + " | ".join(first + [cell(access, r) for r in ROLES]) + " |")
+    lines += ["", DOCS_END]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(roles_markdown())
