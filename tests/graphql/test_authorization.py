@@ -271,6 +271,83 @@ async def test_every_subscription_answers_every_role_as_the_table_says(
     assert wrong == [], "\n".join(wrong)
 
 
+# --- objects looked up by id: seen by whom the table says, else as if missing -----------------
+
+OBJECT_LOOKUPS = {
+    "purchase": ("purchase", "query Q($id: ID!) { purchase(id: $id) { id } }"),
+    "refundCheck": (
+        "purchase",
+        "query Q($id: ID!) { refundCheck(purchaseId: $id) { refundable } }",
+    ),
+    "streamGifts": (
+        "stream",
+        "query Q($id: ID!) { streamGifts(streamId: $id) { edges { cursor } } }",
+    ),
+    "streamTotals": ("stream", "query Q($id: ID!) { streamTotals(streamId: $id) { giftCount } }"),
+}
+MISSING_ID = "999999"
+
+
+async def objects_of_another_user(gql: GraphQLClient) -> dict[str, str]:
+    """A purchase and a stream of SOMEONE_ELSE: their ids."""
+    bought = await gql(
+        "mutation B($input: PurchaseCoinsInput!) { purchaseCoins(input: $input) "
+        "{ purchase { id } errors { code } } }",
+        {
+            "input": {
+                "idempotencyKey": "authorization-object-0001",
+                "currency": "USD",
+                "channel": "WEB",
+                "provider": "CARD",
+                "paymentToken": "tok_success",
+                "packageCode": "coins_350",
+            }
+        },
+        user=SOMEONE_ELSE,
+        roles=("viewer",),
+    )
+    started = await gql(
+        "mutation S($input: StartStreamInput!) { startStream(input: $input) "
+        "{ stream { id } errors { code } } }",
+        {"input": {"title": "a stream of someone else"}},
+        user=SOMEONE_ELSE,
+        roles=("creator",),
+    )
+    assert bought["data"]["purchaseCoins"]["errors"] == [], bought
+    assert started["data"]["startStream"]["errors"] == [], started
+    return {
+        "purchase": bought["data"]["purchaseCoins"]["purchase"]["id"],
+        "stream": started["data"]["startStream"]["stream"]["id"],
+    }
+
+
+def codes_of(reply: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in reply.get("errors", [])]
+
+
+async def test_an_object_by_id_is_seen_by_the_roles_the_table_says_and_else_is_missing(
+    gql: GraphQLClient,
+) -> None:
+    ids = await objects_of_another_user(gql)
+    assert set(OBJECT_LOOKUPS) == {
+        name for name, access in WHO_MAY["Query"].items() if access.kind is Kind.OBJECT
+    } - {"payout"}
+    wrong: list[str] = []
+    for name, (kind, query) in OBJECT_LOOKUPS.items():
+        access = WHO_MAY["Query"][name]
+        for role in ROLES:
+            user, roles = f"{role.value}-1", (role.value,)
+            found = await gql(query, {"id": ids[kind]}, user=user, roles=roles)
+            missing = await gql(query, {"id": MISSING_ID}, user=user, roles=roles)
+            seen = found.get("errors") is None and found["data"][name] is not None
+            if access.sees(role) == "any" and not seen:
+                wrong.append(f"{name} as {role}: another user's {kind} not seen: {found}")
+            if access.sees(role) != "any" and (seen or codes_of(found) != codes_of(missing)):
+                wrong.append(f"{name} as {role}: {found} is not answered as {missing}")
+
+    assert wrong == [], "\n".join(wrong)
+
+
 # --- the docs say the same ---------------------------------------------------------------------
 
 
