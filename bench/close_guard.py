@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -121,15 +122,55 @@ def run_guard_cost(
     return GuardCost(runs)
 
 
+ENTRY = (
+    "INSERT INTO journal_entry (kind, event_key, fingerprint, posted_at, actor, rates, refs)"
+    " VALUES ('gift', $1, 'bench', clock_timestamp(), 'user:bench',"
+    ' \'{"diamonds_per_coin": "1"}\', \'{"gift_id": 1}\')'
+)
+"""A gift-shaped entry's insert: one statement, so the guard runs once."""
+
+
+async def statement_cost(url: URL, *, inserts: int, rounds: int) -> tuple[float, float]:
+    """Microseconds per entry insert (the statement alone, its transaction rolled back so the
+    deferred checks never run) with the guard enabled and disabled, on one connection,
+    alternated ``rounds`` times: the guard's own cost, without the gift path's Python."""
+    await prepare(url, guard=True)
+    conn = await asyncpg.connect(libpq_url(url))
+    spent = {True: 0.0, False: 0.0}
+    try:
+        for round_ in range(rounds):
+            for guard in (True, False):
+                switch = "ENABLE" if guard else "DISABLE"
+                await conn.execute(f"ALTER TABLE journal_entry {switch} TRIGGER {GUARD_TRIGGER}")
+                for n in range(inserts):
+                    transaction = conn.transaction()
+                    await transaction.start()
+                    started = time.perf_counter()
+                    await conn.execute(ENTRY, f"bench:{round_}:{guard}:{n}")
+                    spent[guard] += time.perf_counter() - started
+                    await transaction.rollback()
+        await conn.execute(f"ALTER TABLE journal_entry ENABLE TRIGGER {GUARD_TRIGGER}")
+    finally:
+        await conn.close()
+    total = inserts * rounds
+    return spent[True] / total * 1e6, spent[False] / total * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--inserts", type=int, default=2_000, help="entry inserts per round")
     args = parser.parse_args()
     with bench_server() as server:
         template = server.create("template")
         migrate(template)
+        statements = server.create("guard_statements", template=template)
+        with_guard, without = asyncio.run(
+            statement_cost(statements, inserts=args.inserts, rounds=args.rounds)
+        )
+        server.drop(statements)
         cost = run_guard_cost(
             server,
             template,
@@ -147,6 +188,10 @@ def main() -> None:
         f"mean: {cost.per_second(guard=True):,.1f} gifts/s with the guard, "
         f"{cost.per_second(guard=False):,.1f} without; ratio {cost.ratio or 0:.3f}; "
         f"books {'OK' if cost.books_ok else 'FAIL'}"
+    )
+    print(
+        f"one entry's insert statement: {with_guard:,.1f} µs with the guard, {without:,.1f} µs"
+        f" without ({with_guard - without:+,.1f} µs; {args.inserts * args.rounds:,} each)"
     )
 
 

@@ -17,7 +17,7 @@ from accounting.integrity import check_integrity
 from api.database import libpq_url
 from api.settings import Settings
 from bench.books import check_books, entries_of_kind, purchase_entries
-from bench.close_guard import guard_enabled, prepare
+from bench.close_guard import guard_enabled, prepare, statement_cost
 from bench.core import drive_core, purchase_service
 from bench.gifts import drive_gifts, gift_service, seed_gifting
 from bench.history import POSTINGS_PER_TRANSFER, HistorySeeder
@@ -118,6 +118,21 @@ async def test_close_guard_phase_closes_a_month_and_sets_the_guard_as_asked(
                 )
         finally:
             await conn.close()
+
+
+async def test_close_guard_statement_cost_leaves_the_journal_and_the_guard_as_they_were(
+    db_url: URL,
+) -> None:
+    """The guard's cost per insert statement is timed with it on and off, and afterwards the
+    guard is on again and no entry was left behind (each insert was rolled back)."""
+    with_guard, without = await statement_cost(db_url, inserts=5, rounds=1)
+    assert with_guard > 0 and without > 0
+    assert await guard_enabled(db_url)
+    conn = await asyncpg.connect(libpq_url(db_url))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM journal_entry") == 0
+    finally:
+        await conn.close()
 
 
 def test_pgbench_output_parses() -> None:
