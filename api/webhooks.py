@@ -3,7 +3,8 @@
 Answers: 200 with what the event did (``duplicate`` true for a delivery of an event already
 accepted, with the first outcome); 401 for a missing, wrong or stale signature; 404 for an
 unknown provider; 400 for a body that is not an event of that provider. Every refusal is
-recorded (``webhook_rejection``), and every accepted event too (``provider_event``).
+counted (``webhook_refusal``: one row per source, reason and minute, with a sample), and every
+accepted event recorded (``provider_event``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from accounting.chargebacks.tables import (
     ChargebackClawbackRow,
     ChargebackRow,
     ProviderEventRow,
-    WebhookRejectionRow,
+    WebhookRefusalRow,
 )
 from accounting.ledger.chart import check_user_id
 from accounting.ledger.errors import InvalidIdempotencyKey, InvalidReason, InvalidUserId
@@ -163,31 +163,50 @@ def provider_event_of(row: ProviderEventRow) -> ProviderEvent:
     )
 
 
-@strawberry.type(description="A webhook delivery refused before it was read as an event.")
+@strawberry.type(
+    description="Webhook deliveries refused before they were read as events, counted: those "
+    "from one source for one reason within one minute, the first one's details kept as a sample."
+)
 class RefusedDelivery:
     id: strawberry.ID
-    provider: str = strawberry.field(description="As the delivery's address named it.")
+    source: str = strawberry.field(
+        description="The provider the address named, or 'unknown' when it named none we know."
+    )
+    provider: str = strawberry.field(
+        description="The first delivery's provider, as its address named it."
+    )
     reason: str = strawberry.field(
         description="UNKNOWN_PROVIDER, MISSING_SIGNATURE, BAD_SIGNATURE, STALE_TIMESTAMP or "
         "MALFORMED_EVENT."
     )
-    detail: str
-    body_sha256: str
-    body_bytes: BigInt
-    client: str | None
-    received_at: datetime
+    window_start: datetime = strawberry.field(description="The minute they came in.")
+    deliveries: BigInt = strawberry.field(description="How many were refused.")
+    total_bytes: BigInt = strawberry.field(description="Their bodies' sizes, summed.")
+    first_seen_at: datetime
+    last_seen_at: datetime
+    detail: str = strawberry.field(description="Why the first was refused.")
+    body_sha256: str = strawberry.field(description="The first one's body's SHA-256.")
+    body_bytes: BigInt = strawberry.field(description="The first one's body's size.")
+    client: str | None = strawberry.field(description="The first one's client address.")
+    received_at: datetime = strawberry.field(description="When the first came.")
 
 
-def refused_delivery_of(row: WebhookRejectionRow) -> RefusedDelivery:
+def refused_delivery_of(row: WebhookRefusalRow) -> RefusedDelivery:
     return RefusedDelivery(
         id=strawberry.ID(str(row.id)),
-        provider=row.provider,
+        source=row.source,
+        provider=row.sample_provider,
         reason=row.reason,
-        detail=row.detail,
-        body_sha256=row.body_sha256,
-        body_bytes=BigInt(row.body_bytes),
-        client=row.client,
-        received_at=row.received_at,
+        window_start=row.window_start,
+        deliveries=BigInt(row.deliveries),
+        total_bytes=BigInt(row.body_bytes),
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        detail=row.sample_detail,
+        body_sha256=row.sample_body_sha256,
+        body_bytes=BigInt(row.sample_body_bytes),
+        client=row.sample_client,
+        received_at=row.first_seen_at,
     )
 
 
@@ -250,7 +269,10 @@ class ChargebackQueries:
             page.has_next,
         )
 
-    @strawberry.field(description="Webhook deliveries refused, newest first (finance).")
+    @strawberry.field(
+        description="Webhook deliveries refused, counted per source, reason and minute, newest "
+        "first (finance)."
+    )
     async def refused_deliveries(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[RefusedDelivery]:

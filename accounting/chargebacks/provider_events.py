@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.chargebacks.rules import LossPolicy
@@ -40,7 +41,7 @@ from accounting.chargebacks.service import (
     charge_back,
     resolve_dispute,
 )
-from accounting.chargebacks.tables import ProviderEventRow, WebhookRejectionRow
+from accounting.chargebacks.tables import ProviderEventRow, WebhookRefusalRow
 from accounting.ledger.chart import PROVIDERS
 from accounting.ledger.errors import LedgerError
 from accounting.ledger.pages import Page, newest_first
@@ -324,18 +325,39 @@ async def record_refusal(
     body: bytes,
     client: str | None,
 ) -> None:
-    """Keep a refused delivery on file (its body's hash and size, not the body)."""
-    async with sessions() as session, session.begin():
-        session.add(
-            WebhookRejectionRow(
-                provider=provider[:100],
-                reason=str(refusal.code),
-                detail=refusal.message[:1000],
-                body_sha256=hashlib.sha256(body).hexdigest(),
-                body_bytes=len(body),
-                client=client,
-            )
+    """Count a refused delivery into the row of its source, reason and minute: the first of a
+    minute keeps its details as the sample (the body's hash and size, not the body), each after
+    it adds one to the count, its size to the bytes and moves the last delivery on. However many
+    junk deliveries come, they write at most one row per source, reason and minute; an address
+    naming no provider we know counts under ``unknown``."""
+    now = func.now()
+    counted = (
+        insert(WebhookRefusalRow)
+        .values(
+            source=provider if provider in PROVIDERS else "unknown",
+            reason=str(refusal.code),
+            window_start=func.date_trunc("minute", now),
+            deliveries=1,
+            body_bytes=len(body),
+            first_seen_at=now,
+            last_seen_at=now,
+            sample_provider=provider[:100],
+            sample_detail=refusal.message[:1000],
+            sample_body_sha256=hashlib.sha256(body).hexdigest(),
+            sample_body_bytes=len(body),
+            sample_client=client,
         )
+        .on_conflict_do_update(
+            index_elements=["source", "reason", "window_start"],
+            set_={
+                "deliveries": WebhookRefusalRow.deliveries + 1,
+                "body_bytes": WebhookRefusalRow.body_bytes + len(body),
+                "last_seen_at": func.greatest(WebhookRefusalRow.last_seen_at, now),
+            },
+        )
+    )
+    async with sessions() as session, session.begin():
+        await session.execute(counted)
 
 
 async def _apply(
@@ -456,6 +478,6 @@ async def provider_events_page(
 
 async def refused_deliveries_page(
     session: AsyncSession, *, first: int = 20, before_id: int | None = None
-) -> Page[WebhookRejectionRow]:
-    """Webhook deliveries refused, newest first."""
-    return await newest_first(session, WebhookRejectionRow, first=first, before_id=before_id)
+) -> Page[WebhookRefusalRow]:
+    """Webhook deliveries refused, counted per source, reason and minute, newest first."""
+    return await newest_first(session, WebhookRefusalRow, first=first, before_id=before_id)

@@ -135,17 +135,30 @@ class ProviderEventRow(Base):
     )
 
 
-class WebhookRejectionRow(Base):
-    """A webhook delivery refused before it was read as an event: unknown provider, bad or
-    missing signature, stale timestamp, unreadable body. Kept for whoever investigates."""
+class WebhookRefusalRow(Base):
+    """Webhook deliveries refused before they were read as events (unknown provider, bad or
+    missing signature, stale timestamp, unreadable body), counted: one row per source, reason
+    and minute, with the first delivery's details as a sample. Kept for whoever investigates; a
+    flood of junk deliveries writes one row a minute, not one a delivery."""
 
-    __tablename__ = "webhook_rejection"
+    __tablename__ = "webhook_refusal"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    provider: Mapped[str]
+    source: Mapped[str]
+    """The provider the address named, or ``unknown`` when it named none we know."""
     reason: Mapped[str]
-    detail: Mapped[str] = mapped_column(server_default="")
-    body_sha256: Mapped[str]
+    window_start: Mapped[datetime]
+    """The minute the deliveries came in."""
+    deliveries: Mapped[int]
     body_bytes: Mapped[int]
-    client: Mapped[str | None]
-    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    """The bodies' sizes, summed."""
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    sample_provider: Mapped[str]
+    """The first delivery's: the provider as its address named it."""
+    sample_detail: Mapped[str]
+    sample_body_sha256: Mapped[str]
+    sample_body_bytes: Mapped[int]
+    sample_client: Mapped[str | None]
+
+    __table_args__ = (UniqueConstraint("source", "reason", "window_start"),)

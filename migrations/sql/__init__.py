@@ -8,7 +8,7 @@ DESIGN.md) it enforces. Every function and trigger of the schema at head is defi
 them, and this is the one place it is written: the revision that introduced a file's definitions
 loads it (0001 ``append_only``, ``accounts`` and ``purchases``; 0003 ``gifts``; 0004
 ``postings``, ``account_triggers`` and ``gift_feed``; 0007 ``chargebacks``; 0013 ``close``;
-0014 ``payouts``).
+0014 ``payouts``; 0017 ``webhook_refusals``).
 A concern whose definitions came from two revisions is two files, so that each is loaded whole
 by one.
 
@@ -68,6 +68,7 @@ INVARIANTS: tuple[str, ...] = (
     "invariants/payouts.sql",
     "invariants/chargebacks.sql",
     "invariants/close.sql",
+    "invariants/webhook_refusals.sql",
 )
 """The concern files, in an order they apply in: ``coinbooks_append_only()`` and
 ``coinbooks_account_guard()`` come before the account triggers that call them."""

@@ -18,4 +18,6 @@ CHECKSUMS: dict[tuple[str, str], str] = {
     ("0013", "downgrade"): "2b2a3dc0b948bf518faff3cbc7c32d5af1532f3c73ac611bb5cc30ee67d5ae39",
     ("0014", "upgrade"): "273574102ac6af89aa5e5a9c5c21cd0e541cf922383dbd07ef0961e68373f9ed",
     ("0014", "downgrade"): "4958b8e418b2d22bf939f890d9a15d1db16f0091105c54369d923c985e399eb3",
+    ("0017", "upgrade"): "e15814acaff13fe4ea4681ea6627055ff4b40190b426bc7b51ac39a09f9e0145",
+    ("0017", "downgrade"): "63d03afcb5c7af67d5942027a86de7d06885dd310245bd3a8d87276b089ce756",
 }

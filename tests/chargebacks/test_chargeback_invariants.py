@@ -61,7 +61,7 @@ async def read_records(raw: asyncpg.Connection) -> Records:
         chargebacks=await rows("SELECT * FROM chargeback ORDER BY id"),
         clawbacks=await rows("SELECT * FROM chargeback_clawback ORDER BY chargeback_id, gift_id"),
         events=await rows("SELECT * FROM provider_event ORDER BY id"),
-        rejections=await rows("SELECT * FROM webhook_rejection ORDER BY id"),
+        rejections=await rows("SELECT * FROM webhook_refusal ORDER BY id"),
     )
 
 
@@ -460,7 +460,15 @@ APPEND_ONLY: dict[str, str] = {
     "chargeback_clawback": "UPDATE chargeback_clawback SET coins = coins - 1",
     "chargeback_trace": "UPDATE chargeback_trace SET coins = coins + 1",
     "provider_event": "UPDATE provider_event SET outcome = 'ignored'",
-    "webhook_rejection": "UPDATE webhook_rejection SET reason = 'BAD_SIGNATURE', client = NULL",
+}
+
+REFUSAL_COUNTS_GO_BACK: dict[str, str] = {
+    "its key": "UPDATE webhook_refusal SET reason = 'BAD_SIGNATURE_'",
+    "its sample": "UPDATE webhook_refusal SET sample_client = NULL, sample_detail = ''",
+    "its first delivery": "UPDATE webhook_refusal SET first_seen_at = now() + interval '1 h'",
+    "a count": "UPDATE webhook_refusal SET deliveries = deliveries - 1",
+    "the bytes": "UPDATE webhook_refusal SET body_bytes = body_bytes - 1",
+    "the last delivery": "UPDATE webhook_refusal SET last_seen_at = last_seen_at - interval '1 s'",
 }
 
 
@@ -475,6 +483,21 @@ async def test_clawbacks_provider_events_and_rejections_are_append_only(
             ("TRUNCATE", f"TRUNCATE {table}"),
         ):
             await refused(raw, statement, match=f"{table} is append-only: {operation} refused")
+
+
+async def test_the_counts_of_refused_deliveries_only_grow(
+    raw: asyncpg.Connection, case: Case
+) -> None:
+    assert await raw.fetchval("SELECT count(*) FROM webhook_refusal") > 0
+    for statement in REFUSAL_COUNTS_GO_BACK.values():
+        await refused(raw, statement, match="only counts on")
+    await refused(raw, "DELETE FROM webhook_refusal", match="DELETE refused")
+    await refused(raw, "TRUNCATE webhook_refusal", match="webhook_refusal is append-only")
+    grown = await raw.execute(
+        "UPDATE webhook_refusal SET deliveries = deliveries + 1, body_bytes = body_bytes + 10,"
+        " last_seen_at = last_seen_at + interval '1 s'"
+    )
+    assert grown.startswith("UPDATE ")
 
 
 # ---------------------------------------------------------------------------------------------

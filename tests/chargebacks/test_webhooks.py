@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.chargebacks.tables import ChargebackRow, ProviderEventRow, WebhookRejectionRow
+from accounting.chargebacks.tables import ChargebackRow, ProviderEventRow, WebhookRefusalRow
 from accounting.ledger.tables import JournalEntryRow
 from tests.chargebacks.deliveries import (
     apple_refund,
@@ -132,7 +132,8 @@ async def test_a_delivery_that_cannot_be_trusted_is_refused_recorded_and_changes
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
     async with sessions() as session:
-        reasons = (await session.scalars(select(WebhookRejectionRow.reason))).all()
+        counted = select(WebhookRefusalRow.reason).order_by(WebhookRefusalRow.id)
+        reasons = (await session.scalars(counted)).all()
     assert reasons[-1] == code
     assert await count(sessions, ProviderEventRow) == 0
     assert await count(sessions, ChargebackRow) == 0

@@ -3,10 +3,10 @@
 -- or truncated; a mistake is corrected by a reversing entry. Nor is any other row that records
 -- what happened. (Accounts are never deleted but do change balance: account_triggers.sql.
 -- Purchases, gifts, streams, payouts and chargebacks each allow one kind of change: their own
--- files.)
+-- files; so do the counts of refused webhook deliveries, webhook_refusals.sql.)
 --
 -- The tables kept so: posting, journal_entry, feature_unlock, payout_event, audit_log, refund,
--- chargeback_clawback, chargeback_trace, provider_event, webhook_rejection, entry_reversal,
+-- chargeback_clawback, chargeback_trace, provider_event, entry_reversal,
 -- posting_hour_total (the postings' totals per hour: a summarized hour is never summarized again),
 -- settlement_report and settlement_line (a provider's report, imported once, as it reconciled).
 -- closed_period and entry_seal (a month closed, an entry's seal: accounting/close).
