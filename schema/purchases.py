@@ -286,6 +286,7 @@ class RefundBlockCode(Enum):
     WINDOW_PASSED = "WINDOW_PASSED"
     PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
     ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+    NOTHING_GRANTED = "NOTHING_GRANTED"
 
 
 @strawberry.type(description="One reason a purchase may not be refunded now.")

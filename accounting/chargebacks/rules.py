@@ -119,6 +119,8 @@ class ChargebackFacts:
     """What the provider called it (``dispute dp_1``, ``Apple REFUND``): the entry's memo."""
     sequence: int = 1
     """The chargeback's place among its purchase's (a purchase taken back in pieces)."""
+    receivable_restored_micros: int = 0
+    """The share taken back of what the purchase repaid of the buyer's receivable: owed again."""
 
 
 def chargeback_key(purchase_id: int, sequence: int) -> str:
@@ -134,17 +136,21 @@ def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
     holds back to ``coins:issued`` with their weighted-average value; each creator's pending
     diamonds the purchase funded back to ``diamonds:issued`` with their payable; the loss on
     coins already spent to the user's receivable or to fraud losses, by policy; the rest to
-    chargebacks' contra revenue."""
+    chargebacks' contra revenue. What the purchase repaid of the user's receivable (its share
+    of it) is owed again."""
     functional = facts.functional_currency
     amounts = facts.amounts
+    restored = facts.receivable_restored_micros
     postings = [
         Posting(chart.provider_clearing(facts.provider, facts.currency), -facts.cash_micros),
     ]
     if facts.currency != functional:
         postings += [
             Posting(chart.fx_trading(facts.currency), facts.cash_micros),
-            Posting(chart.fx_trading(functional), -facts.value_paid_micros),
+            Posting(chart.fx_trading(functional), -facts.value_paid_micros - restored),
         ]
+    if restored:
+        postings.append(Posting(chart.user_receivable(facts.user_id, functional), restored))
     if amounts.coins_clawed:
         postings += [
             Posting(chart.user_coins(facts.user_id), amounts.coins_clawed),

@@ -123,6 +123,8 @@ class _Takeback:
     value_paid_micros: int
     """The share taken back of what the purchase put on the wallet (read from its own entry):
     all of it for the whole price."""
+    receivable_restored_micros: int
+    """The share taken back of what the purchase repaid of the buyer's receivable."""
     amounts: ChargebackAmounts
     traces: list[Trace]
     """Its spent coins, traced to the gifts and unlocks they bought."""
@@ -166,6 +168,7 @@ async def charge_back(
         currency=purchase.currency,
         cash_micros=minor_to_micros(takeback.amount_minor, purchase.currency),
         value_paid_micros=takeback.value_paid_micros,
+        receivable_restored_micros=takeback.receivable_restored_micros,
         functional_currency=functional_currency,
         amounts=takeback.amounts,
         clawbacks=takeback.clawbacks,
@@ -299,8 +302,12 @@ async def _what_it_takes_back(
     wallet_coins = accounts[coins_account.code].normal_balance
     wallet_value = accounts[value_account.code].normal_balance
     share = {"whole": purchase.price_minor, "before": taken_before_minor, "part": amount_minor}
-    coins = partial_share(purchase.coins + purchase.bonus_coins, **share)
-    paid = partial_share(await value_paid(session, purchase, functional_currency), **share)
+    coins = partial_share(purchase.coins + purchase.bonus_coins - purchase.coins_withheld, **share)
+    wallet_paid = await value_paid(session, purchase, functional_currency)
+    paid = partial_share(wallet_paid, **share)
+    # The repayment's share is what the price's share is worth beyond the wallet's share: the
+    # pieces of a purchase add up to exactly what it repaid.
+    restored = partial_share(wallet_paid + purchase.receivable_repaid_micros, **share) - paid
     traces = await trace_spent_coins(session, purchase, coins - min(coins, wallet_coins))
     clawbacks = clawbacks_by_creator([trace for trace in traces if trace.clawed])
     amounts = chargeback_amounts(
@@ -310,7 +317,7 @@ async def _what_it_takes_back(
         wallet_value_micros=wallet_value,
         payable_clawed_micros=sum(c.payable_micros for c in clawbacks),
     )
-    return _Takeback(amount_minor, paid, amounts, traces, clawbacks)
+    return _Takeback(amount_minor, paid, restored, amounts, traces, clawbacks)
 
 
 def _chargeback_row(

@@ -23,14 +23,18 @@ class RefundFacts:
     value_released_micros: int
     """The wallet's weighted-average value for the coins, released from deferred value."""
     functional_currency: str
+    receivable_restored_micros: int = 0
+    """What the purchase repaid of the buyer's receivable, owed again now its cash goes back."""
 
 
 def refund_entry(facts: RefundFacts, *, actor: str, reason: str) -> Entry:
     """Refund: the purchase's coins back from the wallet; the wallet's weighted-average value
     for them released; the cash back to the provider (through the FX trading accounts, at the
     purchase's own rate, for another currency); what was paid beyond the value released is
-    contra revenue (negative when the wallet's average is above what the purchase cost)."""
+    contra revenue (negative when the wallet's average is above what the purchase cost). What
+    the purchase repaid of the buyer's receivable is owed again."""
     functional = facts.functional_currency
+    restored = facts.receivable_restored_micros
     postings = [
         Posting(chart.user_coins(facts.user_id), facts.coins),
         Posting(chart.coins_issued(), -facts.coins),
@@ -39,8 +43,10 @@ def refund_entry(facts: RefundFacts, *, actor: str, reason: str) -> Entry:
     if facts.currency != functional:
         postings += [
             Posting(chart.fx_trading(facts.currency), facts.cash_micros),
-            Posting(chart.fx_trading(functional), -facts.value_paid_micros),
+            Posting(chart.fx_trading(functional), -facts.value_paid_micros - restored),
         ]
+    if restored:
+        postings.append(Posting(chart.user_receivable(facts.user_id, functional), restored))
     if facts.value_released_micros:
         postings.append(
             Posting(chart.user_coins_value(facts.user_id, functional), facts.value_released_micros)
@@ -51,7 +57,7 @@ def refund_entry(facts: RefundFacts, *, actor: str, reason: str) -> Entry:
     return Entry(
         kind=EntryKind.REFUND,
         event_key=f"refund:{facts.purchase_id}",
-        postings=tuple(postings),
+        postings=tuple(p for p in postings if p.amount),
         actor=actor,
         rates={
             "weighted_average": f"{facts.value_released_micros} micro-{functional} "

@@ -40,6 +40,8 @@ class RefundBlock(StrEnum):
     WINDOW_PASSED = "WINDOW_PASSED"
     PROVIDER_DOES_NOT_REFUND = "PROVIDER_DOES_NOT_REFUND"
     ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+    NOTHING_GRANTED = "NOTHING_GRANTED"
+    """All of the price repaid what the buyer owed after a chargeback: no coin to take back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,8 @@ class RefundAmounts:
     functional_currency: str
     value_paid_micros: int
     """What the purchase put into deferred value, in the functional currency."""
+    receivable_restored_micros: int = 0
+    """What the purchase repaid of its buyer's receivable: owed again once refunded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +184,12 @@ async def _what_it_moves(
 ) -> RefundAmounts | RefundReason:
     """What a refund of the purchase would move, if the wallet still holds all its coins;
     else why not."""
-    coins = purchase.coins + purchase.bonus_coins
+    coins = purchase.coins + purchase.bonus_coins - purchase.coins_withheld
+    if coins == 0:
+        return RefundReason(
+            RefundBlock.NOTHING_GRANTED,
+            "The purchase granted no coins: all of its price repaid what the account owed",
+        )
     held = await balances.wallet(session, purchase.user_id, functional_currency)
     if held.coins < coins:
         return RefundReason(
@@ -197,6 +206,7 @@ async def _what_it_moves(
         value_released_micros=released,
         contra_revenue_micros=paid - released,
         functional_currency=functional_currency,
+        receivable_restored_micros=purchase.receivable_repaid_micros,
     )
 
 
@@ -300,6 +310,7 @@ async def _book(
         value_paid_micros=amounts.value_paid_micros,
         value_released_micros=amounts.value_released_micros,
         functional_currency=amounts.functional_currency,
+        receivable_restored_micros=amounts.receivable_restored_micros,
     )
     posted = await post_entry(session, refund_entry(facts, actor=request.actor, reason=reason))
     row = RefundRow(

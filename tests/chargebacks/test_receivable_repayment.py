@@ -35,6 +35,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounting.chargebacks.rules import LossPolicy
+from accounting.chargebacks.service import ChargebackClaim, ChargebackKind, Outcome, charge_back
+from accounting.chargebacks.tables import ChargebackRow
 from accounting.ledger import balances
 from accounting.ledger.posting import in_transaction
 from accounting.ledger.tables import AccountRow, JournalEntryRow
@@ -43,8 +46,9 @@ from accounting.purchases.payments.sandbox import SandboxGateway
 from accounting.purchases.repayment import ReceivablePolicy
 from accounting.purchases.service import PurchaseRequest, PurchaseResult, PurchaseService
 from accounting.purchases.tables import PurchaseRow
+from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
 from api.database import libpq_url
-from tests.chargebacks.test_chargeback_tracing import integrity_violations
+from tests.chargebacks.test_chargeback_tracing import integrity_violations, take_back
 from tests.chargebacks.test_receivables import RECEIVABLE, balance, mallory_owes
 from tests.conftest import GraphQLClient, race
 from tests.ledger.test_database_invariants import corrupt
@@ -338,3 +342,90 @@ async def test_the_database_and_the_integrity_check_hold_the_repayment(
         f" withheld 300 of 350 coins; its entry repaid 4290000 of a value of 4990000,"
         f" which withholds 301",
     ]
+
+
+async def test_a_refund_of_a_repaying_purchase_owes_the_debt_again(
+    sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
+) -> None:
+    """Support refunds the coins_350 that repaid $4.29 and granted 49 coins: the 49 coins and
+    their $0.70 of value leave the wallet, the card gets all $4.99 back, and the $4.29 it repaid
+    is owed again (the refund undoes the repayment, not only the coins). Contra revenue is
+    what was paid into the wallet less what its average released: 700,000 − 700,000 = 0."""
+    await mallory_owes_and_may_buy(sessions, purchases)
+    repaying = await buy(purchases, "coins_350")
+    clearing = await balance(sessions, "platform:clearing:card:USD")
+
+    refunded = await refund_purchase(
+        sessions,
+        RefundRequest(repaying.id, "refund-mallory-1", "user:support", "changed her mind"),
+        policy=RefundPolicy(),
+        functional_currency="USD",
+    )
+    assert (refunded.refund.coins, refunded.refund.contra_revenue_micros) == (49, 0)
+    assert await wallet(sessions) == (0, 0)
+    assert await balance(sessions, RECEIVABLE) == OWED
+    assert await balance(sessions, "platform:clearing:card:USD") == clearing - 4_990_000
+    assert await integrity_violations(sessions) == []
+
+
+async def test_a_chargeback_of_a_repaying_purchase_owes_the_debt_again(
+    sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
+) -> None:
+    """The coins_70 the debt took whole (no coin, $1.09 repaid) and then the coins_350 that
+    repaid the other $3.20 and granted 125 coins are both disputed. The first takes back its
+    $1.09 and owes it again; the second claws back the 125 coins still held with their
+    $1.79 of value and owes the $3.20 again: Mallory owes $4.29 once more, her wallet empty."""
+    await mallory_owes_and_may_buy(sessions, purchases)
+    taken = await buy(purchases, "coins_70")
+    rest = await buy(purchases, "coins_350")
+    assert await balance(sessions, RECEIVABLE) == 0
+
+    whole = await take_back(sessions, taken.id)
+    assert (whole.coins_clawed, whole.value_paid_micros) == (0, 0)
+    assert await balance(sessions, RECEIVABLE) == 1_090_000
+    part = await take_back(sessions, rest.id)
+    assert (part.coins_clawed, part.value_paid_micros) == (125, 1_790_000)
+    assert await balance(sessions, RECEIVABLE) == OWED
+    assert await wallet(sessions) == (0, 0)
+    assert await integrity_violations(sessions) == []
+
+
+async def test_a_repaying_purchase_taken_back_in_two_pieces_owes_exactly_what_it_repaid(
+    sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
+) -> None:
+    """The coins_350 that repaid $4.29 and granted 49 coins (wallet $0.70) is refunded at the
+    card's dashboard in two pieces, 250¢ then 249¢ of its 499¢. Each piece takes the ceiling of
+    its running share (partial_share): of the 49 coins ⌈49 × 250 / 499⌉ = ⌈24.55⌉ = 25, of the
+    wallet's $0.70 ⌈700,000 × 250 / 499⌉ = ⌈350,701.4⌉ = 350,702, and of the whole $4.99
+    exactly 2,500,000, so 2,500,000 − 350,702 = 2,149,298 is owed again. The second piece takes
+    the rest: 24 coins, 349,298, and 4,290,000 − 2,149,298 = 2,140,702 owed again."""
+    await mallory_owes_and_may_buy(sessions, purchases)
+    repaying = await buy(purchases, "coins_350")
+
+    async def piece(case: str, cents: int) -> ChargebackRow:
+        claim = ChargebackClaim(
+            repaying.id,
+            ChargebackKind.PROVIDER_REFUND,
+            case,
+            "refunded at the dashboard",
+            "provider:card",
+            amount_minor=cents,
+            currency="USD",
+        )
+        result = await in_transaction(
+            sessions,
+            lambda s: charge_back(
+                s, claim, functional_currency="USD", loss_policy=LossPolicy.RECEIVABLE
+            ),
+        )
+        assert result.outcome is Outcome.CHARGED_BACK and result.chargeback is not None
+        return result.chargeback
+
+    first = await piece("re_1", 250)
+    assert (first.coins_clawed, first.value_paid_micros) == (25, 350_702)
+    assert await balance(sessions, RECEIVABLE) == 2_149_298
+    second = await piece("re_2", 249)
+    assert (second.coins_clawed, second.value_paid_micros) == (24, 349_298)
+    assert await balance(sessions, RECEIVABLE) == 2_149_298 + 2_140_702 == OWED
+    assert await wallet(sessions) == (0, 0)
+    assert await integrity_violations(sessions) == []
