@@ -97,9 +97,13 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert at_head["gift_type"] > 0 and at_head["feature"] > 0 and at_head["account"] > 0
     assert {"postings_apply", "account_no_delete"} <= triggers_at_head
     payout_tables = {"payout", "payout_event", "payout_method", "creator_totp", "creator_kyc"}
-    chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_rejection"}
+    chargeback_tables = {"chargeback", "chargeback_clawback", "provider_event", "webhook_refusal"}
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
+
+    downgrade(db_url, "0016")  # 0017: refused deliveries one row each again, not counted
+    assert "webhook_rejection" in run_sync(lambda: _tables_and_counts(db_url))
+    assert "webhook_refusal" not in run_sync(lambda: _tables_and_counts(db_url))
 
     assert {"receivable_repaid_micros", "coins_withheld"} <= run_sync(
         lambda: _purchase_columns(db_url)
@@ -137,8 +141,8 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert run_sync(lambda: _tables_and_counts(db_url)) == {
         t: n
         for t, n in at_head.items()
-        if t not in totals_tables | settlement_tables | close_tables
-    }
+        if t not in totals_tables | settlement_tables | close_tables | {"webhook_refusal"}
+    } | {"webhook_rejection": at_head["webhook_refusal"]}
 
     downgrade(db_url, "-1")  # 0008: no corrections
     assert not correction_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
