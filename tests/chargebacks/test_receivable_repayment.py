@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,7 +48,8 @@ from accounting.purchases.repayment import ReceivablePolicy
 from accounting.purchases.service import PurchaseRequest, PurchaseResult, PurchaseService
 from accounting.purchases.tables import PurchaseRow
 from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
-from api.database import libpq_url
+from api.database import libpq_url, purchase_service
+from api.settings import Settings
 from tests.chargebacks.test_chargeback_tracing import integrity_violations, take_back
 from tests.chargebacks.test_receivables import RECEIVABLE, balance, mallory_owes
 from tests.conftest import GraphQLClient, race
@@ -429,3 +431,16 @@ async def test_a_repaying_purchase_taken_back_in_two_pieces_owes_exactly_what_it
     assert await balance(sessions, RECEIVABLE) == 2_149_298 + 2_140_702 == OWED
     assert await wallet(sessions) == (0, 0)
     assert await integrity_violations(sessions) == []
+
+
+def test_the_policy_is_a_setting(
+    monkeypatch: pytest.MonkeyPatch, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    monkeypatch.delenv("COINBOOKS_RECEIVABLE_POLICY", raising=False)
+    assert Settings(_env_file=None).receivable_policy is ReceivablePolicy.REPAY_FIRST  # type: ignore[call-arg]
+    monkeypatch.setenv("COINBOOKS_RECEIVABLE_POLICY", "none")
+    configured = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert purchase_service(configured, sessions).receivable_policy is ReceivablePolicy.NONE
+    monkeypatch.setenv("COINBOOKS_RECEIVABLE_POLICY", "sometimes")
+    with pytest.raises(ValidationError, match="receivable_policy"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
