@@ -183,7 +183,8 @@ def main() -> None:
     for run in cost.runs:
         load = run.result.load
         state = "installed" if run.guard else "disabled "
-        print(f"guard {state}: {load.per_second:,.1f} gifts/s, p99 {load.p99_ms} ms")
+        p99 = "-" if load.p99_ms is None else f"{load.p99_ms:,.1f}"
+        print(f"guard {state}: {load.per_second:,.1f} gifts/s, p99 {p99} ms")
     print(
         f"mean: {cost.per_second(guard=True):,.1f} gifts/s with the guard, "
         f"{cost.per_second(guard=False):,.1f} without; ratio {cost.ratio or 0:.3f}; "
