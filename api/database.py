@@ -24,6 +24,8 @@ import migrations
 from accounting.gifts.posting import GiftRateLimit
 from accounting.gifts.rules import CoinRates
 from accounting.gifts.service import GiftService
+from accounting.payouts.sealing import PayoutKeys
+from accounting.payouts.second_factor import SecondFactor, Throttle
 from accounting.payouts.service import PayoutPolicy, PayoutService
 from accounting.purchases.fees import fee_schedules
 from accounting.purchases.payments.sandbox import SandboxGateway
@@ -82,13 +84,27 @@ def gift_service(settings: Settings, sessions: async_sessionmaker[AsyncSession])
 
 
 def payout_service(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> PayoutService:
-    """Payouts with the configured minimum and daily cap."""
+    """Payouts with the configured minimum, daily cap, cooling-off and second factor."""
     return PayoutService(
         sessions,
+        second_factor=second_factor(settings),
         functional_currency=settings.functional_currency,
         policy=PayoutPolicy(
             minimum_minor=settings.payout_minimum_minor,
             daily_cap_minor=settings.payout_daily_cap_minor,
+            method_cooling_off=timedelta(hours=settings.payout_method_cooling_off_hours),
+        ),
+    )
+
+
+def second_factor(settings: Settings) -> SecondFactor:
+    """Creators' second factors, sealed with the secrets key, throttled as configured."""
+    return SecondFactor(
+        PayoutKeys.from_secrets_key(settings.secrets_key),
+        Throttle(
+            max_failures=settings.second_factor_max_failures,
+            window=timedelta(seconds=settings.second_factor_failure_window_seconds),
+            lockout=timedelta(seconds=settings.second_factor_lockout_seconds),
         ),
     )
 

@@ -8,18 +8,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from accounting.breakage.rules import DEFAULT_AFTER_DAYS, MAX_AFTER_DAYS
 from accounting.chargebacks.rules import LossPolicy
 from accounting.ledger.chart import PROVIDERS
+from accounting.payouts.sealing import decode_key
 from accounting.purchases.repayment import ReceivablePolicy
 
 DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"
 DEVELOPMENT_WEBHOOK_SECRET = "coinbooks-development-webhook-{provider}"
 """In development, each provider signs with this (``card`` with
 ``coinbooks-development-webhook-card``) unless ``COINBOOKS_WEBHOOK_SECRETS`` names its own."""
+DEVELOPMENT_SECRETS_KEY = "Y29pbmJvb2tzLWRldmVsb3BtZW50LXNlY3JldHMta2U="
+"""32 bytes anyone can read (``coinbooks-development-secrets-ke``): production refuses it."""
 
 
 class Environment(StrEnum):
@@ -91,6 +94,19 @@ class Settings(BaseSettings):
     """The smallest payout, in minor units of the functional currency (1000 = $10.00)."""
     payout_daily_cap_minor: int = Field(default=100_000, ge=1)
     """Cash a creator may request per calendar day (UTC), in minor units (100000 = $1,000)."""
+    payout_method_cooling_off_hours: float = Field(default=72, ge=0, le=24 * 90)
+    """How long a newly registered payout method waits before its first payout."""
+    secrets_key: str = DEVELOPMENT_SECRETS_KEY
+    """32 random bytes, URL-safe base64 (``python -c "import secrets, base64;
+    print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"``): seals creators' TOTP
+    secrets and keys payout methods' fingerprints. Changing it makes existing secrets unreadable."""
+    second_factor_max_failures: int = Field(default=5, ge=1, le=100)
+    """Wrong or reused second-factor codes a creator may give within the window before the
+    second factor locks."""
+    second_factor_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    """The window the failures are counted in, from the first of them."""
+    second_factor_lockout_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
+    """How long a locked second factor refuses every code, even the right one."""
 
     webhook_secrets: dict[str, str] = Field(default_factory=dict)
     """Each provider's webhook signing secret, as JSON: ``{"card": "whsec_...", "apple": ...}``.
@@ -123,6 +139,12 @@ class Settings(BaseSettings):
     """Browser origins, besides the service's own, whose pages may open the GraphQL websocket
     (e.g. ``["https://app.example.com"]``); others are refused at the handshake."""
 
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key_is_32_bytes(cls, value: str) -> str:
+        decode_key(value)
+        return value
+
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
@@ -130,6 +152,8 @@ class Settings(BaseSettings):
                 raise ValueError("production needs COINBOOKS_JWT_SECRET set to a secret key")
             if self.database_url is None:
                 raise ValueError("production needs DATABASE_URL")
+            if self.secrets_key == DEVELOPMENT_SECRETS_KEY:
+                raise ValueError("production needs COINBOOKS_SECRETS_KEY set to a key of its own")
         return self
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from accounting.ledger.errors import (
     InvalidIdempotencyKey,
     InvalidReason,
     InvalidUserId,
+    LedgerError,
 )
 from accounting.ledger.money import minor_to_micros
 from accounting.payouts import methods as payout_methods
@@ -31,13 +33,17 @@ from accounting.payouts.errors import (
     InvalidProviderReference,
     InvalidTotpCode,
     KycNotVerified,
+    PayoutMethodCoolingOff,
     PayoutMethodNotFound,
     PayoutNotFound,
+    SecondFactorLocked,
+    SecondFactorReused,
     TotpAlreadyConfirmed,
     TotpNotEnrolled,
 )
 from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
 from accounting.payouts.rules import PayoutPhase
+from accounting.payouts.second_factor import SecondFactor
 from accounting.payouts.service import PayoutAction, PayoutRequest
 from accounting.payouts.tables import PayoutEventRow, PayoutMethodRow, PayoutRow
 from accounting.policy import audit, standing
@@ -178,6 +184,13 @@ class PayoutControls:
     second_factor_confirmed: bool
     minimum: Money
     daily_cap: Money = strawberry.field(description="Per calendar day, UTC.")
+    second_factor_locked_until: datetime | None = strawberry.field(
+        description="While too many wrong or reused codes keep the second factor locked: "
+        "when it opens again. Every code is refused until then."
+    )
+    method_cooling_off_hours: float = strawberry.field(
+        description="How long a newly registered payout method waits before its first payout."
+    )
     requested_today: Money = strawberry.field(
         description="In payouts requested today that were not rejected and did not fail."
     )
@@ -231,6 +244,30 @@ def require_finance(info: Info, what: str) -> Principal:
     return require_role(info, may_resolve_payouts, f"{what} without the finance role")
 
 
+def second_factor_of(info: Info) -> SecondFactor:
+    return info.context.services.payouts.second_factor
+
+
+_SECOND_FACTOR_CODES = (TotpNotEnrolled, InvalidTotpCode, SecondFactorReused, SecondFactorLocked)
+"""What may refuse a second-factor code: none enrolled, wrong, used already, locked."""
+
+
+def retry_after_field() -> Any:
+    return strawberry.field(
+        description="With SECOND_FACTOR_LOCKED: the seconds until codes are checked again."
+    )
+
+
+class SecondFactorError(MutationError):
+    """An error type whose mutation asks for a second-factor code: it says how long a locked
+    second factor stays locked (each type declares ``retry_after_seconds`` itself)."""
+
+    @classmethod
+    def details_of(cls, error: LedgerError) -> dict[str, Any]:
+        locked = isinstance(error, SecondFactorLocked)
+        return {"retry_after_seconds": error.facts["retry_after_seconds"] if locked else None}
+
+
 async def payout_now(services: Services, row: PayoutRow) -> Payout:
     """A payout just requested or advanced, with its method and history, read afresh."""
     async with services.sessions() as session:
@@ -241,8 +278,9 @@ async def payout_now(services: Services, row: PayoutRow) -> Payout:
 # --- registerPayoutMethod -----------------------------------------------------------------------
 
 
-@error_type(InvalidPayoutMethod)
-class RegisterPayoutMethodError(MutationError): ...
+@error_type(InvalidPayoutMethod, *_SECOND_FACTOR_CODES)
+class RegisterPayoutMethodError(SecondFactorError):
+    retry_after_seconds: int | None = retry_after_field()
 
 
 @strawberry.type
@@ -265,6 +303,10 @@ class RegisterPayoutMethodInput:
     )
     routing_number: str | None = strawberry.field(default=None, description="6-11 digits.")
     paypal_email: str | None = None
+    totp_code: str = strawberry.field(
+        description="The 6 digits the authenticator shows now: adding where payouts go needs "
+        "the second factor. A code serves once."
+    )
 
 
 # --- enrolSecondFactor / confirmSecondFactor ----------------------------------------------------
@@ -282,8 +324,11 @@ class EnrolSecondFactorPayload:
     errors: list[EnrolSecondFactorError]
 
 
-@error_type(TotpNotEnrolled, TotpAlreadyConfirmed, InvalidTotpCode)
-class ConfirmSecondFactorError(MutationError): ...
+@error_type(
+    TotpNotEnrolled, TotpAlreadyConfirmed, InvalidTotpCode, SecondFactorReused, SecondFactorLocked
+)
+class ConfirmSecondFactorError(SecondFactorError):
+    retry_after_seconds: int | None = retry_after_field()
 
 
 @strawberry.type
@@ -294,7 +339,9 @@ class ConfirmSecondFactorPayload:
 
 @strawberry.input
 class ConfirmSecondFactorInput:
-    totp_code: str = strawberry.field(description="The 6 digits the app shows now.")
+    totp_code: str = strawberry.field(
+        description="The 6 digits the app shows now; used up, like every code."
+    )
 
 
 # --- requestPayout ------------------------------------------------------------------------------
@@ -305,15 +352,16 @@ class ConfirmSecondFactorInput:
     BelowPayoutMinimum,
     DailyPayoutCapExceeded,
     KycNotVerified,
-    TotpNotEnrolled,
-    InvalidTotpCode,
+    *_SECOND_FACTOR_CODES,
     PayoutMethodNotFound,
+    PayoutMethodCoolingOff,
     AccountFrozen,
     InvalidAmount,
     InvalidIdempotencyKey,
     IdempotencyKeyReused,
 )
-class RequestPayoutError(MutationError): ...
+class RequestPayoutError(SecondFactorError):
+    retry_after_seconds: int | None = retry_after_field()
 
 
 @strawberry.type
@@ -331,7 +379,10 @@ class RequestPayoutInput:
     )
     diamonds: BigInt = strawberry.field(description="Diamonds to redeem, from those available.")
     payout_method_id: strawberry.ID
-    totp_code: str = strawberry.field(description="The 6 digits the authenticator shows now.")
+    totp_code: str = strawberry.field(
+        description="The 6 digits the authenticator shows now. A code serves once: another "
+        "payout needs the next one (a retry under the same key may send the same code)."
+    )
 
 
 # --- rejectPayout / markPayoutSent / markPayoutPaid / markPayoutFailed -------------------------
@@ -415,7 +466,10 @@ class SetKycVerifiedInput:
 
 @strawberry.type
 class PayoutMutations:
-    @strawberry.mutation(description="Register a bank account or PayPal address (creator role).")
+    @strawberry.mutation(
+        description="Register a bank account or PayPal address (creator role), with a "
+        "second-factor code. A new method is paid to only after its cooling-off period."
+    )
     @errors_in_payload(RegisterPayoutMethodPayload, RegisterPayoutMethodError)
     async def register_payout_method(
         self, info: Info, input: RegisterPayoutMethodInput
@@ -428,8 +482,8 @@ class PayoutMutations:
             routing_number=input.routing_number,
             paypal_email=input.paypal_email,
         )
-        sessions = info.context.services.sessions
-        row = await payout_methods.add_payout_method(sessions, principal.user_id, details)
+        service = info.context.services.payouts
+        row = await service.register_payout_method(principal.user_id, details, input.totp_code)
         return RegisterPayoutMethodPayload(payout_method=method_of(row), errors=[])
 
     @strawberry.mutation(
@@ -440,7 +494,7 @@ class PayoutMutations:
     async def enrol_second_factor(self, info: Info) -> EnrolSecondFactorPayload:
         principal = require_creator(info, "enrol a second factor")
         sessions = info.context.services.sessions
-        uri = await second_factor.start_enrolment(sessions, principal.user_id)
+        uri = await second_factor_of(info).start_enrolment(sessions, principal.user_id)
         return EnrolSecondFactorPayload(provisioning_uri=uri, errors=[])
 
     @strawberry.mutation(
@@ -452,7 +506,7 @@ class PayoutMutations:
     ) -> ConfirmSecondFactorPayload:
         principal = require_creator(info, "confirm a second factor")
         sessions = info.context.services.sessions
-        await second_factor.confirm_enrolment(sessions, principal.user_id, input.totp_code)
+        await second_factor_of(info).confirm_enrolment(sessions, principal.user_id, input.totp_code)
         return ConfirmSecondFactorPayload(confirmed=True, errors=[])
 
     @strawberry.mutation(
@@ -561,6 +615,7 @@ class PayoutQueries:
         async with services.sessions() as session:
             kyc = await standing.is_kyc_verified(session, wanted)
             confirmed = await second_factor.is_confirmed(session, wanted)
+            locked_until = await second_factor.locked_until(session, wanted)
             today = await payouts.cash_requested_today(session, wanted)
         return PayoutControls(
             creator_id=wanted,
@@ -568,6 +623,8 @@ class PayoutQueries:
             second_factor_confirmed=confirmed,
             minimum=Money.of(minor_to_micros(policy.minimum_minor, currency), currency),
             daily_cap=Money.of(minor_to_micros(policy.daily_cap_minor, currency), currency),
+            second_factor_locked_until=locked_until,
+            method_cooling_off_hours=policy.method_cooling_off.total_seconds() / 3600,
             requested_today=Money.of(today, currency),
         )
 

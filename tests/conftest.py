@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from api.auth import issue_token
 from api.database import create_engine, libpq_url, migrate, session_factory
 from api.local_postgres import LocalPostgres
 from api.settings import Settings
+from tests.payouts.clock import TOTP_CLOCK
 
 T = TypeVar("T")
 ZERO = timedelta(0)
@@ -140,13 +142,17 @@ def settings(db_url: URL) -> Settings:
         environment="development",  # type: ignore[arg-type]
         unanswered_charge_grace_seconds=0,
         hold_hours=0,
+        payout_method_cooling_off_hours=0,
     )
 
 
 @pytest.fixture
 async def client(settings: Settings, db_url: URL) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client speaking to the real ASGI app."""
+    """An HTTP client speaking to the real ASGI app; second-factor codes are checked at the
+    tests' step clock (tests/payouts/clock.py)."""
     app = create_app(settings, db_url)
+    payouts = app.state.services.payouts
+    payouts.second_factor = replace(payouts.second_factor, clock=TOTP_CLOCK)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://coinbooks.test") as http:
         yield http

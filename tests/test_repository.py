@@ -105,6 +105,11 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert "webhook_rejection" in run_sync(lambda: _tables_and_counts(db_url))
     assert "webhook_refusal" not in run_sync(lambda: _tables_and_counts(db_url))
 
+    guard_tables = {"second_factor_step", "second_factor_throttle"}
+    assert guard_tables <= set(at_head)
+    downgrade(db_url, "0015")  # 0016: no used time steps or throttle; secrets open, unchecked
+    assert not guard_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
+
     assert {"receivable_repaid_micros", "coins_withheld"} <= run_sync(
         lambda: _purchase_columns(db_url)
     )
@@ -141,7 +146,8 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert run_sync(lambda: _tables_and_counts(db_url)) == {
         t: n
         for t, n in at_head.items()
-        if t not in totals_tables | settlement_tables | close_tables | {"webhook_refusal"}
+        if t
+        not in totals_tables | settlement_tables | close_tables | guard_tables | {"webhook_refusal"}
     } | {"webhook_rejection": at_head["webhook_refusal"]}
 
     downgrade(db_url, "-1")  # 0008: no corrections

@@ -26,6 +26,25 @@ class InvalidTotpCode(LedgerError):
     code = "INVALID_TOTP_CODE"
 
 
+class SecondFactorLocked(LedgerError):
+    """Too many wrong or reused codes: every code is refused until ``locked_until``; facts
+    ``retry_after_seconds``, ``locked_until``."""
+
+    code = "SECOND_FACTOR_LOCKED"
+
+
+class SecondFactorReused(LedgerError):
+    """The code's time step already served another request: a code serves once."""
+
+    code = "SECOND_FACTOR_REUSED"
+
+
+class PayoutMethodCoolingOff(LedgerError):
+    """A payout method registered too recently to be paid to; fact ``available_at``."""
+
+    code = "PAYOUT_METHOD_COOLING_OFF"
+
+
 class InvalidPayoutMethod(LedgerError):
     code = "INVALID_PAYOUT_METHOD"
 

@@ -1,10 +1,9 @@
 """Where creators' payouts go: a bank account or a PayPal address. Only a masked form and a
-fingerprint are kept; the full details are handed to the payout provider, never stored here
-and never shown back."""
+keyed fingerprint (HMAC, :mod:`accounting.payouts.sealing`) are kept; the full details are
+handed to the payout provider, never stored here and never shown back."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.ledger.chart import check_user_id
 from accounting.ledger.posting import in_transaction
 from accounting.payouts.errors import InvalidPayoutMethod, PayoutMethodNotFound
+from accounting.payouts.sealing import PayoutKeys
 from accounting.payouts.tables import PayoutMethodRow
 
 MAX_METHODS = 20
@@ -42,16 +42,17 @@ class PayoutMethodDetails:
     paypal_email: str | None = None
 
 
-def _check_holder(name: str) -> str:
+def check_holder(name: str) -> str:
     name = " ".join(name.split())
     if not 1 <= len(name) <= 100:
         raise InvalidPayoutMethod("The holder's name is 1-100 characters", field="holderName")
     return name
 
 
-def masked_and_fingerprint(details: PayoutMethodDetails) -> tuple[str, str]:
-    """The method as it may be shown (``****6789``, ``b***@example.com``), and a SHA-256 of its
-    normalised full details that recognises the same account registered again."""
+def masked_and_fingerprint(details: PayoutMethodDetails, keys: PayoutKeys) -> tuple[str, str]:
+    """The method as it may be shown (``****6789``, ``b***@example.com``), and a keyed
+    fingerprint of its normalised full details that recognises the same account registered
+    again (and, without the key, tells nothing about it)."""
     if details.kind is PayoutMethodKind.BANK_ACCOUNT:
         number = re.sub(r"[\s-]", "", details.account_number or "").upper()
         routing = re.sub(r"[\s-]", "", details.routing_number or "")
@@ -74,30 +75,46 @@ def masked_and_fingerprint(details: PayoutMethodDetails) -> tuple[str, str]:
         name, _, domain = email.partition("@")
         masked = f"{name[0]}***@{domain}"
         canonical = f"paypal:{email}"
-    return masked, hashlib.sha256(canonical.encode()).hexdigest()
+    return masked, keys.fingerprint(canonical)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedMethod:
+    """A payout method's details as they will be kept."""
+
+    kind: PayoutMethodKind
+    holder_name: str
+    masked: str
+    fingerprint: str
+
+
+def check_method(details: PayoutMethodDetails, keys: PayoutKeys) -> CheckedMethod:
+    holder = check_holder(details.holder_name)
+    masked, fingerprint = masked_and_fingerprint(details, keys)
+    return CheckedMethod(details.kind, holder, masked, fingerprint)
 
 
 async def add_payout_method(
-    sessions: async_sessionmaker[AsyncSession], creator_id: str, details: PayoutMethodDetails
+    sessions: async_sessionmaker[AsyncSession], creator_id: str, method: CheckedMethod
 ) -> PayoutMethodRow:
     """Register a payout method, in a transaction of its own."""
-    return await in_transaction(sessions, lambda session: register(session, creator_id, details))
+    return await in_transaction(sessions, lambda session: register(session, creator_id, method))
 
 
 async def register(
-    session: AsyncSession, creator_id: str, details: PayoutMethodDetails
+    session: AsyncSession, creator_id: str, method: CheckedMethod
 ) -> PayoutMethodRow:
-    """Register a payout method; registering the same account again returns the first."""
+    """Register a payout method; registering the same account again returns the first (and
+    its cooling-off does not start again)."""
     check_user_id(creator_id, field="creatorId")
-    holder = _check_holder(details.holder_name)
-    masked, fingerprint = masked_and_fingerprint(details)
+    fingerprint = method.fingerprint
     await session.execute(
         pg_insert(PayoutMethodRow)
         .values(
             creator_id=creator_id,
-            kind=str(details.kind),
-            masked=masked,
-            holder_name=holder,
+            kind=str(method.kind),
+            masked=method.masked,
+            holder_name=method.holder_name,
             fingerprint=fingerprint,
         )
         .on_conflict_do_nothing(index_elements=["creator_id", "fingerprint"])

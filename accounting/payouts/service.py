@@ -1,8 +1,10 @@
 """Payouts: creators redeem diamonds for cash, in phases (DESIGN.md, Payout).
 
 A request reserves the diamonds (available -> reserved) once every control passes: no freeze,
-KYC verified, a current TOTP code, the creator's own payout method, enough available diamonds,
-the minimum and the daily cap. Later a finance person (or, one day, the payout provider's
+KYC verified, the creator's own payout method past its cooling-off, a TOTP code not used before
+(used up, in a transaction of its own, before the diamonds are reserved: see
+:mod:`accounting.payouts.second_factor`), enough available diamonds, the minimum and the daily
+cap. Later a finance person (or, one day, the payout provider's
 webhook) marks it sent, then paid or failed, or rejects it before sending. Each phase is one
 event row and one journal entry, at most once: the payout row is locked for the change, and
 the database refuses a second event of a phase and any transition out of order.
@@ -15,7 +17,7 @@ and the day's total are read as they really are."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,8 +38,11 @@ from accounting.payouts.errors import (
     InvalidPayoutTransition,
     InvalidProviderReference,
     KycNotVerified,
+    PayoutMethodCoolingOff,
     PayoutNotFound,
+    TotpNotEnrolled,
 )
+from accounting.payouts.methods import PayoutMethodDetails
 from accounting.payouts.rules import (
     PayoutAmounts,
     PayoutFacts,
@@ -45,7 +50,8 @@ from accounting.payouts.rules import (
     payout_amounts,
     payout_entry,
 )
-from accounting.payouts.tables import PayoutEventRow, PayoutRow
+from accounting.payouts.second_factor import SecondFactor
+from accounting.payouts.tables import PayoutEventRow, PayoutMethodRow, PayoutRow
 from accounting.policy import audit, standing
 
 MAX_PROVIDER_REFERENCE = 200
@@ -73,6 +79,8 @@ class PayoutPolicy:
     minimum_minor: int = 1_000
     daily_cap_minor: int = 100_000
     """Cash per creator per calendar day (UTC) in payouts not rejected or failed."""
+    method_cooling_off: timedelta = timedelta(hours=72)
+    """How long a newly registered payout method waits before its first payout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +90,8 @@ class PayoutRequest:
     diamonds: int
     method_id: int
     totp_code: str
-    """Not part of the request's identity: a retry after a timeout comes with a newer code."""
+    """Not part of the request's identity: a retry after a timeout needs no code at all once
+    the first attempt reserved the diamonds, and may send the same code until then."""
 
     def fingerprint(self) -> str:
         return idempotency.request_hash(
@@ -134,12 +143,26 @@ class PayoutService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        second_factor: SecondFactor,
         functional_currency: str = "USD",
         policy: PayoutPolicy | None = None,
     ) -> None:
         self._sessions = sessions
+        self.second_factor = second_factor
         self.functional_currency = functional_currency
         self.policy = policy or PayoutPolicy()
+
+    async def register_payout_method(
+        self, creator_id: str, details: PayoutMethodDetails, totp_code: str
+    ) -> PayoutMethodRow:
+        """Register where the creator's payouts go, with a second-factor code: a stolen token
+        alone cannot add an account of the thief's. Registering the same account again (with
+        a code) returns the first."""
+        chart.check_user_id(creator_id, field="creatorId")
+        method = payout_methods.check_method(details, self.second_factor.keys)
+        purpose = f"payout_method:{method.fingerprint}"
+        await self.second_factor.verify(self._sessions, creator_id, totp_code, purpose=purpose)
+        return await payout_methods.add_payout_method(self._sessions, creator_id, method)
 
     async def _lock_balances(self, session: AsyncSession, creator_id: str) -> CreatorBalances:
         """Lock the creator's diamonds in every state and their payable; read them."""
@@ -161,12 +184,23 @@ class PayoutService:
 
     async def request_payout(self, request: PayoutRequest) -> PayoutResult:
         """Reserve the diamonds of a payout request once every control passes. The same key
-        and request again returns the first payout and posts nothing."""
+        and request again returns the first payout and posts nothing (and needs no code).
+
+        Three transactions: the replay and the creator's standing are checked (a refusal there
+        uses no code), the code is used up (or refused, and counted), then the diamonds are
+        reserved, every check made again under the creator's locks."""
         chart.check_user_id(request.creator_id, field="creatorId")
         idempotency.check_key(request.idempotency_key)
         if request.diamonds <= 0:
             raise InvalidAmount("Request a positive number of diamonds", field="diamonds")
         fingerprint = request.fingerprint()
+
+        async def replay_or_check(session: AsyncSession) -> PayoutResult | None:
+            existing = await payout_by_key(session, request.creator_id, request.idempotency_key)
+            if existing is not None:
+                return _replayed(existing, fingerprint)
+            await _check_creator_may_be_paid(session, request, self.policy)
+            return None
 
         async def reserve(session: AsyncSession) -> PayoutResult:
             # diamonds whose hold has passed are available to this request (the on-read path)
@@ -174,18 +208,21 @@ class PayoutService:
             balances = await self._lock_balances(session, request.creator_id)
             existing = await payout_by_key(session, request.creator_id, request.idempotency_key)
             if existing is not None:
-                if existing.request_hash != fingerprint:
-                    raise IdempotencyKeyReused(
-                        "This idempotency key was used for a different payout",
-                        field="idempotencyKey",
-                        payout_id=existing.id,
-                    )
-                return PayoutResult(existing, replayed=True)
-            await _check_creator_may_be_paid(session, request)
+                return _replayed(existing, fingerprint)
+            await _check_creator_may_be_paid(session, request, self.policy)
             amounts = await self._check_amount(session, request, balances)
             payout = await self._reserve(session, request, fingerprint, amounts)
             return PayoutResult(payout, replayed=False)
 
+        replayed = await in_transaction(self._sessions, replay_or_check)
+        if replayed is not None:
+            return replayed
+        await self.second_factor.verify(
+            self._sessions,
+            request.creator_id,
+            request.totp_code,
+            purpose=f"payout:{request.idempotency_key}",
+        )
         return await in_transaction(self._sessions, reserve)
 
     async def _check_amount(
@@ -325,16 +362,40 @@ class PayoutService:
         return f"{format_micros(micros, self.functional_currency)} {self.functional_currency}"
 
 
-async def _check_creator_may_be_paid(session: AsyncSession, request: PayoutRequest) -> None:
-    """The creator is not frozen, has a verified identity, gave a current second-factor code,
-    and asks to be paid through a payout method of their own."""
+def _replayed(existing: PayoutRow, fingerprint: str) -> PayoutResult:
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This idempotency key was used for a different payout",
+            field="idempotencyKey",
+            payout_id=existing.id,
+        )
+    return PayoutResult(existing, replayed=True)
+
+
+async def _check_creator_may_be_paid(
+    session: AsyncSession, request: PayoutRequest, policy: PayoutPolicy
+) -> None:
+    """The creator is not frozen, has a verified identity and a confirmed second factor, and
+    asks to be paid through a payout method of their own that is past its cooling-off."""
     await standing.check_not_frozen(session, request.creator_id, doing="request payouts")
     if not await standing.is_kyc_verified(session, request.creator_id):
         raise KycNotVerified(
             "Payouts need a verified identity (KYC)", creator_id=request.creator_id
         )
-    await second_factor.check_code(session, request.creator_id, request.totp_code)
-    await payout_methods.method_of(session, request.creator_id, request.method_id)
+    if not await second_factor.is_confirmed(session, request.creator_id):
+        raise TotpNotEnrolled(
+            "Enrol and confirm a second factor before requesting a payout", field="totpCode"
+        )
+    method = await payout_methods.method_of(session, request.creator_id, request.method_id)
+    available_at = method.created_at + policy.method_cooling_off
+    now = await session.scalar(select(func.now()))
+    if now is None or available_at > now:
+        raise PayoutMethodCoolingOff(
+            f"Payout method {method.id} is new: it can be paid to from "
+            f"{available_at.isoformat(timespec='seconds')}",
+            field="payoutMethodId",
+            available_at=available_at,
+        )
 
 
 async def _move(

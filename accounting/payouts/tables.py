@@ -1,5 +1,5 @@
-"""The payout flow's tables: payout methods, creators' second factors, payouts and the phases
-each went through."""
+"""The payout flow's tables: payout methods, creators' second factors (with the time steps
+they used and their throttle), payouts and the phases each went through."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from accounting.ledger.tables import Base
 
 class PayoutMethodRow(Base):
     """Where a creator's payouts go. Only a masked form is kept (the last four digits, or the
-    e-mail with most of its name hidden) and a SHA-256 fingerprint of the full details, to
+    e-mail with most of its name hidden) and a keyed fingerprint (HMAC) of the full details, to
     recognise the same account registered twice; the full details are never stored."""
 
     __tablename__ = "payout_method"
@@ -30,12 +30,14 @@ class PayoutMethodRow(Base):
         UniqueConstraint("creator_id", "fingerprint"),
         CheckConstraint("kind IN ('bank_account', 'paypal')", name="kind"),
         CheckConstraint("length(masked) BETWEEN 1 AND 100", name="masked"),
+        CheckConstraint("fingerprint LIKE 'hmac1:%'", name="keyed"),
         Index("ix_payout_method_creator", "creator_id", "id"),
     )
 
 
 class CreatorTotpRow(Base):
-    """A creator's TOTP second factor: enrolled with a secret, confirmed with a first code."""
+    """A creator's TOTP second factor: enrolled with a secret, confirmed with a first code. The
+    secret is kept sealed (AES-256-GCM, ``aesgcm1:...``), never as it is."""
 
     __tablename__ = "creator_totp"
 
@@ -43,6 +45,35 @@ class CreatorTotpRow(Base):
     secret: Mapped[str]
     enrolled_at: Mapped[datetime] = mapped_column(server_default=func.now())
     confirmed_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("secret LIKE 'aesgcm1:%'", name="sealed"),)
+
+
+class SecondFactorStepRow(Base):
+    """A TOTP time step a creator's code was used in, and what it served
+    (``payout:<idempotency key>``, ``payout_method:<fingerprint>``, ``confirm``): a step serves
+    once."""
+
+    __tablename__ = "second_factor_step"
+
+    creator_id: Mapped[str] = mapped_column(primary_key=True)
+    time_step: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str]
+    used_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SecondFactorThrottleRow(Base):
+    """A creator's recent wrong or reused codes, and until when the second factor is locked.
+    Every attempt takes this row for update, so attempts of one creator are counted in turn."""
+
+    __tablename__ = "second_factor_throttle"
+
+    creator_id: Mapped[str] = mapped_column(primary_key=True)
+    failures: Mapped[int] = mapped_column(server_default="0")
+    window_started_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
 
 
 class PayoutRow(Base):

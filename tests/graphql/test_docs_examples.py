@@ -20,8 +20,8 @@ exactly: ids come from sequences, which a fresh database and a fixed order make 
 A second factor's secret is random and its codes change every 30 seconds, so the guide cannot
 hold them: a ``provisioningUri`` in a reply (``otpauth://totp/Coinbooks:<user>?secret=...``) is
 replaced by a placeholder, and its secret kept for that user; an example whose ``input`` has a
-``totpCode`` is sent with the code of that user's secret at the moment it runs, in place of the
-documented digits.
+``totpCode`` is sent with a code of that user's secret, in place of the documented digits: a
+code of a time step of its own, since a code serves once (``tests/payouts/clock.py``).
 
 An example's variables may name a purchase's reference at the payment provider as
 "{{providerReference of purchase 7}}" (a settlement report does): it is sent with the real one.
@@ -58,6 +58,7 @@ from accounting.chargebacks.provider_events import sign
 from api.settings import DEVELOPMENT_WEBHOOK_SECRET
 from schema import sdl
 from tests.conftest import GraphQLClient
+from tests.payouts.clock import TOTP_CLOCK
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "graphql.md"
 
@@ -230,11 +231,11 @@ def provisioning_uris(value: Any) -> list[str]:
 
 
 def with_current_code(variables: dict[str, Any], secret: str | None) -> dict[str, Any]:
-    """The variables, with the current code of ``secret`` as the input's ``totpCode``."""
+    """The variables, with a fresh code of ``secret`` as the input's ``totpCode``."""
     given = variables.get("input")
     if secret is None or not isinstance(given, dict) or "totpCode" not in given:
         return variables
-    return {**variables, "input": {**given, "totpCode": pyotp.TOTP(secret).now()}}
+    return {**variables, "input": {**given, "totpCode": TOTP_CLOCK.next_code(secret)}}
 
 
 def root_fields(query: str) -> set[tuple[str, str]]:

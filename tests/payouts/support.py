@@ -3,7 +3,7 @@ with a confirmed second factor and a payout method, ready to request a payout.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pyotp
@@ -18,14 +18,37 @@ from accounting.gifts.streams import live_stream_of, start_stream
 from accounting.gifts.tables import StreamRow
 from accounting.ledger.posting import in_transaction
 from accounting.payouts import methods as payout_methods
-from accounting.payouts import second_factor
-from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind, check_method
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutAction, PayoutRequest, PayoutService
+from accounting.payouts.sealing import PayoutKeys
+from accounting.payouts.second_factor import SecondFactor, Throttle
+from accounting.payouts.service import PayoutAction, PayoutPolicy, PayoutRequest, PayoutService
 from accounting.policy import standing
 from accounting.purchases.service import PurchaseRequest, PurchaseService
+from api.settings import DEVELOPMENT_SECRETS_KEY
+from tests.payouts.clock import TOTP_CLOCK
 
 FINANCE = "user:fiona"
+KEYS = PayoutKeys.from_secrets_key(DEVELOPMENT_SECRETS_KEY)
+SECOND_FACTOR = SecondFactor(KEYS, clock=TOTP_CLOCK)
+"""Second factors as the service keeps them, checked at the tests' step clock."""
+
+
+def payout_service(
+    sessions: async_sessionmaker[AsyncSession],
+    policy: PayoutPolicy | None = None,
+    *,
+    cooling_off: timedelta = timedelta(0),
+    throttle: Throttle | None = None,
+) -> PayoutService:
+    """Payouts in USD under ``policy`` (the defaults), with no cooling-off for new payout
+    methods unless given, and the tests' second factor (its throttle as given)."""
+    return PayoutService(
+        sessions,
+        second_factor=replace(SECOND_FACTOR, throttle=throttle or SECOND_FACTOR.throttle),
+        functional_currency="USD",
+        policy=replace(policy or PayoutPolicy(), method_cooling_off=cooling_off),
+    )
 
 
 @dataclass(frozen=True)
@@ -35,7 +58,8 @@ class ReadyCreator:
     method_id: int
 
     def code(self) -> str:
-        return pyotp.TOTP(self.secret).now()
+        """A code of a step of its own (the tests' clock moves on a step)."""
+        return TOTP_CLOCK.next_code(self.secret)
 
     def request(self, key: str, diamonds: int, **overrides: object) -> PayoutRequest:
         fields: dict[str, object] = {
@@ -43,9 +67,10 @@ class ReadyCreator:
             "idempotency_key": key,
             "diamonds": diamonds,
             "method_id": self.method_id,
-            "totp_code": self.code(),
         }
         fields.update(overrides)
+        if "totp_code" not in fields:  # a code given is used as is; the clock does not move
+            fields["totp_code"] = self.code()
         return PayoutRequest(**fields)  # type: ignore[arg-type]
 
 
@@ -91,28 +116,30 @@ async def earn(
 
 
 async def make_ready(sessions: async_sessionmaker[AsyncSession], creator_id: str) -> ReadyCreator:
-    """KYC verified by an admin, a confirmed TOTP factor, a bank account."""
+    """KYC verified by an admin, a confirmed TOTP factor, a bank account (registered as the
+    service keeps it, without asking for a code: that is tested of its own)."""
     await in_transaction(
         sessions,
         lambda s: standing.set_kyc_verified(
             s, creator_id, verified=True, reason="passport checked", actor="user:adam"
         ),
     )
-    uri = await in_transaction(sessions, lambda s: second_factor.enrol(s, creator_id))
+    uri = await SECOND_FACTOR.start_enrolment(sessions, creator_id)
     secret = pyotp.parse_uri(uri).secret
-    await in_transaction(
-        sessions, lambda s: second_factor.confirm(s, creator_id, pyotp.TOTP(secret).now())
-    )
+    await SECOND_FACTOR.confirm_enrolment(sessions, creator_id, TOTP_CLOCK.next_code(secret))
     method = await in_transaction(
         sessions,
         lambda s: payout_methods.register(
             s,
             creator_id,
-            PayoutMethodDetails(
-                PayoutMethodKind.BANK_ACCOUNT,
-                f"{creator_id.title()} Example",
-                account_number="000123456789",
-                routing_number="021000021",
+            check_method(
+                PayoutMethodDetails(
+                    PayoutMethodKind.BANK_ACCOUNT,
+                    f"{creator_id.title()} Example",
+                    account_number="000123456789",
+                    routing_number="021000021",
+                ),
+                KEYS,
             ),
         ),
     )

@@ -23,7 +23,14 @@ from tests.ledger.test_database_invariants import (
     integrity,
     read_books,
 )
-from tests.payouts.support import ReadyCreator, advance, check_books, earn, make_ready
+from tests.payouts.support import (
+    ReadyCreator,
+    advance,
+    check_books,
+    earn,
+    make_ready,
+    payout_service,
+)
 
 AVAILABLE = "creator:bo:diamonds:available"
 RESERVED = "creator:bo:diamonds:reserved"
@@ -42,7 +49,7 @@ async def raw(db_url: URL) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 def payouts(sessions: async_sessionmaker[AsyncSession]) -> PayoutService:
-    return PayoutService(sessions, functional_currency="USD")
+    return payout_service(sessions)
 
 
 @pytest.fixture

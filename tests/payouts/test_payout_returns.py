@@ -22,13 +22,21 @@ from accounting.payouts.service import PayoutResult, PayoutService, cash_request
 from accounting.purchases.service import PurchaseService
 from accounting.reads.financials import now, roll_forwards
 from tests.conftest import race
-from tests.payouts.support import ReadyCreator, action, advance, check_books, earn, make_ready
+from tests.payouts.support import (
+    ReadyCreator,
+    action,
+    advance,
+    check_books,
+    earn,
+    make_ready,
+    payout_service,
+)
 from tests.payouts.test_payouts import balance, diamonds
 
 
 @pytest.fixture
 def payouts(sessions: async_sessionmaker[AsyncSession]) -> PayoutService:
-    return PayoutService(sessions, functional_currency="USD")
+    return payout_service(sessions)
 
 
 @pytest.fixture

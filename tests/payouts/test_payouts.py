@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
-from functools import partial
 from typing import Any
 
 import pyotp
@@ -32,7 +31,6 @@ from accounting.ledger.errors import (
 from accounting.ledger.posting import in_transaction
 from accounting.ledger.tables import JournalEntryRow
 from accounting.payouts import methods as payout_methods
-from accounting.payouts import second_factor
 from accounting.payouts.errors import (
     BelowPayoutMinimum,
     DailyPayoutCapExceeded,
@@ -46,26 +44,29 @@ from accounting.payouts.errors import (
     TotpAlreadyConfirmed,
     TotpNotEnrolled,
 )
-from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
+from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind, check_method
 from accounting.payouts.rules import PayoutPhase, payout_amounts
 from accounting.payouts.service import PayoutPolicy, PayoutService, cash_requested_today
 from accounting.payouts.tables import PayoutEventRow
 from accounting.policy import audit, standing
 from accounting.purchases.service import PurchaseService
+from tests.payouts.clock import TOTP_CLOCK
 from tests.payouts.support import (
     FINANCE,
+    KEYS,
     ReadyCreator,
     action,
     advance,
     check_books,
     earn,
     make_ready,
+    payout_service,
 )
 
 
 @pytest.fixture
 def payouts(sessions: async_sessionmaker[AsyncSession]) -> PayoutService:
-    return PayoutService(sessions, functional_currency="USD")
+    return payout_service(sessions)
 
 
 @pytest.fixture
@@ -242,27 +243,26 @@ async def test_a_second_factor_is_enrolled_confirmed_and_then_required(
         sessions,
         lambda s: standing.set_kyc_verified(s, "cy", verified=True, reason="ok", actor="user:a"),
     )
-    method = await in_transaction(
-        sessions,
-        lambda s: payout_methods.register(
-            s, "cy", PayoutMethodDetails(PayoutMethodKind.PAYPAL, "Cy", paypal_email="cy@ex.com")
-        ),
-    )
-    unconfirmed = ReadyCreator("cy", pyotp.random_base32(), method.id)
+    paypal = PayoutMethodDetails(PayoutMethodKind.PAYPAL, "Cy", paypal_email="cy@ex.com")
+    with pytest.raises(TotpNotEnrolled):  # no payout method without a second factor
+        await payouts.register_payout_method("cy", paypal, "123456")
+    unconfirmed = ReadyCreator("cy", pyotp.random_base32(), 1)
     with pytest.raises(TotpNotEnrolled):
         await payouts.request_payout(unconfirmed.request("cy-payout-0001", 2_000))
 
-    uri = await in_transaction(sessions, lambda s: second_factor.enrol(s, "cy"))
+    uri = await payouts.second_factor.start_enrolment(sessions, "cy")
     assert uri.startswith("otpauth://totp/Coinbooks:cy?secret=")
-    cy = ReadyCreator("cy", pyotp.parse_uri(uri).secret, method.id)
+    secret = pyotp.parse_uri(uri).secret
     with pytest.raises(TotpNotEnrolled):  # enrolled, not confirmed yet
-        await payouts.request_payout(cy.request("cy-payout-0001", 2_000))
+        await payouts.register_payout_method("cy", paypal, TOTP_CLOCK.next_code(secret))
     with pytest.raises(InvalidTotpCode):
-        await in_transaction(sessions, lambda s: second_factor.confirm(s, "cy", "abcdef"))
-    await in_transaction(sessions, lambda s: second_factor.confirm(s, "cy", cy.code()))
+        await payouts.second_factor.confirm_enrolment(sessions, "cy", "abcdef")
+    await payouts.second_factor.confirm_enrolment(sessions, "cy", TOTP_CLOCK.next_code(secret))
     with pytest.raises(TotpAlreadyConfirmed):
-        await in_transaction(sessions, lambda s: second_factor.enrol(s, "cy"))
-    wrong = f"{(int(cy.code()) + 500_000) % 1_000_000:06d}"
+        await payouts.second_factor.start_enrolment(sessions, "cy")
+    method = await payouts.register_payout_method("cy", paypal, TOTP_CLOCK.next_code(secret))
+    cy = ReadyCreator("cy", secret, method.id)
+    wrong = TOTP_CLOCK.wrong_code(secret)
     with pytest.raises(InvalidTotpCode):
         await payouts.request_payout(cy.request("cy-payout-0001", 2_000, totp_code=wrong))
 
@@ -276,8 +276,9 @@ async def test_payout_methods_are_kept_masked_and_only_the_owner_may_use_one(
     paypal = PayoutMethodDetails(
         PayoutMethodKind.PAYPAL, "Dee", paypal_email="Dee.Example@Mail.com"
     )
-    dee = await in_transaction(sessions, lambda s: payout_methods.register(s, "dee", paypal))
-    again = await in_transaction(sessions, lambda s: payout_methods.register(s, "dee", paypal))
+    checked = check_method(paypal, KEYS)
+    dee = await in_transaction(sessions, lambda s: payout_methods.register(s, "dee", checked))
+    again = await in_transaction(sessions, lambda s: payout_methods.register(s, "dee", checked))
     assert again.id == dee.id
     assert (dee.kind, dee.masked) == ("paypal", "d***@mail.com")
     async with sessions() as session:
@@ -293,10 +294,8 @@ async def test_payout_methods_are_kept_masked_and_only_the_owner_may_use_one(
         PayoutMethodDetails(PayoutMethodKind.BANK_ACCOUNT, "", account_number="12345678"),
         PayoutMethodDetails(PayoutMethodKind.PAYPAL, "Bo", paypal_email="not-an-email"),
     ):
-        with pytest.raises(InvalidPayoutMethod):
-            await in_transaction(
-                sessions, partial(payout_methods.register, creator_id="bo", details=details)
-            )
+        with pytest.raises(InvalidPayoutMethod):  # before a code is asked for
+            await payouts.register_payout_method("bo", details, "000000")
 
 
 async def test_the_daily_cap_counts_todays_payouts_but_not_rejected_ones(
@@ -304,7 +303,7 @@ async def test_the_daily_cap_counts_todays_payouts_but_not_rejected_ones(
 ) -> None:
     """A $15 cap: $10 requested, then $10 more is refused; once the first is rejected the
     second fits."""
-    capped = PayoutService(sessions, policy=PayoutPolicy(minimum_minor=100, daily_cap_minor=1_500))
+    capped = payout_service(sessions, PayoutPolicy(minimum_minor=100, daily_cap_minor=1_500))
     first = await capped.request_payout(bo.request("bo-payout-0001", 2_000))
     with pytest.raises(DailyPayoutCapExceeded) as refused:
         await capped.request_payout(bo.request("bo-payout-0002", 2_000))

@@ -28,15 +28,15 @@ from accounting.ledger import balances
 from accounting.ledger.balances import creator_balances
 from accounting.ledger.posting import in_transaction
 from accounting.ledger.tables import JournalEntryRow
-from accounting.payouts import methods as payout_methods
-from accounting.payouts import second_factor
 from accounting.payouts.errors import BelowPayoutMinimum
 from accounting.payouts.methods import PayoutMethodDetails, PayoutMethodKind
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutAction, PayoutRequest, PayoutService
+from accounting.payouts.service import PayoutAction, PayoutRequest
 from accounting.policy import audit, standing
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.reads import reports
+from tests.payouts.clock import TOTP_CLOCK
+from tests.payouts.support import payout_service
 
 
 async def balance(sessions: async_sessionmaker[AsyncSession], code: str) -> int:
@@ -49,7 +49,7 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
     sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
 ) -> None:
     gifts = GiftService(sessions, functional_currency="USD", hold=timedelta(0))
-    payouts = PayoutService(sessions, functional_currency="USD")
+    payouts = payout_service(sessions)
     bought = await purchases.purchase_coins(
         PurchaseRequest(
             "ana", "ana-buys-7000", "USD", "web", "card", "tok_success", package_code="coins_7000"
@@ -67,25 +67,20 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
             s, "bo", verified=True, reason="passport and selfie checked", actor="user:adam"
         ),
     )
-    app = pyotp.TOTP(
-        pyotp.parse_uri(
-            await in_transaction(sessions, lambda s: second_factor.enrol(s, "bo"))
-        ).secret
-    )
-    await in_transaction(sessions, lambda s: second_factor.confirm(s, "bo", app.now()))
-    paypal = await in_transaction(
-        sessions,
-        lambda s: payout_methods.register(
-            s, "bo", PayoutMethodDetails(PayoutMethodKind.PAYPAL, "Bo", paypal_email="bo@ex.com")
-        ),
+    secret = pyotp.parse_uri(await payouts.second_factor.start_enrolment(sessions, "bo")).secret
+
+    def app() -> str:  # what the app shows at each request: a code of its own (tests/payouts/clock)
+        return TOTP_CLOCK.next_code(secret)
+
+    await payouts.second_factor.confirm_enrolment(sessions, "bo", app())
+    paypal = await payouts.register_payout_method(
+        "bo", PayoutMethodDetails(PayoutMethodKind.PAYPAL, "Bo", paypal_email="bo@ex.com"), app()
     )
     assert paypal.masked == "b***@ex.com"
 
     # The first payout: 2,501 diamonds asked for, 2,500 paid for with $12.50.
     first = (
-        await payouts.request_payout(
-            PayoutRequest("bo", "bo-payout-01", 2_501, paypal.id, app.now())
-        )
+        await payouts.request_payout(PayoutRequest("bo", "bo-payout-01", 2_501, paypal.id, app()))
     ).payout
     assert (first.diamonds, first.amount_micros) == (2_500, 12_500_000)
     async with sessions() as session:
@@ -106,7 +101,7 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
 
     # The second payout goes out and comes back.
     await gifts.send_gift(GiftRequest("ana", "ana-galaxies-02", stream.id, "galaxy", 2))
-    asked = PayoutRequest("bo", "bo-payout-02", 3_499, paypal.id, app.now())
+    asked = PayoutRequest("bo", "bo-payout-02", 3_499, paypal.id, app())
     second = (await payouts.request_payout(asked)).payout
     assert (second.diamonds, second.amount_micros) == (3_498, 17_490_000)
     await payouts.advance(PayoutAction(second.id, PayoutPhase.SENT, "user:fiona", "fiona-sent-02"))
@@ -126,9 +121,7 @@ async def test_bo_is_paid_once_and_a_returned_payout_gives_his_diamonds_back(
 
     # A small request is below the minimum and changes nothing.
     with pytest.raises(BelowPayoutMinimum):
-        await payouts.request_payout(
-            PayoutRequest("bo", "bo-payout-03", 1_000, paypal.id, app.now())
-        )
+        await payouts.request_payout(PayoutRequest("bo", "bo-payout-03", 1_000, paypal.id, app()))
 
     # The books, as finance reads them (micro-units).
     # 6,000 diamonds were issued to Bo, worth $30.00: 2,500 were redeemed for the $12.50 that

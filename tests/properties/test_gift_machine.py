@@ -59,7 +59,7 @@ from accounting.payouts.errors import (
     InvalidPayoutTransition,
 )
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutAction, PayoutService
+from accounting.payouts.service import PayoutAction
 from accounting.policy.standing import set_frozen
 from accounting.purchases.fees import CHANNEL_PROVIDERS, fee_schedules
 from accounting.purchases.payments.sandbox import SandboxGateway
@@ -67,7 +67,7 @@ from accounting.purchases.service import PurchaseService
 from accounting.refunds.errors import RefundNotAllowed
 from accounting.refunds.service import RefundPolicy, RefundRequest, RefundResult, refund_purchase
 from tests.chargebacks.deliveries import apple_refund, dispute, google_voided, provider_refund
-from tests.payouts.support import ReadyCreator, make_ready
+from tests.payouts.support import ReadyCreator, make_ready, payout_service
 from tests.properties import seeds
 from tests.properties.gift_checks import check_books, check_chargeback, clawed_gifts
 from tests.properties.gift_model import (
@@ -198,7 +198,7 @@ class GiftMachine(DatabaseMachine):
             for card, rates in RATE_CARDS.items()
             for hold, held_for in HOLDS.items()
         }
-        self.payouts = PayoutService(self.sessions, functional_currency=FUNCTIONAL, policy=PAYOUTS)
+        self.payouts = payout_service(self.sessions, PAYOUTS)
         self.model = Model()
         self.streams: dict[str, int] = {}
         """creator -> their live stream (every creator is always live)."""

@@ -30,10 +30,10 @@ from accounting.payouts.errors import (
     InvalidPayoutTransition,
 )
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutAction, PayoutPolicy, PayoutService
+from accounting.payouts.service import PayoutAction, PayoutPolicy
 from accounting.purchases.payments.sandbox import SandboxGateway
 from accounting.purchases.service import PurchaseRequest, PurchaseService
-from tests.payouts.support import ReadyCreator, make_ready
+from tests.payouts.support import ReadyCreator, make_ready, payout_service
 from tests.properties import seeds
 from tests.properties.harness import DatabaseMachine, Runs, run_machine
 from tests.properties.payout_checks import check_books
@@ -78,10 +78,8 @@ class PayoutMachine(DatabaseMachine):
             )
             for card, value in RATE_CARDS.items()
         }
-        self.payouts = PayoutService(
-            self.sessions,
-            functional_currency="USD",
-            policy=PayoutPolicy(minimum_minor=MINIMUM_MICROS // CENT, daily_cap_minor=10**9),
+        self.payouts = payout_service(
+            self.sessions, PayoutPolicy(minimum_minor=MINIMUM_MICROS // CENT, daily_cap_minor=10**9)
         )
         self.model = Model()
         self._ana_buys_coins()

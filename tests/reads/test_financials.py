@@ -68,7 +68,6 @@ from accounting.gifts.service import FeatureRequest, GiftService
 from accounting.gifts.streams import start_stream
 from accounting.ledger.posting import in_transaction
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutService
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.reads import financials
 from accounting.reads.financials import (
@@ -80,7 +79,7 @@ from accounting.reads.financials import (
 )
 from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
 from tests.chargebacks.deliveries import deliver, dispute, reference_of
-from tests.payouts.support import advance, earn, make_ready
+from tests.payouts.support import advance, earn, make_ready, payout_service
 
 MICROSECOND = timedelta(microseconds=1)
 
@@ -141,7 +140,7 @@ async def a_month_of_books(
 
     await earn(sessions, purchases, "bo", 2, viewer="cy")
     bo = await make_ready(sessions, "bo")
-    payouts = PayoutService(sessions, functional_currency="USD")
+    payouts = payout_service(sessions)
     payout = (await payouts.request_payout(bo.request("bo-payout-0001", 2_000))).payout
     assert await advance(payouts, payout.id, PayoutPhase.SENT) == "sent"
     assert await advance(payouts, payout.id, PayoutPhase.PAID) == "paid"

@@ -24,7 +24,6 @@ from accounting.ledger.errors import InvalidReason, LedgerError
 from accounting.ledger.posting import in_transaction, post_entry
 from accounting.ledger.tables import JournalEntryRow
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutService
 from accounting.policy.tables import AuditRow
 from accounting.purchases.service import PurchaseService
 from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
@@ -39,7 +38,7 @@ from accounting.settlement.errors import (
 from accounting.settlement.service import ImportRequest, ImportResult, ResolutionRequest
 from accounting.settlement.tables import ReconciliationExceptionRow
 from tests.conftest import race
-from tests.payouts.support import advance, earn, make_ready
+from tests.payouts.support import advance, earn, make_ready, payout_service
 from tests.settlement.support import FINANCE, balance, buy, check_books, counts, report
 
 CLEARING = chart.provider_clearing("card", "USD").code
@@ -426,7 +425,7 @@ async def test_the_banks_confirmations_reconcile_against_the_payouts_it_paid(
     accepted, never written off."""
     await earn(sessions, purchases, "bo", 6, viewer="ana")
     bo = await make_ready(sessions, "bo")
-    payouts = PayoutService(sessions, functional_currency="USD")
+    payouts = payout_service(sessions)
     ids = []
     for name, phases in (
         ("a", [PayoutPhase.SENT]),

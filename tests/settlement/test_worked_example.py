@@ -31,13 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.ledger import chart
 from accounting.payouts.rules import PayoutPhase
-from accounting.payouts.service import PayoutService
 from accounting.purchases.service import PurchaseService
 from accounting.purchases.tables import PurchaseRow
 from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
 from accounting.settlement import reads, service
 from accounting.settlement.service import ImportRequest, ImportResult
-from tests.payouts.support import advance, earn, make_ready
+from tests.payouts.support import advance, earn, make_ready, payout_service
 from tests.settlement.support import FINANCE, balance, buy, check_books, report
 
 CLEARING_USD = chart.provider_clearing("card", "USD").code
@@ -121,7 +120,7 @@ async def test_a_month_of_sales_refunds_and_a_payout_settles_and_the_bank_never_
     )
 
     bo = await make_ready(sessions, "bo")
-    payouts = PayoutService(sessions, functional_currency="USD")
+    payouts = payout_service(sessions)
     payout = (await payouts.request_payout(bo.request("bo-november-payout", 2_000))).payout
     assert payout.amount_micros == 10_000_000
     assert await advance(payouts, payout.id, PayoutPhase.SENT) == "sent"
