@@ -35,7 +35,7 @@ class SecretsKeyError(ValueError):
 def decode_key(encoded: str) -> bytes:
     """The 32 bytes of a key given in URL-safe base64 (as ``Fernet.generate_key()`` prints)."""
     try:
-        raw = base64.urlsafe_b64decode(encoded.encode("ascii"))
+        raw = base64.b64decode(encoded.encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as error:
         raise SecretsKeyError("the secrets key is not URL-safe base64") from error
     if len(raw) != KEY_BYTES:
