@@ -105,13 +105,15 @@ class ModelPurchase:
     currency: str
     price_minor: int
     coins: int
-    """Bonus coins included."""
+    """Bonus coins included: those granted, less any withheld for a receivable repaid."""
     value: int
     """What it put on the wallet's deferred value, in the functional currency."""
     reference: str
     completed: bool
     since: int
     """How many things the buyer had spent coins on before it: its coins are spent after."""
+    repaid: int = 0
+    """What of its value repaid the buyer's receivable first (not on the wallet)."""
     refunded: bool = False
     chargeback: ModelChargeback | None = None
 
@@ -201,12 +203,19 @@ class Model:
 
     # Coins in and out ------------------------------------------------------------------------
 
+    def repayment(self, user: str, coins: int, value: int) -> tuple[int, int]:
+        """What a purchase of ``coins`` worth ``value`` repays of what ``user`` owes first, and
+        the coins it grants: ``⌊coins × (value − repaid) ÷ value⌋``."""
+        repaid = min(max(self.receivable[user], 0), value)
+        return repaid, coins * (value - repaid) // value
+
     def bought(self, purchase: ModelPurchase, fee_minor: int) -> None:
-        """A completed purchase: its coins and value in the wallet, its cash less the
-        provider's fee owed by the provider."""
+        """A completed purchase: its coins and value in the wallet (less what repaid the
+        receivable), its cash less the provider's fee owed by the provider."""
         self.coins[purchase.user] += purchase.coins
         self.value[purchase.user] += purchase.value
-        self.purchased_value += purchase.value
+        self.receivable[purchase.user] -= purchase.repaid
+        self.purchased_value += purchase.value + purchase.repaid
         self.clearing[(purchase.provider, purchase.currency)] += purchase.cash - minor_to_micros(
             fee_minor, purchase.currency
         )
@@ -282,13 +291,11 @@ class Model:
             blocks.add(RefundBlock.PROVIDER_DOES_NOT_REFUND)
         if purchase.user in self.frozen:
             blocks.add(RefundBlock.ACCOUNT_FROZEN)
-        if (
-            purchase.completed
-            and not purchase.refunded
-            and not charged_back
-            and self.coins[purchase.user] < purchase.coins
-        ):
-            blocks.add(RefundBlock.COINS_SPENT)
+        if purchase.completed and not purchase.refunded and not charged_back:
+            if purchase.coins == 0:
+                blocks.add(RefundBlock.NOTHING_GRANTED)
+            elif self.coins[purchase.user] < purchase.coins:
+                blocks.add(RefundBlock.COINS_SPENT)
         return blocks
 
     def refund(self, purchase: ModelPurchase) -> int:
@@ -296,7 +303,8 @@ class Model:
         assert purchase.completed and not purchase.refunded, purchase
         released = self.spend(purchase.user, purchase.coins)
         self.contra_refunds += purchase.value - released
-        self.purchased_value -= purchase.value
+        self.receivable[purchase.user] += purchase.repaid
+        self.purchased_value -= purchase.value + purchase.repaid
         self.clearing[(purchase.provider, purchase.currency)] -= purchase.cash
         self.entries += 1
         purchase.refunded = True
@@ -418,7 +426,8 @@ class Model:
             self.payable[claim.spend.creator] -= claim.payable
         self._loss(chargeback, +1)
         self.contra_chargebacks += chargeback.contra
-        self.purchased_value -= purchase.value
+        self.receivable[user] += purchase.repaid
+        self.purchased_value -= purchase.value + purchase.repaid
         self.clearing[(purchase.provider, purchase.currency)] -= purchase.cash
         self.entries += 1
         self.frozen.add(user)
@@ -442,7 +451,8 @@ class Model:
             self.payable[gift.creator] += claim.payable
         self._loss(chargeback, -1)
         self.contra_chargebacks -= chargeback.contra
-        self.purchased_value += purchase.value
+        self.receivable[purchase.user] -= purchase.repaid
+        self.purchased_value += purchase.value + purchase.repaid
         self.clearing[(purchase.provider, purchase.currency)] += purchase.cash
         self.entries += 1
 

@@ -255,6 +255,16 @@ class GiftMachine(DatabaseMachine):
         assert order.user_id not in self.model.frozen
         bought = result.purchase
         assert bought.coins + bought.bonus_coins == order.coins
+        # a buyer who owes after a chargeback repays it first, for proportionally fewer coins
+        repaid, granted = self.model.repayment(order.user_id, order.coins, order.value_micros)
+        if bought.status != "completed":
+            repaid, granted = 0, order.coins
+        assert (bought.receivable_repaid_micros, bought.coins_withheld) == (
+            repaid,
+            order.coins - granted,
+        )
+        if repaid:
+            self.saw("bought while owing: the receivable repaid first")
         assert (bought.provider, bought.currency, bought.price_minor) == (
             order.provider,
             order.currency,
@@ -267,8 +277,9 @@ class GiftMachine(DatabaseMachine):
             provider=order.provider,
             currency=order.currency,
             price_minor=order.price_minor,
-            coins=order.coins,
-            value=order.value_micros,
+            coins=granted,
+            value=order.value_micros - repaid,
+            repaid=repaid,
             reference=bought.provider_reference,
             completed=bought.status == "completed",
             since=len(self.model.spending[order.user_id]),
