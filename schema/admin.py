@@ -12,6 +12,7 @@ from accounting.gifts.errors import InvalidCatalogItem
 from accounting.ledger.errors import InvalidReason, InvalidUserId
 from accounting.policy import standing
 from accounting.policy.access import may_freeze_accounts, may_manage_catalog
+from accounting.policy.separation import SelfApprovalForbidden
 from accounting.policy.tables import UserStatusRow
 from schema.context import Info
 from schema.errors import MutationError, error_type, errors_in_payload, require_role
@@ -98,7 +99,7 @@ def standing_of(row: UserStatusRow) -> AccountStanding:
     )
 
 
-@error_type(InvalidUserId, InvalidReason)
+@error_type(SelfApprovalForbidden, InvalidUserId, InvalidReason)
 class SetAccountFrozenError(MutationError): ...
 
 
@@ -122,7 +123,8 @@ class AdminMutations:
     async def upsert_gift_type(
         self, info: Info, input: UpsertGiftTypeInput
     ) -> UpsertGiftTypePayload:
-        require_role(info, may_manage_catalog, "change the gift catalog without the admin role")
+        what = "change the gift catalog without the admin role"
+        principal = require_role(info, may_manage_catalog, what)
         item = CatalogItem(
             code=input.code,
             name=input.name,
@@ -131,13 +133,15 @@ class AdminMutations:
             animation=input.animation,
             active=input.active,
         )
-        row = await gift_catalog.save_gift_type(info.context.services.sessions, item)
+        sessions = info.context.services.sessions
+        row = await gift_catalog.save_gift_type(sessions, item, actor=principal.actor)
         return UpsertGiftTypePayload(gift_type=gift_type_of(row), errors=[])
 
     @strawberry.mutation(description="Add a premium feature, or change one (admin role).")
     @errors_in_payload(UpsertFeaturePayload, UpsertFeatureError)
     async def upsert_feature(self, info: Info, input: UpsertFeatureInput) -> UpsertFeaturePayload:
-        require_role(info, may_manage_catalog, "change the feature catalog without the admin role")
+        what = "change the feature catalog without the admin role"
+        principal = require_role(info, may_manage_catalog, what)
         item = CatalogItem(
             code=input.code,
             name=input.name,
@@ -145,7 +149,8 @@ class AdminMutations:
             category=input.kind.value,
             active=input.active,
         )
-        row = await gift_catalog.save_feature(info.context.services.sessions, item)
+        sessions = info.context.services.sessions
+        row = await gift_catalog.save_feature(sessions, item, actor=principal.actor)
         return UpsertFeaturePayload(feature=feature_of(row), errors=[])
 
     @strawberry.mutation(

@@ -20,6 +20,7 @@ from accounting.ledger.chart import check_user_id
 from accounting.ledger.errors import InvalidIdempotencyKey, InvalidReason, InvalidUserId
 from accounting.ledger.money import minor_to_micros
 from accounting.policy.access import may_read_books, may_read_chargebacks, may_read_provider_events
+from accounting.policy.separation import SelfApprovalForbidden
 from schema.context import Info
 from schema.errors import (
     BAD_USER_INPUT,
@@ -309,7 +310,7 @@ class ReceivableWriteOff:
     amount: Money = strawberry.field(description="What the user owed, all of it, now a loss.")
 
 
-@error_type(NothingOwed, InvalidUserId, InvalidReason, InvalidIdempotencyKey)
+@error_type(NothingOwed, SelfApprovalForbidden, InvalidUserId, InvalidReason, InvalidIdempotencyKey)
 class WriteOffReceivableError(MutationError): ...
 
 

@@ -38,6 +38,7 @@ from accounting.ledger.errors import (
     UnknownCommodity,
 )
 from accounting.policy.access import Principal, may_read_books
+from accounting.policy.separation import SelfApprovalForbidden
 from schema.context import Info
 from schema.errors import MutationError, error_type, errors_in_payload, require_role
 from schema.pagination import Connection, connection, page_start
@@ -93,6 +94,7 @@ def reversal_of(row: EntryReversalRow) -> EntryReversal:
     EntryNotFound,
     EntryOwnedByFlow,
     EntryNotReversible,
+    SelfApprovalForbidden,
     AlreadyReversed,
     InsufficientCoins,
     Overdraft,
@@ -218,6 +220,7 @@ class ProposeAdjustmentInput:
     InvalidAmount,
     InvalidEntry,
     AccountOwnedByFlow,
+    SelfApprovalForbidden,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
     InvalidReason,
@@ -244,6 +247,7 @@ class ApproveAdjustmentInput:
 @error_type(
     ProposalNotFound,
     SelfApproval,
+    SelfApprovalForbidden,
     ProposalDecided,
     InsufficientCoins,
     Overdraft,
@@ -268,7 +272,7 @@ class RejectAdjustmentInput:
     reason: str = strawberry.field(description="Why, for the record: 1-500 characters.")
 
 
-@error_type(ProposalNotFound, ProposalDecided, InvalidReason)
+@error_type(ProposalNotFound, SelfApprovalForbidden, ProposalDecided, InvalidReason)
 class RejectAdjustmentError(MutationError):
     pass
 

@@ -57,6 +57,25 @@ def forbidden(what: str) -> ClientError:
     return ClientError(FORBIDDEN, f"You may not {what}")
 
 
+Row = TypeVar("Row")
+
+
+def seen(row: Row | None, may_see: Callable[[Row], bool]) -> Row | None:
+    """``row`` if it exists and the caller may see it, else None. An object the caller may not
+    see answers exactly as one that does not exist (DESIGN.md, "Who may do what"): every lookup
+    by id of an object someone owns goes through here, then answers its missing object's way
+    (:func:`not_found`, or null)."""
+    if row is None or not may_see(row):
+        return None
+    return row
+
+
+def not_found(what: str, id: object) -> ClientError:
+    """``NOT_FOUND``: "No ``what`` ``id``", for a missing object and for one the caller may not
+    see alike."""
+    return ClientError(NOT_FOUND, f"No {what} {id}")
+
+
 # --- a mutation's errors, as data in its payload ------------------------------------------------
 
 

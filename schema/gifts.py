@@ -51,9 +51,10 @@ from schema.errors import (
     MutationError,
     error_type,
     errors_in_payload,
-    forbidden,
+    not_found,
     require_principal,
     require_role,
+    seen,
 )
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
@@ -425,10 +426,9 @@ class GiftQueries:
         services = info.context.services
         async with services.sessions() as session:
             found = await streams.streams_by_id(session, [wanted])
-            if wanted not in found:
-                raise ClientError(NOT_FOUND, f"No stream {stream_id}")
-            if not may_read_earnings(principal, found[wanted].creator_id):
-                raise forbidden("read the gifts of another creator's stream")
+            stream = seen(found.get(wanted), lambda s: may_read_earnings(principal, s.creator_id))
+            if stream is None:
+                raise not_found("stream", stream_id)
             page = await gifts_in_stream(session, wanted, first=first, before_id=before)
             gifts = await gifts_of(session, page.items, services.functional_currency)
         items = [(row.id, gift) for row, gift in zip(page.items, gifts, strict=True)]
@@ -460,11 +460,12 @@ class GiftQueries:
         wanted = stream_id_of(stream_id)
         try:
             async with info.context.services.sessions() as session:
-                totals = await stream_totals(session, wanted)
+                found = await stream_totals(session, wanted)
         except StreamNotFound:
-            raise ClientError(NOT_FOUND, f"No stream {stream_id}") from None
-        if not may_read_earnings(principal, totals.stream.creator_id):
-            raise forbidden("read the totals of another creator's stream")
+            found = None
+        totals = seen(found, lambda t: may_read_earnings(principal, t.stream.creator_id))
+        if totals is None:
+            raise not_found("stream", stream_id)
         return StreamTotals(
             stream=stream_of(totals.stream),
             gift_count=totals.gift_count,

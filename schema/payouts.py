@@ -50,10 +50,12 @@ from accounting.policy import audit, standing
 from accounting.policy.access import (
     Principal,
     may_read_audit_log,
+    may_read_payouts,
     may_request_payouts,
     may_resolve_payouts,
     may_verify_identity,
 )
+from accounting.policy.separation import SelfApprovalForbidden
 from accounting.policy.tables import AuditRow, CreatorKycRow
 from schema.context import Info, Services
 from schema.earnings import readable_creator
@@ -63,6 +65,7 @@ from schema.errors import (
     errors_in_payload,
     require_principal,
     require_role,
+    seen,
 )
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import AS_STORED, null_on_error, replayed_field
@@ -390,6 +393,7 @@ class RequestPayoutInput:
 
 @error_type(
     PayoutNotFound,
+    SelfApprovalForbidden,
     InvalidPayoutTransition,
     InvalidReason,
     InvalidProviderReference,
@@ -447,7 +451,7 @@ async def _advance(info: Info, input: PayoutActionInput, phase: PayoutPhase) -> 
 # --- setKycVerified -----------------------------------------------------------------------------
 
 
-@error_type(InvalidUserId, InvalidReason)
+@error_type(SelfApprovalForbidden, InvalidUserId, InvalidReason)
 class SetKycVerifiedError(MutationError): ...
 
 
@@ -652,17 +656,17 @@ class PayoutQueries:
         "when there is no such payout."
     )
     async def payout(self, info: Info, id: strawberry.ID) -> Payout | None:
-        require_principal(info)
+        principal = require_principal(info)
         payout_id = parse_id(id)
         if payout_id is None:
             return None
         async with info.context.services.sessions() as session:
-            row = await payouts.payout_by_id(session, payout_id)
+            found = await payouts.payout_by_id(session, payout_id)
+            row = seen(found, lambda row: may_read_payouts(principal, row.creator_id))
             if row is None:
                 return None
-            readable_creator(info, row.creator_id)
-            [found] = await payouts_of(session, [row])
-        return found
+            [payout] = await payouts_of(session, [row])
+        return payout
 
     @strawberry.field(
         description="Every payout requested or sent and not yet resolved, newest first "

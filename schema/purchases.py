@@ -21,6 +21,7 @@ from accounting.ledger.errors import (
 )
 from accounting.ledger.money import minor_to_micros
 from accounting.policy.access import may_buy_coins, may_read_wallet, may_refund
+from accounting.policy.separation import SelfApprovalForbidden
 from accounting.purchases.errors import (
     CustomAmountOutOfRange,
     PackageNotFound,
@@ -38,15 +39,14 @@ from accounting.refunds.tables import RefundRow
 from schema.context import Info
 from schema.enums import Channel, PaymentProvider, PurchaseStatus
 from schema.errors import (
-    NOT_FOUND,
-    ClientError,
     MutationError,
     error_type,
     errors_in_payload,
-    forbidden,
+    not_found,
     payload_error,
     require_principal,
     require_role,
+    seen,
 )
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
@@ -165,6 +165,7 @@ class PurchaseCoinsInput:
 
 @error_type(
     PurchaseNotFound,
+    SelfApprovalForbidden,
     RefundNotAllowed,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
@@ -359,11 +360,10 @@ class PurchaseQueries:
     async def purchase(self, info: Info, id: strawberry.ID) -> Purchase:
         principal = require_principal(info)
         async with info.context.services.sessions() as session:
-            row = await session.get(PurchaseRow, purchase_id_of(id))
+            found = await session.get(PurchaseRow, purchase_id_of(id))
+        row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
         if row is None:
-            raise ClientError(NOT_FOUND, f"No purchase {id}")
-        if not may_read_wallet(principal, row.user_id):
-            raise forbidden("see another user's purchase")
+            raise not_found("purchase", id)
         return purchase_of(row)
 
     @strawberry.field(
@@ -374,11 +374,10 @@ class PurchaseQueries:
         principal = require_principal(info)
         services = info.context.services
         async with services.sessions() as session, session.begin():
-            row = await session.get(PurchaseRow, purchase_id_of(purchase_id))
+            found = await session.get(PurchaseRow, purchase_id_of(purchase_id))
+            row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
             if row is None:
-                raise ClientError(NOT_FOUND, f"No purchase {purchase_id}")
-            if not may_read_wallet(principal, row.user_id):
-                raise forbidden("check another user's purchase for a refund")
+                raise not_found("purchase", purchase_id)
             check = await refunds.check_refund(
                 session,
                 row.id,
@@ -408,7 +407,7 @@ def purchase_id_of(id: strawberry.ID) -> int:
     try:
         purchase_id = int(id)
     except ValueError:
-        raise ClientError(NOT_FOUND, f"No purchase {id}") from None
+        raise not_found("purchase", id) from None
     if not 1 <= purchase_id <= MAX_BIG_INT:  # no such id fits a bigint column
-        raise ClientError(NOT_FOUND, f"No purchase {id}")
+        raise not_found("purchase", id)
     return purchase_id

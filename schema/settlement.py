@@ -19,6 +19,7 @@ from accounting.ledger.errors import (
     Overdraft,
 )
 from accounting.policy.access import Principal, may_read_books
+from accounting.policy.separation import SelfApprovalForbidden
 from accounting.settlement import service
 from accounting.settlement.errors import (
     ExceptionNotFound,
@@ -261,6 +262,7 @@ class ResolveReconciliationExceptionInput:
 
 @error_type(
     ExceptionNotFound,
+    SelfApprovalForbidden,
     ExceptionResolved,
     InvalidResolution,
     InvalidReason,

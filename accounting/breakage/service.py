@@ -8,7 +8,8 @@ it is broken (a gift meanwhile makes it active, and it is left alone), and the l
 event keys post a wallet at most once per run date. A dry run reads the same wallets without
 posting or recording anything, and may look at a future date (what would break by then); a
 real run only recognises breakage as of a day that has ended. The same idempotency key from the
-same person gives back the first run."""
+same person gives back the first run. A run passes over the wallet of the finance person who
+runs it (nobody acts with a staff role on their own account): another person's run breaks it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from accounting.breakage.rules import BreakagePolicy, WalletFacts, breakage_entr
 from accounting.ledger import chart, idempotency
 from accounting.ledger.errors import IdempotencyKeyReused
 from accounting.ledger.posting import in_transaction, lock_accounts, post_entry
-from accounting.policy import audit
+from accounting.policy import audit, separation
 from accounting.policy.tables import AuditRow
 
 MAX_WALLETS_PER_RUN = 500
@@ -78,7 +79,7 @@ _DORMANT = text(
     "    LEFT JOIN account c ON c.code = left(v.code, -length('_value'))"
     "    LEFT JOIN posting lc ON lc.account_id = c.id AND lc.account_seq = c.posting_count"
     "   WHERE v.code LIKE :wallets AND v.commodity = :currency AND v.balance < 0"
-    " ) w WHERE w.last_moved_at < :cutoff"
+    " ) w WHERE w.last_moved_at < :cutoff AND w.user_id IS DISTINCT FROM :passed_over"
     " ORDER BY w.last_moved_at, w.id LIMIT :limit"
 )
 _LAST_MOVED = text(
@@ -89,10 +90,15 @@ _TODAY = text("SELECT CAST(now() AT TIME ZONE 'UTC' AS date)")
 
 
 async def dormant_wallets(
-    session: AsyncSession, cutoff: datetime, functional_currency: str, *, limit: int
+    session: AsyncSession,
+    cutoff: datetime,
+    functional_currency: str,
+    *,
+    limit: int,
+    passed_over: str | None = None,
 ) -> list[BrokenWallet]:
     """Up to ``limit`` wallets with deferred value and no movement since ``cutoff``, oldest
-    movement first."""
+    movement first; never the wallet of user ``passed_over`` (who runs it)."""
     rows = await session.execute(
         _DORMANT,
         {
@@ -100,6 +106,7 @@ async def dormant_wallets(
             "currency": functional_currency,
             "cutoff": cutoff,
             "limit": limit,
+            "passed_over": passed_over,
         },
     )
     return [
@@ -143,7 +150,11 @@ async def recognise_breakage(
     if request.dry_run:
         async with sessions() as session:
             found = await dormant_wallets(
-                session, cutoff, functional_currency, limit=MAX_WALLETS_PER_RUN + 1
+                session,
+                cutoff,
+                functional_currency,
+                limit=MAX_WALLETS_PER_RUN + 1,
+                passed_over=separation.user_of_actor(request.actor),
             )
         return BreakageRun(
             request.as_of,
@@ -183,7 +194,11 @@ async def _break_wallets(
 ) -> BreakageRun:
     """Each dormant wallet, locked and read again, broken if it still is; then the audit."""
     found = await dormant_wallets(
-        session, cutoff, functional_currency, limit=MAX_WALLETS_PER_RUN + 1
+        session,
+        cutoff,
+        functional_currency,
+        limit=MAX_WALLETS_PER_RUN + 1,
+        passed_over=separation.user_of_actor(request.actor),
     )
     broken: list[BrokenWallet] = []
     for candidate in found[:MAX_WALLETS_PER_RUN]:

@@ -20,7 +20,7 @@ from accounting.ledger.posting import (
     lock_accounts,
     post_entry,
 )
-from accounting.policy import audit
+from accounting.policy import audit, separation
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,9 @@ async def write_off_receivable(
     """Write off everything ``request.user_id`` owes, under the receivable's lock: a second
     write-off racing it finds nothing owed. The same key again gives back the first."""
     chart.check_user_id(request.user_id)
+    separation.check_not_own(
+        request.actor, request.user_id, doing="write off what you owe", field="userId"
+    )
     idempotency.check_key(request.idempotency_key)
     reason = audit.check_reason(request.reason, required=True).strip()
     receivable = chart.user_receivable(request.user_id, functional)

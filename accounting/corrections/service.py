@@ -46,7 +46,7 @@ from accounting.ledger.errors import (
 from accounting.ledger.pages import Page, newest_first
 from accounting.ledger.posting import in_transaction, post_entry, reverse_entry, spec_of
 from accounting.ledger.tables import AccountRow, JournalEntryRow
-from accounting.policy import audit
+from accounting.policy import audit, separation
 
 MAX_MEMO = 500
 
@@ -90,6 +90,13 @@ async def reverse(
                 f"No journal entry {request.entry_id}", field="entryId", entry_id=request.entry_id
             )
         check_reversible(original.id, original.kind)
+        await separation.check_entry_not_own(
+            session,
+            request.actor,
+            original.id,
+            doing="reverse an entry that moves your own accounts",
+            field="entryId",
+        )
         posted = await reverse_entry(session, original.id, actor=request.actor, reason=reason)
         if posted.replayed:  # reversed behind this flow's back (the entry lock makes it rare)
             raise AlreadyReversed(
@@ -233,6 +240,12 @@ async def propose_adjustment(
     reason = audit.check_reason(request.reason, required=True).strip()
     memo = _check_memo(request.memo)
     parsed = parse_lines(request.lines)
+    separation.check_accounts_not_own(
+        request.proposer,
+        (code for code, _, _ in parsed),
+        doing="propose an adjustment to your own accounts",
+        field="postings",
+    )
 
     async def work(session: AsyncSession) -> ProposalResult:
         postings = await chart_postings(session, parsed)
@@ -305,6 +318,16 @@ async def _locked_proposal(session: AsyncSession, proposal_id: int) -> Adjustmen
     return row
 
 
+def _check_not_own(row: AdjustmentProposalRow, actor: str, decision: str) -> None:
+    """Maker-checker's second rule: nobody decides an adjustment of their own accounts."""
+    separation.check_accounts_not_own(
+        actor,
+        (posting["account"] for posting in row.postings),
+        doing=f"{decision} an adjustment to your own accounts",
+        field="proposalId",
+    )
+
+
 def _check_pending(row: AdjustmentProposalRow) -> None:
     if row.status != "proposed":
         raise ProposalDecided(
@@ -335,6 +358,7 @@ async def approve_adjustment(
                 "You proposed this adjustment: another finance person approves it",
                 field="proposalId",
             )
+        _check_not_own(row, request.approver, "approve")
         _check_pending(row)
         parsed = [(p["account"], p["commodity"], int(p["amount"])) for p in row.postings]
         postings = await chart_postings(session, parsed)
@@ -380,6 +404,7 @@ async def reject_adjustment(
 
     async def work(session: AsyncSession) -> AdjustmentProposalRow:
         row = await _locked_proposal(session, request.proposal_id)
+        _check_not_own(row, request.actor, "reject")
         _check_pending(row)
         row.status, row.decision_reason = "rejected", reason
         row.decided_by = request.actor

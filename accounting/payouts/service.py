@@ -52,7 +52,7 @@ from accounting.payouts.rules import (
 )
 from accounting.payouts.second_factor import SecondFactor
 from accounting.payouts.tables import PayoutEventRow, PayoutMethodRow, PayoutRow
-from accounting.policy import audit, standing
+from accounting.policy import audit, separation, standing
 
 MAX_PROVIDER_REFERENCE = 200
 IN_FLIGHT = ("requested", "sent")
@@ -333,6 +333,9 @@ class PayoutService:
             )
             if payout is None:
                 raise PayoutNotFound(f"No payout {action.payout_id}", field="payoutId")
+            separation.check_not_own(
+                action.actor, payout.creator_id, doing="act on your own payout", field="payoutId"
+            )
             seen = await session.scalar(
                 select(PayoutEventRow).where(
                     PayoutEventRow.actor == action.actor,

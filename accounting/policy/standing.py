@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.ledger.chart import check_user_id
 from accounting.ledger.errors import AccountFrozen, InvalidReason
 from accounting.ledger.posting import in_transaction
+from accounting.policy import separation
 from accounting.policy.audit import check_reason, record
 from accounting.policy.tables import CreatorKycRow, UserStatusRow
 
@@ -51,6 +52,9 @@ async def set_frozen(
     session: AsyncSession, user_id: str, *, frozen: bool, reason: str, actor: str
 ) -> UserStatusRow:
     check_user_id(user_id)
+    separation.check_not_own(
+        actor, user_id, doing="freeze or thaw your own account", field="userId"
+    )
     if len(reason) > MAX_REASON:
         raise InvalidReason(f"A reason is at most {MAX_REASON} characters", field="reason")
     return await _decide(
@@ -93,6 +97,7 @@ async def set_kyc_verified(
 ) -> CreatorKycRow:
     """Record whether a creator's identity is verified (an admin's decision), and audit it."""
     check_user_id(creator_id, field="creatorId")
+    separation.check_not_own(actor, creator_id, doing="set your own KYC flag", field="userId")
     check_reason(reason, required=True)
     return await _decide(
         session,

@@ -21,7 +21,7 @@ from accounting.ledger.errors import IdempotencyKeyReused, InvalidReason
 from accounting.ledger.money import minor_to_micros
 from accounting.ledger.posting import in_transaction, lock_accounts, post_entry
 from accounting.ledger.valuation import release_value
-from accounting.policy import audit, standing
+from accounting.policy import audit, separation, standing
 from accounting.purchases.reads import Purchase, purchase_of, value_paid
 from accounting.refunds.errors import RefundNotAllowed
 from accounting.refunds.rules import RefundFacts, refund_entry
@@ -250,6 +250,9 @@ async def refund_purchase(
         if replayed is not None:
             return replayed
         purchase = await purchase_of(session, request.purchase_id, lock=True)
+        separation.check_not_own(
+            request.actor, purchase.user_id, doing="refund your own purchase", field="purchaseId"
+        )
         await lock_accounts(
             session,
             (

@@ -24,7 +24,7 @@ from accounting.ledger.money import format_micros
 from accounting.ledger.pages import Page, newest_first
 from accounting.ledger.posting import in_transaction, post_entry
 from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
-from accounting.policy import audit
+from accounting.policy import audit, separation
 from accounting.purchases import reads as purchase_reads
 from accounting.settlement.errors import (
     ExceptionNotFound,
@@ -466,6 +466,14 @@ async def resolve_exception(
         if row is None:
             raise ExceptionNotFound(
                 f"No reconciliation exception {request.exception_id}", field="exceptionId"
+            )
+        if row.ledger_entry_id is not None:
+            await separation.check_entry_not_own(
+                session,
+                request.actor,
+                row.ledger_entry_id,
+                doing="resolve an exception over your own entry",
+                field="exceptionId",
             )
         if row.status == "resolved":
             if (row.resolved_by, row.resolution_key, row.action) == (
