@@ -270,6 +270,7 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
                     max_depth=settings.max_query_depth,
                     max_tokens=settings.max_query_tokens,
                     max_aliases=settings.max_query_aliases,
+                    max_cost=settings.max_query_cost,
                     cache_size=settings.graphql_cache_size,
                 ),
             ),

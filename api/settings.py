@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=2000, ge=10)
     max_query_aliases: int = Field(default=15, ge=1)
+    max_query_cost: int = Field(default=1000, ge=1)
+    """The most a GraphQL operation may cost: each object selected 1, a page's items ``first``
+    times, a mutation 10 more (docs/graphql.md, "Query cost")."""
     graphql_cache_size: int = Field(default=1024, ge=1)
 
     gift_feed_queue_size: int = Field(default=256, ge=1, le=10_000)

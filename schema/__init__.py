@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, MaxIntrospectionDepthRule
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -17,7 +17,6 @@ from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
@@ -37,6 +36,7 @@ from schema.financials import FinancialQueries
 from schema.gifts import GiftMutations, GiftQueries
 from schema.inputs import CleanInputStrings
 from schema.journal import JournalQueries
+from schema.limits import QueryCost, depth_limit, hide_suggestions
 from schema.live import Subscription, SubscriptionsOverWebSocket
 from schema.packages import PackageQueries
 from schema.payouts import PayoutMutations, PayoutQueries
@@ -93,6 +93,7 @@ class Limits:
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 15
+    max_cost: int = 1000
     cache_size: int = 1024
 
 
@@ -132,31 +133,40 @@ class MaskUnexpectedErrors(MaskErrors):
 
 
 class CoinbooksSchema(strawberry.Schema):
+    hides_suggestions = False
+    """Production's: no "Did you mean ...?" in any message (schema/limits.py)."""
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         """Log nothing more here. Errors the caller caused (refused tokens, bad input, business
         failures) are the caller's to read, not the log's; unexpected ones were logged with
-        their stack trace and request id by :class:`MaskUnexpectedErrors` when masked."""
+        their stack trace and request id by :class:`MaskUnexpectedErrors` when masked. Every
+        error of a response passes here, so this is where production hides suggestions."""
+        if self.hides_suggestions:
+            hide_suggestions(errors)
 
 
 def build_schema(
     *, production: bool = False, limits: Limits | None = None, caches: bool = True
 ) -> strawberry.Schema:
-    """The schema with its guards: token, depth and alias limits, parser and validation caches,
-    masked unexpected errors, and no introspection in production.
+    """The schema with its guards: token, depth (introspection's too), alias and cost limits
+    (schema/limits.py), parser and validation caches, masked unexpected errors, and in
+    production no introspection and no suggestions.
 
     Extensions are given as factories (a fresh instance per request). The validation rules are
     built once, so the validation cache, keyed by them, hits across requests.
     """
     limits = limits or Limits()
-    rules = (
-        QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
-        + MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
-    )
+    rules = [
+        depth_limit(limits.max_depth),
+        MaxIntrospectionDepthRule,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(rules),
+        lambda: QueryCost(limit=limits.max_cost),
         MaskUnexpectedErrors,
         CleanInputStrings,
         SubscriptionsOverWebSocket,
@@ -166,7 +176,7 @@ def build_schema(
         extensions.append(lambda: ValidationCache(maxsize=limits.cache_size))
     if production:
         extensions.append(DisableIntrospection)
-    return CoinbooksSchema(
+    schema = CoinbooksSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -175,6 +185,8 @@ def build_schema(
             scalar_map={BigInt: BIG_INT_SCALAR, datetime: INSTANT_SCALAR, date: DAY_SCALAR}
         ),
     )
+    schema.hides_suggestions = production
+    return schema
 
 
 def sdl() -> str:
