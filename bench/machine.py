@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 LIBRARIES = ("sqlalchemy", "asyncpg", "strawberry-graphql", "starlette", "uvicorn", "httpx")
 

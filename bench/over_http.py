@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 from sqlalchemy.engine import URL
 
 from accounting.policy.access import Role
