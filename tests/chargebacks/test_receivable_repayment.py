@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +47,7 @@ from accounting.purchases.payments.sandbox import SandboxGateway
 from accounting.purchases.repayment import ReceivablePolicy
 from accounting.purchases.service import PurchaseRequest, PurchaseResult, PurchaseService
 from accounting.purchases.tables import PurchaseRow
+from accounting.reads import financials
 from accounting.refunds.service import RefundPolicy, RefundRequest, refund_purchase
 from api.database import libpq_url, purchase_service
 from api.settings import Settings
@@ -444,3 +445,24 @@ def test_the_policy_is_a_setting(
     monkeypatch.setenv("COINBOOKS_RECEIVABLE_POLICY", "sometimes")
     with pytest.raises(ValidationError, match="receivable_policy"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+async def test_the_roll_forwards_explain_a_repayment(
+    sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
+) -> None:
+    """Over the repaying coins_350 alone, deferred revenue rolls forward by its Purchases line,
+    $0.70 (the $4.99 less the $4.29 repaid), and coins outstanding by its Purchased line, the
+    49 coins granted; neither leaves anything unexplained."""
+    await mallory_owes_and_may_buy(sessions, purchases)
+    async with sessions() as session:
+        start = await session.scalar(select(func.clock_timestamp()))
+    await buy(purchases, "coins_350")
+    async with sessions() as session:
+        end = await session.scalar(select(func.clock_timestamp()))
+        assert start is not None and end is not None
+        rolled = {r.code: r for r in await financials.roll_forwards(session, "USD", start, end)}
+    deferred, coins = rolled["deferred_revenue"], rolled["coins_outstanding"]
+    assert (deferred.closing - deferred.opening, deferred.not_explained) == (700_000, 0)
+    assert {line.code: line.amount for line in deferred.lines}["purchases"] == 700_000
+    assert (coins.closing - coins.opening, coins.not_explained) == (49, 0)
+    assert {line.code: line.amount for line in coins.lines}["purchased"] == 49
