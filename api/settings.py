@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +26,15 @@ DEVELOPMENT_SECRETS_KEY = "Y29pbmJvb2tzLWRldmVsb3BtZW50LXNlY3JldHMta2U="
 """32 bytes anyone can read (``coinbooks-development-secrets-ke``): production refuses it."""
 
 
+def default_data_dir() -> Path:
+    """``.coinbooks`` in the project's checkout when it runs from one (as ``make run`` does),
+    else the user's data folder: the same place from whatever folder a command starts."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").exists():
+        return checkout / ".coinbooks"
+    return platformdirs.user_data_path("coinbooks")
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -40,7 +50,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "COINBOOKS_DATABASE_URL")
     )
     """Any PostgreSQL; when unset, an embedded PostgreSQL is started under ``data_dir``."""
-    data_dir: Path = Path(".coinbooks")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Where the embedded PostgreSQL keeps its data, always absolute: a relative value is taken
+    from the folder the command starts in, and the default does not depend on it."""
     database_name: str = "coinbooks"
     """The database created on the embedded server."""
     host: str = "127.0.0.1"
@@ -141,6 +153,11 @@ class Settings(BaseSettings):
     websocket_allowed_origins: tuple[str, ...] = ()
     """Browser origins, besides the service's own, whose pages may open the GraphQL websocket
     (e.g. ``["https://app.example.com"]``); others are refused at the handshake."""
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
 
     @field_validator("secrets_key")
     @classmethod

@@ -18,6 +18,8 @@ import httpx
 import psutil
 import pytest
 
+from api.settings import Settings
+
 COINBOOKS = str(Path(sys.executable).parent / "coinbooks")
 ROOT = Path(__file__).parents[1]
 
@@ -128,3 +130,41 @@ def test_a_service_killed_outright_leaves_a_server_the_next_one_stops(data_dir: 
     service.stop(signal.SIGTERM)
 
     assert _gone(data_dir / "pgdata")
+
+
+def test_a_taken_address_ends_the_start_before_any_banner(tmp_path: Path) -> None:
+    """Another server holds the port: the service says so and exits, printing no address it
+    does not serve, and starts no database."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("COINBOOKS_")}
+        environment.update(COINBOOKS_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+        started = subprocess.run(
+            [COINBOOKS, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert started.returncode != 0
+    assert "GraphQL at" not in started.stdout
+    assert "address already in use" in started.stderr.lower()
+    assert not (tmp_path / "data" / "pgdata").exists()
+
+
+def test_the_data_directory_is_absolute_and_the_same_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``coinbooks check`` run from another folder uses the same embedded data as ``make run``
+    (the checkout's ``.coinbooks``); a relative ``COINBOOKS_DATA_DIR`` is taken from the folder
+    the command starts in, and kept absolute."""
+    monkeypatch.delenv("COINBOOKS_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings(_env_file=None).data_dir == ROOT / ".coinbooks"  # type: ignore[call-arg]
+
+    monkeypatch.setenv("COINBOOKS_DATA_DIR", "elsewhere")
+    assert Settings(_env_file=None).data_dir == tmp_path / "elsewhere"  # type: ignore[call-arg]
