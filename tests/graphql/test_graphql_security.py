@@ -187,7 +187,7 @@ BAD_AUTHORIZATIONS: list[tuple[str, Callable[[Settings], str], str]] = [
     ),
     (
         "unsigned",
-        lambda s: "Bearer " + jwt.encode(claims(), None, algorithm="none"),
+        lambda s: "Bearer " + jwt.encode(claims(), "", algorithm="none"),
         "The token is not valid: The specified alg value is not allowed",
     ),
     (
