@@ -43,6 +43,7 @@ from api.database import (
     purchase_service,
     read_session_factory,
     session_factory,
+    store_purchases,
 )
 from api.exports import export_routes
 from api.gift_feed import FeedLimits, PostgresGiftFeed
@@ -335,16 +336,18 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
             stream_check_seconds=settings.gift_feed_stream_check_seconds,
         ),
     )
+    purchases = purchase_service(settings, sessions)
     services = Services(
         sessions=sessions,
         reads=read_session_factory(engine),
-        purchases=purchase_service(settings, sessions),
+        purchases=purchases,
         gifts=gift_service(settings, sessions),
         payouts=payout_service(settings, sessions),
         functional_currency=settings.functional_currency,
         gift_feed=gift_feed,
         refund_policy=RefundPolicy(window=timedelta(days=settings.refund_window_days)),
         breakage_policy=BreakagePolicy(after_days=settings.breakage_after_days),
+        store_purchases=store_purchases(settings, sessions, purchases),
     )
     graphql = CoinbooksGraphQL(services, settings)
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,12 +26,16 @@ import migrations
 from accounting.gifts.posting import GiftRateLimit
 from accounting.gifts.rules import CoinRates
 from accounting.gifts.service import GiftService
+from accounting.ledger.chart import PROVIDERS
 from accounting.payouts.sealing import PayoutKeys
 from accounting.payouts.second_factor import SecondFactor, Throttle
 from accounting.payouts.service import PayoutPolicy, PayoutService
 from accounting.purchases.fees import fee_schedules
+from accounting.purchases.payments import NoGateway, ProviderGateways
+from accounting.purchases.payments.app_store import AppStoreConfig, AppStoreVerifier
 from accounting.purchases.payments.sandbox import SandboxGateway
 from accounting.purchases.service import PurchaseService
+from accounting.purchases.store import StorePurchases
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,16 +118,58 @@ def second_factor(settings: Settings) -> SecondFactor:
 def purchase_service(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> PurchaseService:
-    """Purchases as configured: the sandbox provider, the fee schedules, the grace period."""
-    return PurchaseService(
+    """Purchases as configured: the sandbox provider where it is on (development), none
+    where it is off (production: then no payment token grants anything), the fee schedules,
+    the grace period."""
+    stores = {"apple": NoGateway()} if settings.apple_bundle_id else {}
+    gateway = ProviderGateways(
+        stores, SandboxGateway(sessions) if settings.sandbox_payments_on else NoGateway()
+    )
+    service = PurchaseService(
         sessions,
-        SandboxGateway(sessions),
+        gateway,
         functional_currency=settings.functional_currency,
         fees=fee_schedules(settings.app_store_commission_percent),
         unanswered_grace=timedelta(seconds=settings.unanswered_charge_grace_seconds),
         daily_coin_limit=settings.purchase_daily_coin_limit,
         receivable_policy=settings.receivable_policy,
     )
+    sandboxed = PROVIDERS if settings.sandbox_payments_on else ()
+    service.token_providers = frozenset(p for p in sandboxed if p not in stores)
+    return service
+
+
+def app_store_verifier(settings: Settings) -> AppStoreVerifier | None:
+    """Apple in-app purchases, verified offline against the configured roots; None when Apple
+    is not configured."""
+    if settings.apple_bundle_id is None:
+        return None
+    return AppStoreVerifier(
+        AppStoreConfig(
+            root_certificates=tuple(
+                der_certificate(path.read_bytes()) for path in settings.apple_root_certificates
+            ),
+            bundle_id=settings.apple_bundle_id,
+            environment=settings.apple_environment,
+            app_apple_id=settings.apple_app_apple_id,
+            products=settings.apple_products,
+        )
+    )
+
+
+def der_certificate(data: bytes) -> bytes:
+    """A certificate file's DER bytes, whether the file is DER or PEM."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    return data
+
+
+def store_purchases(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], purchases: PurchaseService
+) -> StorePurchases:
+    """Purchases proven by a store's signed transaction: Apple's, when configured."""
+    apple = app_store_verifier(settings)
+    return StorePurchases(sessions, purchases, {"apple": apple} if apple is not None else {})
 
 
 async def ensure_database(server_url: str | URL, name: str) -> URL:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from accounting.breakage.rules import DEFAULT_AFTER_DAYS, MAX_AFTER_DAYS
 from accounting.chargebacks.rules import LossPolicy
@@ -132,6 +132,23 @@ class Settings(BaseSettings):
     """What a later purchase does with what its buyer owes after a chargeback: ``repay_first``
     (its cash repays the receivable first; the coins granted shrink in proportion) or ``none``."""
 
+    sandbox_payments: bool | None = None
+    """Whether the sandbox payment provider charges test tokens (``tok_success``, ...): unset,
+    on in development and off in production, which refuses to start with it on."""
+    apple_bundle_id: str | None = None
+    """The app's bundle id: set (with the roots and products), Apple in-app purchases are
+    taken, verified from the App Store's signed transactions (docs/payments.md)."""
+    apple_app_apple_id: int | None = None
+    """The app's Apple id (App Store Connect); required in the Production environment."""
+    apple_environment: str = "Production"
+    """The App Store environment whose transactions are taken: ``Production`` or ``Sandbox``
+    (``Xcode`` and ``LocalTesting``, which Apple does not sign, in development only)."""
+    apple_root_certificates: tuple[Path, ...] = ()
+    """Files of Apple's root certificates (DER or PEM), as JSON: ``["AppleRootCA-G3.cer"]``."""
+    apple_products: dict[str, str] = Field(default_factory=dict)
+    """Each App Store product id and the coin package it grants, as JSON:
+    ``{"com.example.coins350": "coins_350"}``."""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
@@ -189,7 +206,77 @@ class Settings(BaseSettings):
         )
         return {**defaults, **self.webhook_secrets}
 
+    @property
+    def sandbox_payments_on(self) -> bool:
+        return self.development if self.sandbox_payments is None else self.sandbox_payments
+
+    @model_validator(mode="after")
+    def _app_store_is_complete(self) -> Settings:
+        if self.apple_environment not in APPLE_ENVIRONMENTS:
+            raise ValueError(
+                f"COINBOOKS_APPLE_ENVIRONMENT is one of {', '.join(APPLE_ENVIRONMENTS)}"
+            )
+        if self.apple_bundle_id is None:
+            return self
+        if not self.apple_root_certificates:
+            raise ValueError("COINBOOKS_APPLE_ROOT_CERTIFICATES: name Apple's root certificates")
+        for path in self.apple_root_certificates:
+            if not path.is_file():
+                raise ValueError(f"COINBOOKS_APPLE_ROOT_CERTIFICATES: no file {path}")
+        if not self.apple_products:
+            raise ValueError("COINBOOKS_APPLE_PRODUCTS: map the app's products to coin packages")
+        if self.apple_environment == "Production" and self.apple_app_apple_id is None:
+            raise ValueError("COINBOOKS_APPLE_APP_APPLE_ID: required in the Production environment")
+        return self
+
+    @model_validator(mode="after")
+    def _production_takes_no_shortcuts(self) -> Settings:
+        """Production refuses every development shortcut, naming the setting."""
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        if self.sandbox_payments:
+            raise ValueError(
+                "COINBOOKS_SANDBOX_PAYMENTS: production takes no sandbox payments (its test "
+                "tokens grant coins for nothing); unset it"
+            )
+        for provider, secret in self.webhook_secrets.items():
+            if secret == DEVELOPMENT_WEBHOOK_SECRET.format(provider=provider) or (
+                secret.startswith(DEVELOPMENT_WEBHOOK_SECRET.partition("{")[0])
+            ):
+                raise ValueError(
+                    f"COINBOOKS_WEBHOOK_SECRETS: {provider}'s is a development secret; production "
+                    "needs the provider's own"
+                )
+        if self.apple_environment != "Production":
+            raise ValueError(
+                f"COINBOOKS_APPLE_ENVIRONMENT={self.apple_environment}: production takes App Store "
+                "transactions of the Production environment only"
+            )
+        return self
+
+
+APPLE_ENVIRONMENTS = ("Production", "Sandbox", "Xcode", "LocalTesting")
+
+
+class SettingsRefused(SystemExit):
+    """The service refuses to start: the settings are not valid (one line saying which)."""
+
+
+def refusal_line(error: ValidationError) -> str:
+    """One line naming each setting at fault and why."""
+    reasons = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        where = "_".join(str(part) for part in problem["loc"]).upper()
+        reasons.append(f"COINBOOKS_{where}: {message}" if where else message)
+    return "coinbooks: refusing to start: " + "; ".join(reasons).replace("\n", " ")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsRefused(refusal_line(error)) from None
+    except SettingsError as error:  # a setting that is not the JSON it should be
+        raise SettingsRefused(f"coinbooks: refusing to start: {error}") from None

@@ -23,9 +23,11 @@ from accounting.chargebacks.provider_events import (
     accept_event,
     check_provider,
     read_event,
+    read_signed_notification,
     record_refusal,
     verify_signature,
 )
+from api.database import app_store_verifier
 from api.settings import Settings
 
 STATUS = {
@@ -41,20 +43,29 @@ def webhook_endpoint(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
     secrets = settings.provider_webhook_secrets()
+    # A store whose signed data is verified here signs its notifications the same way (a JWS,
+    # not the HMAC header): Apple's, when configured.
+    apple = app_store_verifier(settings)
+    signed_by_store = {"apple": apple.verify_notification} if apple is not None else {}
 
     async def receive(request: Request) -> JSONResponse:
         provider = str(request.path_params["provider"])
         body = await request.body()
         try:
-            secret = check_provider(provider, secrets)
-            signed_at = verify_signature(
-                request.headers.get(SIGNATURE_HEADER),
-                body,
-                secret=secret,
-                now=datetime.now(UTC),
-                tolerance_seconds=settings.webhook_tolerance_seconds,
-            )
-            event = read_event(provider, body)
+            if provider in signed_by_store:
+                event, signed_at = read_signed_notification(
+                    provider, body, signed_by_store[provider]
+                )
+            else:
+                secret = check_provider(provider, secrets)
+                signed_at = verify_signature(
+                    request.headers.get(SIGNATURE_HEADER),
+                    body,
+                    secret=secret,
+                    now=datetime.now(UTC),
+                    tolerance_seconds=settings.webhook_tolerance_seconds,
+                )
+                event = read_event(provider, body)
         except WebhookRefused as refusal:
             await record_refusal(
                 sessions,

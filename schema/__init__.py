@@ -44,6 +44,7 @@ from schema.purchases import PurchaseMutations, PurchaseQueries
 from schema.scalars import BIG_INT_SCALAR, DAY_SCALAR, INSTANT_SCALAR, BigInt
 from schema.settlement import SettlementMutations, SettlementQueries
 from schema.statements import StatementQueries
+from schema.store_purchases import StorePurchaseMutations
 from schema.streams import StreamMutations, StreamQueries
 from schema.wallet import WalletQueries
 
@@ -75,6 +76,7 @@ Mutation = merge_types(
     "Mutation",
     (
         PurchaseMutations,
+        StorePurchaseMutations,
         StreamMutations,
         GiftMutations,
         AdminMutations,

@@ -16,6 +16,7 @@ from accounting.gifts.service import GiftService
 from accounting.payouts.service import PayoutService
 from accounting.policy.access import Principal
 from accounting.purchases.service import PurchaseService
+from accounting.purchases.store import StorePurchases
 from accounting.refunds.service import RefundPolicy
 
 
@@ -77,6 +78,8 @@ class Services:
     gift_feed: GiftFeed
     refund_policy: RefundPolicy
     breakage_policy: BreakagePolicy = field(default_factory=BreakagePolicy)
+    store_purchases: StorePurchases | None = None
+    """Purchases proven by an app store's signed transaction (none taken when unset)."""
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -302,6 +303,39 @@ def read_event(provider: str, body: bytes) -> ProviderEvent:
         )
         raise WebhookRefused(Refusal.MALFORMED_EVENT, f"Unreadable event: {detail}") from None
     raise WebhookRefused(Refusal.UNKNOWN_PROVIDER, f"No provider {provider!r}")
+
+
+NotificationVerifier = Callable[[str], dict[str, Any]]
+"""A store's check of its signed notification (a JWS): the notification as the store's event
+reader takes it, or a :class:`LedgerError` when it does not verify."""
+
+
+def read_signed_notification(
+    provider: str, body: bytes, verify: NotificationVerifier
+) -> tuple[ProviderEvent, datetime]:
+    """The event in a store's signed notification, ``{"signedPayload": "<JWS>"}`` (Apple's
+    App Store Server Notifications V2), and when the store signed it. The JWS is the signature:
+    one that does not verify (signature, certificate chain, app, environment) is refused."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise WebhookRefused(Refusal.MALFORMED_EVENT, "Unreadable event: not JSON") from None
+    signed = raw.get("signedPayload") if isinstance(raw, dict) else None
+    if not isinstance(signed, str) or not signed:
+        raise WebhookRefused(
+            Refusal.MISSING_SIGNATURE, f"A {provider[:50]} notification is a signedPayload"
+        )
+    try:
+        notification = verify(signed)
+    except LedgerError as error:
+        raise WebhookRefused(Refusal.BAD_SIGNATURE, error.message) from None
+    signed_ms = notification.get("signedDate")
+    signed_at = (
+        datetime.fromtimestamp(signed_ms / 1000, UTC)
+        if isinstance(signed_ms, int)
+        else datetime.now(UTC)
+    )
+    return read_event(provider, json.dumps(notification).encode()), signed_at
 
 
 def check_provider(provider: str, secrets: dict[str, str]) -> str:

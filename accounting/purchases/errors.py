@@ -30,3 +30,41 @@ class PurchaseLimitExceeded(LimitExceeded):
     ``bought_today_coins``, ``asked_coins``."""
 
     code = "PURCHASE_LIMIT_EXCEEDED"
+
+
+class PaymentNotVerified(LedgerError):
+    """A store's signed transaction whose signature, certificate chain (to the configured
+    roots, each certificate valid when it was signed) or form does not hold."""
+
+    code = "PAYMENT_NOT_VERIFIED"
+
+
+class PaymentForAnotherApp(LedgerError):
+    """A store's transaction signed for another app (bundle id, app id)."""
+
+    code = "PAYMENT_FOR_ANOTHER_APP"
+
+
+class PaymentWrongEnvironment(LedgerError):
+    """A store's transaction from another environment (a sandbox one where production is
+    configured)."""
+
+    code = "PAYMENT_WRONG_ENVIRONMENT"
+
+
+class ProductNotSold(LedgerError):
+    """A store's product that maps to no coin package."""
+
+    code = "PRODUCT_NOT_SOLD"
+
+
+class PaymentRevoked(LedgerError):
+    """A store's transaction refunded or revoked before it was presented."""
+
+    code = "PAYMENT_REVOKED"
+
+
+class PaymentAlreadyUsed(LedgerError):
+    """A store's transaction that granted another user's purchase: a transaction grants once."""
+
+    code = "PAYMENT_ALREADY_USED"

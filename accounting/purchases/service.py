@@ -58,6 +58,9 @@ class PurchaseRequest:
     payment_token: str
     package_code: str | None = None
     custom_coins: int | None = None
+    paid_minor: int | None = None
+    """What a store's verified transaction says the buyer paid: recorded as the price, rather
+    than the catalog's (accounting/purchases/store.py)."""
 
     def fingerprint(self) -> str:
         return idempotency.request_hash(
@@ -81,6 +84,10 @@ class PurchaseResult:
 
 
 class PurchaseService:
+    token_providers: frozenset[str] | None = None
+    """The providers whose payment tokens the gateway charges; None for every provider. In
+    production no sandbox charges tokens: then none (api/database.py)."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -136,6 +143,12 @@ class PurchaseService:
         """Buy coins. The purchase comes back completed (coins granted), failed (declined: nothing
         posted) or pending (no answer from the provider: settled later, exactly once)."""
         self._check(request)
+        if self.token_providers is not None and request.provider not in self.token_providers:
+            raise ProviderNotAvailable(
+                f"{request.provider} takes no payment tokens on this service",
+                field="provider",
+                allowed=sorted(self.token_providers),
+            )
         fingerprint = request.fingerprint()
         purchase, replayed = await in_transaction(
             self._sessions, lambda session: self._record(session, request, fingerprint)
@@ -199,7 +212,7 @@ class PurchaseService:
                 channel=request.channel,
                 provider=request.provider,
                 currency=request.currency,
-                price_minor=offer.price_minor,
+                price_minor=request.paid_minor or offer.price_minor,
             )
             .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
             .returning(PurchaseRow.id)
@@ -371,6 +384,22 @@ class PurchaseService:
 
     async def value_micros(self, session: AsyncSession, purchase: PurchaseRow) -> int:
         return purchase_value_micros(await self._facts(session, purchase, ""))
+
+    async def record_paid(
+        self, session: AsyncSession, request: PurchaseRequest
+    ) -> tuple[PurchaseRow, bool]:
+        """Record, pending and in ``session``, a purchase whose payment is proven otherwise (an
+        app store's signed transaction, accounting/purchases/store.py), with every check and
+        limit of :meth:`purchase_coins`; or find the one recorded under its key (True)."""
+        self._check(request)
+        return await self._record(session, request, request.fingerprint())
+
+    async def complete_paid(self, purchase_id: int, reference: str) -> PurchaseRow:
+        """Complete a pending purchase whose payment is proven: its entry posted once, exactly
+        as for a charge that succeeded under ``reference``."""
+        return await self._resolve(
+            purchase_id, ChargeResult(ChargeOutcome.SUCCEEDED, reference=reference)
+        )
 
     @staticmethod
     async def _by_key(session: AsyncSession, user_id: str, key: str) -> PurchaseRow | None:
