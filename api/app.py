@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import strawberry
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,6 +48,8 @@ from api.database import (
 )
 from api.exports import export_routes
 from api.gift_feed import FeedLimits, PostgresGiftFeed
+from api.metrics import Metrics
+from api.operations import observed
 from api.settings import Settings, get_settings
 from api.webhooks import webhook_endpoint
 from schema import Limits, build_schema
@@ -263,7 +266,9 @@ class CoinbooksTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class CoinbooksGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = CoinbooksTransportWSHandler
 
-    def __init__(self, services: Services, settings: Settings) -> None:
+    def __init__(
+        self, services: Services, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         super().__init__(
             build_schema(
                 production=not settings.development,
@@ -284,6 +289,9 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.settings = settings
+        if metrics is not None:
+            assert isinstance(self.schema, strawberry.Schema)
+            self.schema.extensions = (*self.schema.extensions, observed(metrics))
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -349,7 +357,9 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         breakage_policy=BreakagePolicy(after_days=settings.breakage_after_days),
         store_purchases=store_purchases(settings, sessions, purchases),
     )
-    graphql = CoinbooksGraphQL(services, settings)
+    metrics = Metrics()
+    metrics.watch(engine, services.gifts.batches)
+    graphql = CoinbooksGraphQL(services, settings, metrics)
 
     async def health(request: Request) -> JSONResponse:
         async with engine.connect() as connection:
@@ -376,7 +386,12 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
             Route("/graphql", RequestBodyGuard(graphql)),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
-            Route("/webhooks/{provider}", webhook_endpoint(settings, sessions), methods=["POST"]),
+            Route("/metrics", metrics.endpoint),
+            Route(
+                "/webhooks/{provider}",
+                webhook_endpoint(settings, sessions, metrics.webhook_delivered),
+                methods=["POST"],
+            ),
             *export_routes(settings, sessions),
         ],
         lifespan=lifespan,
@@ -385,6 +400,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     app.add_middleware(RequestIdMiddleware)
     app.state.services = services
     app.state.engine = engine
+    app.state.metrics = metrics
     app.state.gift_feed = gift_feed
     return app
 

@@ -40,8 +40,12 @@ STATUS = {
 
 
 def webhook_endpoint(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    on_delivery: Callable[[str, str], None] | None = None,
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """``on_delivery(provider, outcome)`` hears of each delivery: ``accepted``, ``duplicate``
+    or the refusal's code (an unknown provider is told as ``unknown``)."""
     secrets = settings.provider_webhook_secrets()
     # A store whose signed data is verified here signs its notifications the same way (a JWS,
     # not the HMAC header): Apple's, when configured.
@@ -74,6 +78,9 @@ def webhook_endpoint(
                 body=body,
                 client=request.client.host if request.client else None,
             )
+            if on_delivery is not None:
+                known = refusal.code != Refusal.UNKNOWN_PROVIDER
+                on_delivery(provider if known else "unknown", str(refusal.code))
             return JSONResponse(
                 {"error": {"code": str(refusal.code), "message": refusal.message}},
                 status_code=STATUS[refusal.code],
@@ -86,6 +93,8 @@ def webhook_endpoint(
             loss_policy=settings.chargeback_loss_policy,
         )
         row = accepted.event
+        if on_delivery is not None:
+            on_delivery(provider, "duplicate" if accepted.duplicate else "accepted")
         return JSONResponse(
             {
                 "eventId": row.event_id,

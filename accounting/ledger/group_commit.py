@@ -50,6 +50,13 @@ class GroupCommit(Generic[R, T]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches_written = 0
         self.requests_written = 0
+        self.batch_observers: list[Callable[[int], None]] = []
+        """Called with each written batch's size (metrics); an observer must not raise."""
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch (the one being written not counted)."""
+        return len(self._queue)
 
     async def submit(self, request: R) -> T:
         """Queue ``request`` for the next batch and wait for its outcome."""
@@ -108,6 +115,8 @@ class GroupCommit(Generic[R, T]):
             outcomes = [error] * len(batch)
         self.batches_written += 1
         self.requests_written += len(batch)
+        for observe in self.batch_observers:
+            observe(len(batch))
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

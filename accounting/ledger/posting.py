@@ -7,6 +7,7 @@ go in one INSERT, and the database verifies the whole statement (migrations/sql/
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -371,6 +372,9 @@ T = TypeVar("T")
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 """Serialization failure and deadlock: the transaction did nothing and may simply run again."""
 MAX_TRANSACTION_ATTEMPTS = 4
+RETRIES: collections.Counter[str] = collections.Counter()
+"""Transactions run again in this process, by SQLSTATE (``40P01`` deadlock, ``40001``
+serialization failure); read by the service's metrics."""
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -388,6 +392,12 @@ async def in_transaction(
             async with sessions() as session, session.begin():
                 return await work(session)
         except DBAPIError as error:
-            if _sqlstate(error) not in RETRYABLE_SQLSTATES or attempt == MAX_TRANSACTION_ATTEMPTS:
+            state = _sqlstate(error)
+            if (
+                state is None
+                or state not in RETRYABLE_SQLSTATES
+                or attempt == MAX_TRANSACTION_ATTEMPTS
+            ):
                 raise
+            RETRIES[state] += 1
     raise AssertionError("unreachable")
