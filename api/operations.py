@@ -1,5 +1,7 @@
 """Each GraphQL operation observed once it is answered: counted (api/metrics.py) with its name,
-outcome and duration.
+outcome and duration, and logged as one line (``graphql operation``: ``operation``,
+``operation_type``, ``user_id``, ``roles``, ``duration_ms``, ``outcome``, ``error_codes``; the
+request's ``request_id`` with it).
 
 The outcome is ``ok``, or the code of the first error: a GraphQL error's ``extensions.code``
 (``GRAPHQL_VALIDATION_FAILED`` for a document that does not parse or validate,
@@ -13,10 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from api.metrics import Metrics
+
+log = structlog.stdlib.get_logger("coinbooks.graphql")
+MAX_LOGGED_NAME = 100
 
 
 def _code(error: GraphQLError) -> str:
@@ -43,6 +50,13 @@ def error_codes(result: Any) -> list[str]:
     return [_code(error) for error in result.errors or []] + _payload_codes(result.data)
 
 
+def _operation_type(context: ExecutionContext) -> str | None:
+    try:
+        return context.operation_type.value
+    except RuntimeError:  # a document that did not parse, or names no operation it holds
+        return None
+
+
 class ObservedOperation(SchemaExtension):
     """Times the operation from its parse to its answer and reports it to ``metrics``."""
 
@@ -51,11 +65,34 @@ class ObservedOperation(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        yield
-        duration = time.perf_counter() - started
+        codes: list[str] = []
+        try:
+            yield
+            codes = error_codes(self.execution_context.result)
+        except GraphQLError as refused:  # a document that does not parse, or a guard's refusal
+            codes = [_code(refused)]
+            raise
+        except Exception:
+            codes = ["INTERNAL_ERROR"]
+            raise
+        finally:
+            self._report(codes, time.perf_counter() - started)
+
+    def _report(self, codes: list[str], duration: float) -> None:
         context = self.execution_context
         operation = self.metrics.operation_label(context.operation_name)
-        self.metrics.operation_done(operation, error_codes(context.result), duration)
+        self.metrics.operation_done(operation, codes, duration)
+        principal = getattr(context.context, "principal", None)
+        log.info(
+            "graphql operation",
+            operation=(context.operation_name or "")[:MAX_LOGGED_NAME] or None,
+            operation_type=_operation_type(context),
+            user_id=principal.user_id if principal else None,
+            roles=sorted(str(role) for role in principal.roles) if principal else [],
+            duration_ms=round(duration * 1000, 3),
+            outcome=codes[0] if codes else "ok",
+            error_codes=codes,
+        )
 
 
 def observed(metrics: Metrics) -> Callable[[], SchemaExtension]:

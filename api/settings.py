@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    log_format: Literal["json", "console"] | None = None
+    """``json`` (a JSON object a line) or ``console`` (readable lines); by default JSON in
+    production and readable in development."""
 
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
     """The HS256 key; in production at least 32 bytes (256 bits) of random."""
