@@ -198,6 +198,8 @@ class PayoutService:
         async def replay_or_check(session: AsyncSession) -> PayoutResult | None:
             existing = await payout_by_key(session, request.creator_id, request.idempotency_key)
             if existing is not None:
+                # as every request does, a retry releases the diamonds whose hold has passed
+                await holds.release_due_in(session, creator_id=request.creator_id)
                 return _replayed(existing, fingerprint)
             await _check_creator_may_be_paid(session, request, self.policy)
             return None
