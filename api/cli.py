@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -32,10 +33,15 @@ from api.database import (
 )
 from api.export_cli import export_app
 from api.logs import configure_logging, log_format_of
-from api.settings import get_settings
+from api.refusals import RefusingGroup, refuse
+from api.settings import Settings, get_settings
 from api.settlement_cli import settlement_app
 
-app = typer.Typer(help="Coinbooks: the ledger of coins, diamonds and cash.", no_args_is_help=True)
+app = typer.Typer(
+    cls=RefusingGroup,
+    help="Coinbooks: the ledger of coins, diamonds and cash.",
+    no_args_is_help=True,
+)
 app.add_typer(export_app, name="export")
 app.add_typer(corrections_app, name="corrections")
 app.add_typer(settlement_app, name="settlement")
@@ -67,38 +73,55 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Once serving, write the address (http://host:port) to this file; "
+            "with --port 0 the port the system chose. Removed on exit."
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and serve GraphQL (embedded PostgreSQL unless DATABASE_URL is set)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from api.serving import ReadyServer, address_of, bind_quietly
 
     settings = get_settings()
     _exit_on_key_error(lambda: token_keys(settings))
-    host = host or settings.host
-    port = port or settings.port
+    if ready_file is not None and (workers or settings.workers) > 1:
+        raise refuse("--ready-file: serve with one worker (COINBOOKS_WORKERS=1)")
     configure_logging(log_format_of(settings.log_format, settings.development))
+    config = uvicorn.Config(
+        "api.app:app_from_environment",
+        factory=True,
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        workers=workers or settings.workers,
+        log_level="info",
+        log_config=None,  # uvicorn's loggers go through ours (api/logs.py)
+    )
+    listening = bind_quietly(config)  # a taken address ends it here, before anything started
     with database_url_for(settings) as url:
         migrate(url)
-        console.print(
-            f"[bold]Coinbooks[/bold] GraphQL at [cyan]http://{host}:{port}/graphql[/cyan]"
-        )
-        if settings.database_url:
-            console.print(f"Data: {_where(url)} (DATABASE_URL)")
-        else:
-            console.print(
-                f"Data: embedded PostgreSQL in {(settings.data_dir / 'pgdata').resolve()} "
-                f"({_where(url)})"
-            )
-        console.print("A token to try it: [green]coinbooks token --user ana --role viewer[/green]")
         os.environ["DATABASE_URL"] = url.render_as_string(hide_password=False)
-        uvicorn.run(
-            "api.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers or settings.workers,
-            log_level="info",
-            log_config=None,  # uvicorn's loggers go through ours (api/logs.py)
+        _banner(settings, url, f"{address_of(listening)}/graphql")
+        if config.workers > 1:
+            Multiprocess(config, sockets=[listening]).run()
+        else:
+            ReadyServer(config, ready_file).run(sockets=[listening])
+
+
+def _banner(settings: Settings, url: URL, address: str) -> None:
+    """Printed once the address is bound and the database migrated: it serves from here on."""
+    console.print(f"[bold]Coinbooks[/bold] GraphQL at [cyan]{address}[/cyan]")
+    if settings.database_url:
+        console.print(f"Data: {_where(url)} (DATABASE_URL)")
+    else:
+        console.print(
+            f"Data: embedded PostgreSQL in {settings.data_dir / 'pgdata'} ({_where(url)})"
         )
+    console.print("A token to try it: [green]coinbooks token --user ana --role viewer[/green]")
 
 
 @app.command(name="migrate")

@@ -11,10 +11,13 @@ from typing import Literal
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from accounting.breakage.rules import DEFAULT_AFTER_DAYS, MAX_AFTER_DAYS
 from accounting.chargebacks.rules import LossPolicy
 from accounting.ledger.chart import PROVIDERS
+from accounting.ledger.money import FIAT_CODES
 from accounting.payouts.sealing import decode_key
 from accounting.purchases.repayment import ReceivablePolicy
 
@@ -178,6 +181,24 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgresql_url(cls, value: str | None) -> str | None:
+        try:
+            backend = make_url(value).get_backend_name() if value else "postgresql"
+        except ArgumentError:
+            raise ValueError("not a database URL") from None
+        if backend != "postgresql":
+            raise ValueError("not a PostgreSQL URL")
+        return value
+
+    @field_validator("functional_currency")
+    @classmethod
+    def _a_currency_of_the_ledger(cls, value: str) -> str:
+        if value not in FIAT_CODES:
+            raise ValueError(f"not a currency of the ledger (one of {', '.join(FIAT_CODES)})")
+        return value
 
     @field_validator("secrets_key")
     @classmethod

@@ -6,6 +6,7 @@ still-running server over and stops it when it exits itself."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -44,13 +45,13 @@ def _postgres_of(pgdata: Path) -> list[psutil.Process]:
 class Service:
     """``coinbooks serve`` in a folder of its own, its data in ``data_dir``."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str) -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("COINBOOKS_")}
         environment.pop("DATABASE_URL", None)
         self.port = _free_port()
         environment.update(COINBOOKS_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
         self.process = subprocess.Popen(
-            [COINBOOKS, "serve", "--port", str(self.port)],
+            [COINBOOKS, "serve", "--port", str(self.port), *options],
             cwd=data_dir.parent,
             env=environment,
             stdout=subprocess.DEVNULL,
@@ -130,6 +131,29 @@ def test_a_service_killed_outright_leaves_a_server_the_next_one_stops(data_dir: 
     service.stop(signal.SIGTERM)
 
     assert _gone(data_dir / "pgdata")
+
+
+def test_a_ready_file_names_the_address_once_it_serves(data_dir: Path, tmp_path: Path) -> None:
+    """What a test suite in any language does: start on a port the system chooses, wait for
+    the file, talk GraphQL at the address in it, stop the service; nothing of it runs on."""
+    ready = tmp_path / "run" / "coinbooks.address"
+    service = Service(data_dir, "--port", "0", "--ready-file", str(ready))
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert service.process.poll() is None, "the service exited while starting"
+        assert time.monotonic() < deadline, "no ready file in time"
+        time.sleep(0.1)
+    address = ready.read_text()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", address)
+    answer = httpx.post(f"{address.strip()}/graphql", json={"query": "{ __typename }"}, timeout=5)
+    assert answer.json()["data"] == {"__typename": "Query"}
+    assert _postgres_of(data_dir / "pgdata"), "the embedded server should be running"
+
+    service.stop(signal.SIGTERM)
+
+    assert _gone(data_dir / "pgdata")
+    assert not ready.exists(), "a stopped service leaves no address behind"
+    assert not list(ready.parent.iterdir()), "nor a half-written file"
 
 
 def test_a_taken_address_ends_the_start_before_any_banner(tmp_path: Path) -> None:
