@@ -56,13 +56,13 @@ def route_through_logging() -> None:
     )
 
 
-def formatter(log_format: LogFormat) -> logging.Formatter:
+def formatter(log_format: LogFormat, colors: bool = False) -> logging.Formatter:
     renderer: Processor
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
         tail: list[Processor] = [structlog.processors.format_exc_info]
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
         tail = []
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*SHARED, access_fields],
@@ -73,7 +73,7 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
 def handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
     """A handler writing every record, structlog's or the standard library's, as ``log_format``."""
     writer = logging.StreamHandler(stream or sys.stderr)
-    writer.setFormatter(formatter(log_format))
+    writer.setFormatter(formatter(log_format, colors=writer.stream.isatty()))
     writer.addFilter(AccessFields())
     return writer
 

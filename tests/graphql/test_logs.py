@@ -152,3 +152,25 @@ def test_the_format_is_json_in_production_and_readable_in_development() -> None:
     assert log_format_of(None, development=True) == "console"
     assert log_format_of("json", development=True) == "json"
     assert log_format_of("console", development=False) == "console"
+
+
+async def test_development_lines_are_readable_and_carry_the_request_id(
+    gql: GraphQLClient,
+) -> None:
+    stream = io.StringIO()
+    writer = handler("console", stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(writer)
+    root.setLevel(logging.INFO)
+    try:
+        await gql(WALLET, user="ana", headers={"X-Request-Id": "dev-3"})
+    finally:
+        root.removeHandler(writer)
+        root.setLevel(level)
+
+    (line,) = [line for line in stream.getvalue().splitlines() if "graphql operation" in line]
+    assert "\x1b[" not in line  # no colours where the stream is not a terminal
+    assert "[info" in line and "[coinbooks.graphql]" in line
+    for field in ("request_id=dev-3", "operation=MyWallet", "user_id=ana", "outcome=ok"):
+        assert field in line
