@@ -5,6 +5,7 @@ writes nothing. Apple's signed REFUND notifications verify the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -173,6 +174,25 @@ async def test_a_verified_transaction_grants_its_package_once(
     # nothing more granted: the wallet holds 350 coins worth 5.49 USD still.
     for replay in (again, other_key):
         assert replay == {**first, "replayed": True}
+    assert await rows(sessions, PurchaseRow) == 1
+    assert await rows(sessions, JournalEntryRow) == 1
+
+
+async def test_one_transaction_presented_five_times_at_once_grants_once(
+    apple: Buyer, store: AppStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    signed = store.transaction()
+
+    replies = await asyncio.gather(
+        *(apple.buy(signed, key=f"apple-race-{n:04d}") for n in range(5))
+    )
+
+    # One request recorded and completed the purchase; the four others, queued on the lock of
+    # Apple's transaction id, found it and answered with it: 350 coins, once.
+    assert sorted(reply["replayed"] for reply in replies) == [False, True, True, True, True]
+    assert {reply["purchase"]["id"] for reply in replies} == {replies[0]["purchase"]["id"]}
+    assert all(reply["purchase"]["status"] == "COMPLETED" for reply in replies)
+    assert await apple.graphql("query { wallet { coins } }", {}) == {"wallet": {"coins": "350"}}
     assert await rows(sessions, PurchaseRow) == 1
     assert await rows(sessions, JournalEntryRow) == 1
 
