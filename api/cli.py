@@ -28,6 +28,7 @@ from api.database import (
     create_engine,
     database_url_for,
     migrate,
+    migration_status,
     purchase_service,
     session_factory,
 )
@@ -125,12 +126,27 @@ def _banner(settings: Settings, url: URL, address: str) -> None:
 
 
 @app.command(name="migrate")
-def migrate_command() -> None:
-    """Apply the database migrations and stop."""
+def migrate_command(
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Only show the database's migration and the head; exit 1 if it is behind.",
+        ),
+    ] = False,
+) -> None:
+    """Apply the database migrations and stop (several at once take turns)."""
     settings = get_settings()
     with database_url_for(settings) as url:
-        migrate(url)
-        console.print(f"Migrated {_where(url)}")
+        if not status:
+            migrate(url)
+            console.print(f"Migrated {_where(url)}")
+            return
+        current, head = migration_status(url)
+    console.print(f"{_where(url)}: current {current or 'none'}, head {head}")
+    if current != head:
+        console.print("Behind the head: run `coinbooks migrate`")
+        raise typer.Exit(1)
 
 
 @app.command()

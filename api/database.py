@@ -7,15 +7,19 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -186,16 +190,54 @@ async def ensure_database(server_url: str | URL, name: str) -> URL:
     return server.set(database=name)
 
 
+MIGRATION_LOCK = int.from_bytes(b"coinbook")
+"""The advisory lock every migration run holds on its database (one run at a time)."""
+
+
 def alembic_config(url: str | URL) -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
     config.attributes["database_url"] = async_url(url)
+    config.attributes["advisory_lock"] = MIGRATION_LOCK
     return config
 
 
 def migrate(url: str | URL, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``. Runs its own event loop: call it outside one."""
+    """Apply migrations up to ``revision``, holding ``MIGRATION_LOCK``: several processes may
+    migrate one database at once (each service of a deployment at its start); the first does
+    the work, the others wait for it and find nothing left. Runs its own event loop: call it
+    outside one."""
     command.upgrade(alembic_config(url), revision)
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest migration of this version of Coinbooks."""
+    head = ScriptDirectory(str(Path(migrations.__file__).parent)).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
+
+
+async def current_revision(connection: AsyncConnection) -> str | None:
+    """The migration the database is at; None before the first."""
+    if await connection.scalar(text("SELECT to_regclass('alembic_version')")) is None:
+        return None
+    revision: str | None = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    return revision
+
+
+def migration_status(url: str | URL) -> tuple[str | None, str]:
+    """The database's migration and the head. Runs its own event loop."""
+
+    async def read() -> str | None:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with engine.connect() as connection:
+                return await current_revision(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read()), head_revision()
 
 
 def downgrade(url: str | URL, revision: str) -> None:

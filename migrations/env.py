@@ -1,5 +1,7 @@
 """Alembic environment (async). The URL comes from ``config.attributes['database_url']``,
-set by ``api.database.alembic_config``, or from ``DATABASE_URL`` when run as plain alembic."""
+set by ``api.database.alembic_config``, or from ``DATABASE_URL`` when run as plain alembic.
+With ``config.attributes['advisory_lock']`` (a bigint), the run holds that advisory lock on the
+database: runs started together go one after the other, and the later find the work done."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -25,6 +27,10 @@ def _url() -> URL:
 
 
 def _run(connection: Connection) -> None:
+    lock = config.attributes.get("advisory_lock")
+    if lock is not None:  # held until the connection closes, after the migrations committed
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock})
+        connection.commit()
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
         context.run_migrations()
