@@ -1,5 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, provider webhooks at /webhooks/{provider}, a
-health check at /health."""
+"""The ASGI application: GraphQL at /graphql, provider webhooks at /webhooks/{provider}, the
+probes /livez and /readyz (api/health.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any
 
 import strawberry
 import structlog
-from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -49,6 +48,7 @@ from api.database import (
 )
 from api.exports import export_routes
 from api.gift_feed import FeedLimits, PostgresGiftFeed
+from api.health import health_routes
 from api.logs import configure_logging, log_format_of, route_through_logging
 from api.metrics import Metrics
 from api.operations import observed
@@ -368,11 +368,6 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     metrics.watch(engine, services.gifts.batches)
     graphql = CoinbooksGraphQL(services, settings, metrics)
 
-    async def health(request: Request) -> JSONResponse:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return JSONResponse({"status": "ok"})
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gift_feed.start()
@@ -392,7 +387,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         routes=[
             Route("/graphql", RequestBodyGuard(graphql)),
             WebSocketRoute("/graphql", graphql),
-            Route("/health", health),
+            *health_routes(engine),
             Route("/metrics", metrics.endpoint),
             Route(
                 "/webhooks/{provider}",
