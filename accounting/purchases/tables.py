@@ -94,6 +94,13 @@ class PurchaseRow(Base):
         ),
         Index("ix_purchase_user_history", "user_id", "id"),
         Index("ix_purchase_pending", "id", postgresql_where="status = 'pending'"),
+        Index(
+            "ux_purchase_provider_reference",
+            "provider",
+            "provider_reference",
+            unique=True,
+            postgresql_where="provider_reference IS NOT NULL",
+        ),
     )
 
 

@@ -920,3 +920,23 @@ async def test_integrity_check_finds_an_overdrawn_wallet_and_a_forged_purchase(
     assert checks["purchase_granted_what_was_bought"] == [
         f"purchase {bought.id} bought 7 coins, its entry granted -50"
     ]
+
+
+async def test_one_payment_names_one_purchase(
+    raw: asyncpg.Connection, purchases: PurchaseService
+) -> None:
+    """A provider's reference for a payment grants once: no second purchase may carry it, under
+    any buyer or key (the index of migration 0018), so a charge or an App Store transaction
+    presented again can never be booked twice, even by a path that forgot to look first."""
+    paid = (await purchases.purchase_coins(request("key-reference-01"))).purchase
+    pending = (await purchases.purchase_coins(request("key-reference-02", "tok_timeout"))).purchase
+    assert paid.provider_reference is not None and pending.provider_reference is None
+    before = await read_books(raw)
+    with pytest.raises(asyncpg.UniqueViolationError, match="ux_purchase_provider_reference"):
+        async with raw.transaction():
+            await raw.execute(
+                "UPDATE purchase SET provider_reference = $1 WHERE id = $2",
+                paid.provider_reference,
+                pending.id,
+            )
+    assert await read_books(raw) == before
