@@ -67,7 +67,7 @@ class PayoutKeys:
         sealed = AESGCM(self.sealing_key).encrypt(nonce, secret.encode(), creator_id.encode())
         return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
-    def open(self, creator_id: str, sealed: str) -> str:
+    def unseal(self, creator_id: str, sealed: str) -> str:
         if not sealed.startswith(SEALED_PREFIX):
             raise SecretsKeyError("the second factor's secret is not sealed")
         try:

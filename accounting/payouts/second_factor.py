@@ -154,7 +154,7 @@ class SecondFactor:
             )
         if confirming and row.confirmed_at is not None:
             raise TotpAlreadyConfirmed("The second factor is already confirmed", field="totpCode")
-        step = matching_step(self.keys.open(creator_id, row.secret), code, self.clock())
+        step = matching_step(self.keys.unseal(creator_id, row.secret), code, self.clock())
         if step is None:
             self._fail(throttle, now)
             return InvalidTotpCode("That code is not the current one", field="totpCode")

@@ -80,5 +80,5 @@ def downgrade() -> None:
     op.drop_constraint(op.f("ck_payout_method_keyed"), "payout_method", type_="check")
     op.drop_constraint(op.f("ck_creator_totp_sealed"), "creator_totp", type_="check")
     if op.get_bind().scalar(sa.text("SELECT EXISTS (SELECT 1 FROM creator_totp)")):
-        _rewrite("creator_totp", "creator_id", "secret", _keys().open)
+        _rewrite("creator_totp", "creator_id", "secret", _keys().unseal)
     ops.drop_tables("second_factor_throttle", "second_factor_step")

@@ -30,12 +30,12 @@ def test_a_sealed_secret_opens_only_for_its_creator_under_its_key() -> None:
 
     assert sealed.startswith("aesgcm1:") and SECRET not in sealed
     assert sealed != KEYS.seal("bo", SECRET)  # a fresh nonce each time
-    assert KEYS.open("bo", sealed) == SECRET
+    assert KEYS.unseal("bo", sealed) == SECRET
     for creator, keys in (("cy", KEYS), ("bo", OTHER)):
         with pytest.raises(SecretsKeyError):
-            keys.open(creator, sealed)
+            keys.unseal(creator, sealed)
     with pytest.raises(SecretsKeyError):
-        KEYS.open("bo", SECRET)  # never taken as it is
+        KEYS.unseal("bo", SECRET)  # never taken as it is
 
 
 def test_a_fingerprint_is_keyed() -> None:
@@ -113,7 +113,7 @@ def test_migration_0016_seals_secrets_and_keys_fingerprints_already_stored(db_ur
 
     [totp] = run_sync(lambda: _sql(db_url, "SELECT secret FROM creator_totp"))
     [method] = run_sync(lambda: _sql(db_url, "SELECT fingerprint FROM payout_method"))
-    assert keys.open("bo", totp["secret"]) == SECRET and SECRET not in totp["secret"]
+    assert keys.unseal("bo", totp["secret"]) == SECRET and SECRET not in totp["secret"]
     details = PayoutMethodDetails(
         PayoutMethodKind.BANK_ACCOUNT,
         "Bo",
