@@ -53,7 +53,8 @@ def settings_refusal(error: ValidationError | SettingsError) -> str:
     reasons = []
     for problem in error.errors():
         message = str(problem["msg"]).removeprefix("Value error, ")
-        message = message[:1].lower() + message[1:]
+        if not message.split(" ")[0].isupper():  # "Input should be ..." but not "COINBOOKS_X: ..."
+            message = message[:1].lower() + message[1:]
         if problem["loc"]:
             variable = variable_of(str(problem["loc"][0]))
             given = problem.get("input")

@@ -213,9 +213,9 @@ def test_the_service_refuses_to_start_in_production_with_the_sandbox(tmp_path: P
         timeout=60,
     )
 
-    assert started.returncode == 1
+    assert started.returncode == 2  # a setting that is not valid (api/refusals.py)
     assert started.stdout == ""
     assert started.stderr.splitlines() == [
-        "coinbooks: refusing to start: COINBOOKS_SANDBOX_PAYMENTS: production takes no sandbox "
+        "coinbooks: COINBOOKS_SANDBOX_PAYMENTS: production takes no sandbox "
         "payments (its test tokens grant coins for nothing); unset it"
     ]
