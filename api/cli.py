@@ -167,8 +167,7 @@ def _exit_on_key_error(work: Callable[[], T]) -> T:
     try:
         return work()
     except TokenKeyError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise typer.Exit(2) from None
+        raise refuse(str(error)) from None
 
 
 @app.command()

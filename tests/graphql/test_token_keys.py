@@ -384,7 +384,7 @@ def test_coinbooks_token_refuses_an_asymmetric_config_without_a_private_key(
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: COINBOOKS_JWT_PRIVATE_KEY_FILE is not set: with RS256, tokens are issued by "
+        "coinbooks: COINBOOKS_JWT_PRIVATE_KEY_FILE is not set: with RS256, tokens are issued by "
         "the identity provider\n"
     )
     assert result.stdout == ""
