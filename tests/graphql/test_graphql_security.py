@@ -24,6 +24,8 @@ from api.settings import Settings
 from tests.conftest import GraphQLClient, without_cost
 
 PRODUCTION_SECRET = "a-production-signing-key-that-is-not-the-development-one"
+PRODUCTION_SECRETS_KEY = "YS1wcm9kdWN0aW9uLXNlY3JldHMta2V5LW9mLWl0cy0="
+"""32 bytes of its own (``a-production-secrets-key-of-its-``): production refuses the default."""
 
 PURCHASE_COINS = """
 mutation PurchaseCoins($input: PurchaseCoinsInput!) {
@@ -566,7 +568,12 @@ async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) ->
 async def test_production_refuses_introspection_and_serves_no_graphiql(
     db_url: URL, token: Callable[..., str]
 ) -> None:
-    production = settings_for(db_url, environment="production", jwt_secret=PRODUCTION_SECRET)
+    production = settings_for(
+        db_url,
+        environment="production",
+        jwt_secret=PRODUCTION_SECRET,
+        secrets_key=PRODUCTION_SECRETS_KEY,
+    )
     production_token = issue_token(production, "ana", [Role.VIEWER])
 
     async with http_to(production, db_url) as http:
