@@ -11,6 +11,7 @@ posted (invariant 6: each business event is posted once, as it was asked) in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,8 +72,11 @@ CHECKS: tuple[Check, ...] = (
 then the stored totals' of the reads."""
 
 
-async def check_integrity(session: AsyncSession) -> IntegrityReport:
-    """Run every check in one repeatable-read snapshot, so they all see the same books."""
+async def check_integrity(
+    session: AsyncSession, on_check: Callable[[str], None] | None = None
+) -> IntegrityReport:
+    """Run every check in one repeatable-read snapshot, so they all see the same books;
+    ``on_check`` is told the name of each check once it has run (a progress bar's step)."""
     await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
     checked_at, entries, postings, accounts = (
         await session.execute(
@@ -86,6 +90,8 @@ async def check_integrity(session: AsyncSession) -> IntegrityReport:
     for invariant, name, sql in CHECKS:
         rows = await session.scalars(text(f"{sql} LIMIT {MAX_VIOLATIONS_PER_CHECK}"))
         violations += [Violation(invariant, name, detail) for detail in rows]
+        if on_check is not None:
+            on_check(name)
     return IntegrityReport(
         checked_at=checked_at,
         entries=entries,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,7 @@ from accounting.policy.access import Role
 from accounting.reads import period_totals, reports
 from api.auth import TokenKeyError, issue_token, token_keys
 from api.breakage_cli import breakage_app
+from api.cli_output import integrity_json, progress_bar, trial_balance_json
 from api.close_cli import register as register_close_commands
 from api.console import plain_console
 from api.corrections_cli import corrections_app
@@ -67,6 +70,21 @@ def _with_session(url: URL, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 def _where(url: URL) -> str:
     host = url.query.get("host") or url.host or "localhost"
     return f"database {url.database} at {host}"
+
+
+def _require_migrated(url: URL) -> None:
+    """One line and exit 2 unless the database is migrated to this version's head."""
+    current, head = migration_status(url)
+    if current != head:
+        raise refuse(
+            f"{_where(url)} is at migration {current or 'none'}, not the head {head}:"
+            " run `coinbooks migrate`"
+        )
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON on standard output instead of a table.")
+]
 
 
 @app.command()
@@ -171,11 +189,20 @@ def _exit_on_key_error(work: Callable[[], T]) -> T:
 
 
 @app.command()
-def check() -> None:
-    """Re-derive every invariant from the raw postings; exit 1 if any is violated."""
+def check(as_json: JsonOption = False) -> None:
+    """Re-derive every invariant from the raw postings. Exit 0 if none is violated, 1 if any
+    is, 2 if it could not run (the database unreachable or not migrated)."""
     settings = get_settings()
-    with database_url_for(settings) as url:
-        report = _with_session(url, integrity.check_integrity)
+    with database_url_for(settings) as url, progress_bar() as progress:
+        _require_migrated(url)
+        step = progress.add_task("Checking", total=len(integrity.CHECKS))
+        report = _with_session(
+            url,
+            lambda s: integrity.check_integrity(s, lambda _: progress.advance(step)),
+        )
+    if as_json:
+        print(json.dumps(integrity_json(report), indent=2))
+        raise typer.Exit(0 if report.ok else 1)
     console.print(
         f"Checked {report.entries} entries, {report.postings} postings, "
         f"{report.accounts} accounts, {len(report.checks)} checks "
@@ -194,11 +221,17 @@ def check() -> None:
 @app.command(name="trial-balance")
 def trial_balance(
     as_of: Annotated[datetime | None, typer.Option(help="Instant (ISO 8601); default now.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Print the trial balance; exit 1 if any commodity does not balance."""
+    """Print the trial balance. Exit 0 if every commodity balances, 1 if one does not, 2 if
+    it could not run (the database unreachable or not migrated)."""
     settings = get_settings()
     with database_url_for(settings) as url:
+        _require_migrated(url)
         found = _with_session(url, lambda s: reports.trial_balance(s, as_of))
+    if as_json:
+        print(json.dumps(trial_balance_json(found), indent=2))
+        raise typer.Exit(0 if found.balanced else 1)
     table = Table(
         "account", "commodity", "debit", "credit", title=f"Trial balance at {found.as_of}"
     )
@@ -221,16 +254,19 @@ def settle_purchases() -> None:
     """Ask the payment provider about every pending purchase and settle those it answers."""
     settings = get_settings()
 
-    async def run(url: URL) -> dict[str, int]:
+    async def run(url: URL, progress: Progress) -> dict[str, int]:
         engine = create_engine(url, pool_size=2, max_overflow=0)
+        step = progress.add_task("Settling pending purchases", total=None)
         try:
             sessions = session_factory(engine)
-            return await purchase_service(settings, sessions).settle_pending()
+            return await purchase_service(settings, sessions).settle_pending(
+                on_settled=lambda _: progress.advance(step)
+            )
         finally:
             await engine.dispose()
 
-    with database_url_for(settings) as url:
-        counts = asyncio.run(run(url))
+    with database_url_for(settings) as url, progress_bar() as progress:
+        counts = asyncio.run(run(url, progress))
     console.print(", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
@@ -245,15 +281,20 @@ def release_holds(
     Safe to run repeatedly and from several places at once: no gift is released twice."""
     settings = get_settings()
 
-    async def run(url: URL) -> int:
+    async def run(url: URL, progress: Progress) -> int:
         engine = create_engine(url, pool_size=1, max_overflow=0)
+        step = progress.add_task("Releasing gifts from hold", total=None)
         try:
-            return await holds.release_due(session_factory(engine), creator_id=creator)
+            return await holds.release_due(
+                session_factory(engine),
+                creator_id=creator,
+                on_batch=lambda released: progress.advance(step, released),
+            )
         finally:
             await engine.dispose()
 
-    with database_url_for(settings) as url:
-        released = asyncio.run(run(url))
+    with database_url_for(settings) as url, progress_bar() as progress:
+        released = asyncio.run(run(url, progress))
     console.print(f"Released {released} gift(s) from hold")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -88,13 +89,17 @@ async def release_due(
     *,
     creator_id: str | None = None,
     limit: int = MAX_BATCH,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Release due holds in batches until none is left; the number of gifts released."""
+    """Release due holds in batches until none is left; the number of gifts released.
+    ``on_batch`` is told how many gifts each committed batch released (a progress bar's)."""
     total = 0
     while True:
         released = await in_transaction(
             sessions, lambda s: release_due_in(s, creator_id=creator_id, limit=limit)
         )
         total += released
+        if on_batch is not None:
+            on_batch(released)
         if released < min(limit, MAX_BATCH):
             return total

@@ -4,6 +4,7 @@ once, when the provider's answer says the money was taken (now, or later on a lo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -286,8 +287,11 @@ class PurchaseService:
         )
         return await self._resolve(purchase_id, result)
 
-    async def settle_pending(self, *, limit: int = 1000) -> dict[str, int]:
-        """Settle every pending purchase the provider has an answer for; count the outcomes."""
+    async def settle_pending(
+        self, *, limit: int = 1000, on_settled: Callable[[str], None] | None = None
+    ) -> dict[str, int]:
+        """Settle every pending purchase the provider has an answer for; count the outcomes.
+        ``on_settled`` is told each purchase's status once asked (a progress bar's step)."""
         async with self._sessions() as session:
             ids = (
                 await session.scalars(
@@ -301,6 +305,8 @@ class PurchaseService:
         for purchase_id in ids:
             settled = await self.settle(purchase_id)
             counts[settled.status] += 1
+            if on_settled is not None:
+                on_settled(settled.status)
         return counts
 
     async def _resolve(self, purchase_id: int, result: ChargeResult) -> PurchaseRow:
