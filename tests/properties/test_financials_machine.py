@@ -106,7 +106,11 @@ class FinancialsMachine(GiftMachine):
     async def _summarize(self) -> None:
         async with self.sessions() as session:
             done = await summarize(session)
-        assert not done.waited_out
+        # On a server shared with other tests' databases (two workers on one server), another
+        # test's transaction may still be in flight: the summary then gives up, writing nothing,
+        # and a later one catches up; the audit compares every report either way.
+        if done.waited_out:
+            assert (done.hours, done.rows) == (0, 0)
 
     async def audit(self) -> None:
         await super().audit()
