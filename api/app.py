@@ -17,7 +17,7 @@ from typing import Any
 import strawberry
 import structlog
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,6 +52,7 @@ from api.health import health_routes
 from api.logs import configure_logging, log_format_of, route_through_logging
 from api.metrics import Metrics
 from api.operations import observed
+from api.replicas import WAL_POSITION_HEADER, ReplicaFigures, ReplicaSet, read_routing
 from api.settings import Settings, get_settings
 from api.webhooks import webhook_endpoint
 from schema import Limits, build_schema
@@ -273,7 +274,11 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = CoinbooksTransportWSHandler
 
     def __init__(
-        self, services: Services, settings: Settings, metrics: Metrics | None = None
+        self,
+        services: Services,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         super().__init__(
             build_schema(
@@ -295,9 +300,11 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.settings = settings
+        assert isinstance(self.schema, strawberry.Schema)
         if metrics is not None:
-            assert isinstance(self.schema, strawberry.Schema)
             self.schema.extensions = (*self.schema.extensions, observed(metrics))
+        if replicas is not None:
+            self.schema.extensions = (*self.schema.extensions, read_routing(replicas))
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -313,6 +320,8 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
             request_id=request_id,
             principal=principal,
             auth_error=auth_error,
+            wal_position=request.headers.get(WAL_POSITION_HEADER),
+            set_header=response.headers.__setitem__ if isinstance(response, Response) else None,
         )
 
 
@@ -366,28 +375,33 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     )
     metrics = Metrics()
     metrics.watch(engine, services.gifts.batches)
-    graphql = CoinbooksGraphQL(services, settings, metrics)
+    replicas = replica_set(settings, engine, services, metrics)
+    graphql = CoinbooksGraphQL(services, settings, metrics, replicas)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gift_feed.start()
         every = settings.posting_totals_every_seconds
         totals = asyncio.create_task(keep_totals_current(sessions, every)) if every else None
+        checks = asyncio.create_task(replicas.keep_checking()) if replicas else None
         try:
             yield
         finally:
-            if totals is not None:
-                totals.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await totals
+            for task in (totals, checks):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await gift_feed.stop()
+            if replicas is not None:
+                await replicas.dispose()
             await engine.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", RequestBodyGuard(graphql)),
             WebSocketRoute("/graphql", graphql),
-            *health_routes(engine),
+            *health_routes(engine, replicas),
             Route("/metrics", metrics.endpoint),
             Route(
                 "/webhooks/{provider}",
@@ -404,7 +418,29 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     app.state.engine = engine
     app.state.metrics = metrics
     app.state.gift_feed = gift_feed
+    app.state.replicas = replicas
     return app
+
+
+def replica_set(
+    settings: Settings, engine: AsyncEngine, services: Services, metrics: Metrics
+) -> ReplicaSet | None:
+    """The read replicas configured (``COINBOOKS_READ_REPLICA_URLS``), watched in /metrics;
+    None when there are none."""
+    if not settings.read_replica_urls:
+        return None
+    replicas = ReplicaSet.of(
+        engine,
+        services,
+        settings.read_replica_urls,
+        max_lag_seconds=settings.read_replica_max_lag_seconds,
+        check_seconds=settings.read_replica_check_seconds,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    replicas.reads_served = metrics.read_served
+    metrics.watch_also(ReplicaFigures(replicas))
+    return replicas
 
 
 def app_from_environment() -> Starlette:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -39,13 +39,22 @@ async def readiness(engine: AsyncEngine) -> tuple[bool, dict[str, Any]]:
     return True, found
 
 
-def health_routes(engine: AsyncEngine) -> list[Route]:
+class ReplicaStates(Protocol):
+    def detail(self) -> list[dict[str, Any]]: ...
+
+
+def health_routes(engine: AsyncEngine, replicas: ReplicaStates | None = None) -> list[Route]:
+    """The probes; with read replicas, /readyz lists each one's state and lag (a replica down
+    does not make the service unready: the primary answers its reads)."""
+
     async def livez(request: Request) -> JSONResponse:
         return JSONResponse({"status": "live"})
 
     async def readyz(request: Request) -> JSONResponse:
         ready, found = await readiness(engine)
         status = "ready" if ready else "not ready"
+        if replicas is not None:
+            found["replicas"] = replicas.detail()
         return JSONResponse({"status": status, **found}, status_code=200 if ready else 503)
 
     return [

@@ -98,7 +98,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._names: set[str] = set()
-        self._live: ReadWhenScraped | None = None
+        self._live: list[Collector] = []
         self.requests = Counter(
             "coinbooks_graphql_requests",
             "GraphQL operations by name and outcome (ok, or the first error's code)",
@@ -124,6 +124,12 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.reads = Counter(
+            "coinbooks_graphql_reads",
+            "Read-only GraphQL queries by the database that answered (primary or a replica)",
+            ["database"],
+            registry=self.registry,
+        )
         self.webhook_deliveries = Counter(
             "coinbooks_webhook_deliveries",
             "Provider webhook deliveries by provider and outcome (accepted, duplicate, or the "
@@ -134,9 +140,13 @@ class Metrics:
 
     def watch(self, engine: AsyncEngine, gift_batches: Batches) -> None:
         """Read the pool and the gift queue at each scrape; count each gift batch written."""
-        self._live = ReadWhenScraped(engine, gift_batches)
-        self.registry.register(self._live)
+        self.watch_also(ReadWhenScraped(engine, gift_batches))
         gift_batches.batch_observers.append(self.gift_batch_size.observe)
+
+    def watch_also(self, figures: Collector) -> None:
+        """Read ``figures`` at each scrape too (the read replicas' lag)."""
+        self._live.append(figures)
+        self.registry.register(figures)
 
     def operation_label(self, name: str | None) -> str:
         if not name:
@@ -156,6 +166,9 @@ class Metrics:
             self.errors.labels(operation, code).inc()
         self.latency.labels(operation).observe(duration_seconds)
 
+    def read_served(self, database: str) -> None:
+        self.reads.labels(database).inc()
+
     def webhook_delivered(self, provider: str, outcome: str) -> None:
         self.webhook_deliveries.labels(provider, outcome).inc()
 
@@ -164,8 +177,8 @@ class Metrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        if self._live is not None:  # the figures read when scraped: this worker's
-            registry.register(self._live)
+        for figures in self._live:  # the figures read when scraped: this worker's
+            registry.register(figures)
         return generate_latest(registry)
 
     async def endpoint(self, request: Request) -> Response:

@@ -6,11 +6,11 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -157,6 +157,13 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
+    read_replica_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    """PostgreSQL streaming replicas of the database, comma-separated: read-only queries are
+    answered from them once they have replayed the caller's writes (api/replicas.py)."""
+    read_replica_max_lag_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """A replica further behind the primary than this takes no reads until it catches up."""
+    read_replica_check_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often each replica's replay position and lag are checked."""
 
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=2000, ge=10)
@@ -192,6 +199,22 @@ class Settings(BaseSettings):
         if backend != "postgresql":
             raise ValueError("not a PostgreSQL URL")
         return value
+
+    @field_validator("read_replica_urls", mode="before")
+    @classmethod
+    def _postgresql_urls(cls, value: object) -> tuple[str, ...]:
+        given = value.split(",") if isinstance(value, str) else value
+        if not isinstance(given, list | tuple):
+            raise ValueError("comma-separated PostgreSQL URLs")
+        urls = tuple(str(url).strip() for url in given if str(url).strip())
+        for n, url in enumerate(urls, start=1):
+            try:
+                backend = make_url(url).get_backend_name()
+            except ArgumentError:
+                raise ValueError(f"the URL number {n} is not a database URL") from None
+            if backend != "postgresql":
+                raise ValueError(f"the URL number {n} is not a PostgreSQL URL")
+        return urls
 
     @field_validator("functional_currency")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, Self
@@ -91,6 +91,11 @@ class Context:
     """Why the Authorization header was refused, when it was."""
     connection_params: dict[str, object] | None = None
     """The payload of a websocket's ``connection_init`` (strawberry sets it)."""
+    wal_position: str | None = None
+    """The WAL position the client's reads must see (its ``Coinbooks-WAL-Position`` header):
+    reads from replicas wait for it (api/replicas.py)."""
+    set_header: Callable[[str, str], None] | None = None
+    """Sets a header of the HTTP answer; None over the websocket."""
 
 
 Info = StrawberryInfo[Context, None]

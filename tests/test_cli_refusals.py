@@ -52,6 +52,10 @@ BAD_SETTINGS = [
         "EUR, GBP, BRL, MXN, CAD, AUD, JPY, KRW): 'XYZ'",
     ),
     (
+        {"COINBOOKS_READ_REPLICA_URLS": "postgresql://r1/coinbooks,mysql://r2/coinbooks"},
+        "coinbooks: COINBOOKS_READ_REPLICA_URLS: the URL number 2 is not a PostgreSQL URL",
+    ),
+    (
         {"COINBOOKS_HOLD_HOURS": "-1"},
         "coinbooks: COINBOOKS_HOLD_HOURS: input should be greater than or equal to 0: '-1'",
     ),
