@@ -1,5 +1,6 @@
 """The ASGI application: GraphQL at /graphql, provider webhooks at /webhooks/{provider}, the
-probes /livez and /readyz (api/health.py)."""
+probes /livez and /readyz (api/health.py); in development, GraphiQL at /graphql with its
+scripts and styles under /graphiql/static (api/graphiql.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -48,6 +49,7 @@ from api.database import (
 )
 from api.exports import export_routes
 from api.gift_feed import FeedLimits, PostgresGiftFeed
+from api.graphiql import asset_routes, offline_page
 from api.health import health_routes
 from api.logs import configure_logging, log_format_of, route_through_logging
 from api.metrics import Metrics
@@ -300,11 +302,16 @@ class CoinbooksGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.settings = settings
+        self.ide_page = offline_page(self.graphql_ide_html) if self.graphql_ide else ""
         assert isinstance(self.schema, strawberry.Schema)
         if metrics is not None:
             self.schema.extensions = (*self.schema.extensions, observed(metrics))
         if replicas is not None:
             self.schema.extensions = (*self.schema.extensions, read_routing(replicas))
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """Strawberry's GraphiQL page, loading nothing beyond this service."""
+        return HTMLResponse(self.ide_page)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -409,6 +416,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
                 methods=["POST"],
             ),
             *export_routes(settings, sessions),
+            *(asset_routes() if settings.development else []),
         ],
         lifespan=lifespan,
     )

@@ -580,6 +580,7 @@ async def test_production_refuses_introspection_and_serves_no_graphiql(
         schema = await post_graphql(http, "query { __schema { queryType { name } } }")
         a_type = await post_graphql(http, 'query { __type(name: "Wallet") { name } }')
         ide = await http.get("/graphql", headers={"Accept": "text/html"})
+        ide_script = await http.get("/graphiql/static/graphiql@3.8.3/graphiql.min.js")
         wallet = await post_graphql(http, WALLET, production_token)
         dev_signed = await post_graphql(http, WALLET, token("ana", "viewer"))
 
@@ -592,6 +593,7 @@ async def test_production_refuses_introspection_and_serves_no_graphiql(
     ]
     assert ide.status_code == 404
     assert "graphiql" not in ide.text.lower()
+    assert ide_script.status_code == 404
     assert wallet == {"data": {"wallet": {"coins": "0"}}}
     error = the_only_error(dev_signed)
     assert error["extensions"] == {"code": "UNAUTHENTICATED"}
