@@ -11,7 +11,7 @@ from accounting.ledger import balances
 from accounting.policy.access import may_read_books
 from accounting.reads import reports
 from schema.context import Info
-from schema.errors import NOT_FOUND, ClientError, require_role
+from schema.errors import require_role
 from schema.scalars import BigInt
 
 
@@ -124,15 +124,18 @@ class FinanceQueries:
             ],
         )
 
-    @strawberry.field(description="Any account's balance by code, now or as of an instant.")
+    @strawberry.field(
+        description="Any account's balance by code, now or as of an instant; null when there "
+        "is no such account."
+    )
     async def account_balance(
         self, info: Info, code: str, as_of: datetime | None = None
-    ) -> AccountBalance:
+    ) -> AccountBalance | None:
         require_finance(info)
         async with info.context.services.sessions() as session:
             found = await balances.account_balance(session, code, as_of)
         if found is None:
-            raise ClientError(NOT_FOUND, f"No account {code}")
+            return None
         return AccountBalance(
             code=found.code,
             commodity=found.commodity,

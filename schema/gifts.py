@@ -454,10 +454,15 @@ class GiftQueries:
             for g in board
         ]
 
-    @strawberry.field(description="What a stream took in gifts: for its creator, support, finance.")
-    async def stream_totals(self, info: Info, stream_id: strawberry.ID) -> StreamTotals:
+    @strawberry.field(
+        description="What a stream took in gifts: for its creator, support, finance; null when "
+        "there is no such stream (or it is not yours to see)."
+    )
+    async def stream_totals(self, info: Info, stream_id: strawberry.ID) -> StreamTotals | None:
         principal = require_principal(info)
-        wanted = stream_id_of(stream_id)
+        wanted = parse_id(stream_id)
+        if wanted is None:
+            return None
         try:
             async with info.context.services.sessions() as session:
                 found = await stream_totals(session, wanted)
@@ -465,7 +470,7 @@ class GiftQueries:
             found = None
         totals = seen(found, lambda t: may_read_earnings(principal, t.stream.creator_id))
         if totals is None:
-            raise not_found("stream", stream_id)
+            return None
         return StreamTotals(
             stream=stream_of(totals.stream),
             gift_count=totals.gift_count,

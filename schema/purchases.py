@@ -20,7 +20,7 @@ from accounting.ledger.errors import (
     UnknownCommodity,
 )
 from accounting.ledger.money import minor_to_micros
-from accounting.policy.access import may_buy_coins, may_read_wallet, may_refund
+from accounting.policy.access import Principal, may_buy_coins, may_read_wallet, may_refund
 from accounting.policy.separation import SelfApprovalForbidden
 from accounting.purchases.errors import (
     CustomAmountOutOfRange,
@@ -42,7 +42,6 @@ from schema.errors import (
     MutationError,
     error_type,
     errors_in_payload,
-    not_found,
     payload_error,
     require_principal,
     require_role,
@@ -50,7 +49,7 @@ from schema.errors import (
 )
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
-from schema.scalars import MAX_BIG_INT, BigInt, Money
+from schema.scalars import BigInt, Money, parse_id
 from schema.wallet import Wallet, readable_user, wallet_of
 
 
@@ -356,28 +355,31 @@ class PurchaseQueries:
             page = await purchases(session, wanted, first=first, before_id=before)
         return connection("purchase", [(r.id, purchase_of(r)) for r in page.items], page.has_next)
 
-    @strawberry.field(description="One purchase: your own, or anyone's for support and finance.")
-    async def purchase(self, info: Info, id: strawberry.ID) -> Purchase:
+    @strawberry.field(
+        description="One purchase: your own, or anyone's for support and finance; null when "
+        "there is no such purchase (or it is not yours to see)."
+    )
+    async def purchase(self, info: Info, id: strawberry.ID) -> Purchase | None:
         principal = require_principal(info)
-        async with info.context.services.sessions() as session:
-            found = await session.get(PurchaseRow, purchase_id_of(id))
-        row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
-        if row is None:
-            raise not_found("purchase", id)
-        return purchase_of(row)
+        row = await visible_purchase(info, principal, id)
+        return purchase_of(row) if row is not None else None
 
     @strawberry.field(
         description="Whether a purchase may be refunded now, every reason if not, and what a "
-        "refund would move: your own purchase, or anyone's for support and finance. Read-only."
+        "refund would move: your own purchase, or anyone's for support and finance; null when "
+        "there is no such purchase. Read-only."
     )
-    async def refund_check(self, info: Info, purchase_id: strawberry.ID) -> RefundCheck:
+    async def refund_check(self, info: Info, purchase_id: strawberry.ID) -> RefundCheck | None:
         principal = require_principal(info)
         services = info.context.services
+        wanted = parse_id(purchase_id)
+        if wanted is None:
+            return None
         async with services.sessions() as session, session.begin():
-            found = await session.get(PurchaseRow, purchase_id_of(purchase_id))
+            found = await session.get(PurchaseRow, wanted)
             row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
             if row is None:
-                raise not_found("purchase", purchase_id)
+                return None
             check = await refunds.check_refund(
                 session,
                 row.id,
@@ -403,11 +405,21 @@ def refund_of(row: RefundRow, purchase: PurchaseRow, functional_currency: str) -
 
 
 def purchase_id_of(id: strawberry.ID) -> int:
-    """The purchase an ID names: ``NOT_FOUND`` when it cannot name one."""
-    try:
-        purchase_id = int(id)
-    except ValueError:
-        raise not_found("purchase", id) from None
-    if not 1 <= purchase_id <= MAX_BIG_INT:  # no such id fits a bigint column
-        raise not_found("purchase", id)
-    return purchase_id
+    """The purchase an input's ID names: ``PURCHASE_NOT_FOUND`` when it cannot name one."""
+    parsed = parse_id(id)
+    if parsed is None:
+        raise PurchaseNotFound(f"No purchase {id}", field="purchaseId")
+    return parsed
+
+
+async def visible_purchase(
+    info: Info, principal: Principal, id: strawberry.ID
+) -> PurchaseRow | None:
+    """The purchase ``id`` names if the caller may see it (theirs, or support's and finance's);
+    else None, the same for one that does not exist."""
+    wanted = parse_id(id)
+    if wanted is None:
+        return None
+    async with info.context.services.sessions() as session:
+        found = await session.get(PurchaseRow, wanted)
+    return seen(found, lambda row: may_read_wallet(principal, row.user_id))

@@ -128,15 +128,17 @@ class StreamMutations:
 
 @strawberry.type
 class StreamQueries:
-    @strawberry.field(description="One stream, live or ended (any signed-in caller).")
-    async def stream(self, info: Info, id: strawberry.ID) -> Stream:
+    @strawberry.field(
+        description="One stream, live or ended (any signed-in caller); null when there is none."
+    )
+    async def stream(self, info: Info, id: strawberry.ID) -> Stream | None:
         require_principal(info)
-        stream_id = stream_id_of(id)
+        stream_id = parse_id(id)
+        if stream_id is None:
+            return None
         async with info.context.services.sessions() as session:
             found = await streams.streams_by_id(session, [stream_id])
-        if stream_id not in found:
-            raise ClientError(NOT_FOUND, f"No stream {id}")
-        return stream_of(found[stream_id])
+        return stream_of(found[stream_id]) if stream_id in found else None
 
     @strawberry.field(description="Streams live now, newest first (any signed-in caller).")
     async def live_streams(

@@ -224,9 +224,9 @@ async def wallet(gql: GraphQLClient, user: str = "ana") -> dict[str, Any]:
 async def account_balance(gql: GraphQLClient, code: str) -> tuple[str, str]:
     """(balance, posting count) of an account, as finance reads it; ("0", "0") if never opened."""
     reply = await gql(ACCOUNT_BALANCE, {"code": code}, user="fin", roles=FINANCE)
-    if reply.get("errors") and reply["errors"][0]["extensions"]["code"] == "NOT_FOUND":
-        return "0", "0"
     found = data(reply, "accountBalance")
+    if found is None:
+        return "0", "0"
     return found["balance"], found["postingCount"]
 
 

@@ -116,3 +116,33 @@ async def test_the_owner_and_staff_still_see_them(gql: GraphQLClient) -> None:
         if name != "giftByKey":
             by_support = await gql(document, {"id": someone_elses}, user="sue", roles=("support",))
             assert by_support == reply, name
+
+
+ONE_OBJECT_LOOKUPS: list[tuple[str, str, str]] = [
+    # (name, the query's root selection with $id, the id's type): every lookup of one object
+    ("purchase", "purchase(id: $id) { id }", "ID!"),
+    ("refundCheck", "refundCheck(purchaseId: $id) { refundable }", "ID!"),
+    ("stream", "stream(id: $id) { id }", "ID!"),
+    ("streamTotals", "streamTotals(streamId: $id) { giftCount }", "ID!"),
+    ("payout", "payout(id: $id) { id }", "ID!"),
+    ("settlementReport", "settlementReport(id: $id) { id }", "ID!"),
+    ("journalEntry", "journalEntry(id: $id) { id }", "ID!"),
+    ("accountBalance", "accountBalance(code: $id) { balance }", "String!"),
+    ("giftByKey", "giftByKey(idempotencyKey: $id) { id }", "String!"),
+]
+
+
+@pytest.mark.parametrize("id", ["987654", "abc", "-1", "99999999999999999999"])
+@pytest.mark.parametrize(
+    ("name", "selection", "id_type"), ONE_OBJECT_LOOKUPS, ids=[n for n, _, _ in ONE_OBJECT_LOOKUPS]
+)
+async def test_every_lookup_of_one_object_answers_null_when_there_is_none(
+    gql: GraphQLClient, name: str, selection: str, id_type: str, id: str
+) -> None:
+    """One not-found behaviour: null in data, no error, whatever the lookup and the id."""
+    document = f"query($id: {id_type}) {{ {selection} }}"
+    key = id if id_type == "ID!" else f"nothing-{id}"
+
+    reply = await gql(document, {"id": key}, user="fin", roles=("finance", "support", "viewer"))
+
+    assert reply == {"data": {name: None}}
