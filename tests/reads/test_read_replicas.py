@@ -239,6 +239,52 @@ async def _count(url: URL, sql: str) -> int:
         await connection.close()
 
 
+EVERY_READ = """
+query EveryRead($user: String!, $code: String!, $from: DateTime!, $to: DateTime!) {
+  wallet(userId: $user) { coins coinsValue { amount currency } }
+  transactions(userId: $user, first: 5) { edges { node { kind coins } } }
+  purchases(userId: $user, first: 5) { edges { node { status coins } } }
+  giftsSent(userId: $user, first: 5) { edges { cursor } }
+  earningsOverTime(creatorId: "cy", bucket: DAY) { diamonds }
+  accountStatement(accountCode: $code, from: $from, to: $to, first: 5) {
+    movementCount closing { units }
+  }
+  accountBalance(code: $code) { balance postingCount }
+  trialBalance { balanced totals { commodity debit credit } }
+  balanceSheet { balanced lines { code amount } }
+  incomeStatement(from: $from, to: $to) { revenue { code amount } }
+  rollForwards(from: $from, to: $to) { code closing }
+  journal(first: 3) { edges { node { kind postings { accountCode amount } } } }
+}
+"""
+
+
+async def test_every_read_a_replica_takes_answers_there_as_the_primary_does(
+    pair: LocalReplicaPair, replica_settings: Settings
+) -> None:
+    """One query naming the read fields a replica takes answers from the replica, as it does
+    from the primary (forced by a position that does not read as one)."""
+    dee = unique("dee")
+    variables = {
+        "user": dee,
+        "code": f"user:{dee}:coins_value",
+        "from": "2000-01-01T00:00:00Z",
+        "to": "2100-01-01T00:00:00Z",
+    }
+    async with serving(replica_settings) as service, httpx.AsyncClient() as http:
+        await replayed_to(pair, parse_position(await service.buy(http, dee, unique("key"))))
+        on_replica = f'coinbooks_graphql_reads_total{{database="{replica_name(pair)}"}}'
+        before = await service.metric(http, on_replica)
+        finance = service.headers("finance-fay", "finance", "support")
+        there, _ = await service.ask(http, EVERY_READ, variables, finance)
+        assert await service.metric(http, on_replica) == before + 1
+        primary = {**finance, WAL_POSITION_HEADER: "primary"}
+        here, _ = await service.ask(http, EVERY_READ, variables, primary)
+        assert await service.metric(http, on_replica) == before + 1
+    assert there == here
+    assert there["wallet"]["coins"] == "350"
+
+
 CLIENTS = 8
 ROUNDS = 3
 
