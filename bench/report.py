@@ -18,6 +18,7 @@ from bench.history_phase import HistoryResult
 from bench.load import LoadResult
 from bench.over_http import CpuUse, ServiceMemory
 from bench.pgbench import SCALE, Baseline
+from bench.replica_reads import ReplicaReads
 from bench.storage import StorageGrowth
 
 MIB = 1024 * 1024
@@ -218,6 +219,8 @@ class Report:
     targets: list[Target] = field(default_factory=list)
     history: HistoryResult | None = None
     plots: list[Path] = field(default_factory=list)
+    replica_reads: ReplicaReads | None = None
+    """Wallet and history reads over HTTP without and with a streaming replica."""
 
     @property
     def ok(self) -> bool:
@@ -227,6 +230,8 @@ class Report:
         found = [failure for figure in self.figures for failure in figure.failures()]
         if self.history is not None:
             found += self.history.failures()
+        if self.replica_reads is not None:
+            found += self.replica_reads.failures()
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -243,6 +248,7 @@ class Report:
             "figures": [figure.to_json() for figure in self.figures],
             "wallet_reads_by_history": self.history.to_json() if self.history else None,
             "graphql_caches": self.graphql_caches.to_json() if self.graphql_caches else None,
+            "replica_reads": self.replica_reads.to_json() if self.replica_reads else None,
             "plots": [str(path) for path in self.plots],
         }
 
@@ -448,4 +454,6 @@ class Report:
         finance = self.finance_table()
         if finance is not None:
             console.print(finance)
+        if self.replica_reads is not None:
+            console.print(self.replica_reads.table())
         console.print(self.machine_table())

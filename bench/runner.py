@@ -31,6 +31,7 @@ from bench.phases import (
     run_http_phase,
 )
 from bench.plots import latency_plot, throughput_plot
+from bench.replica_reads import run_replica_reads
 from bench.report import Figure, Report, Target
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -517,7 +518,10 @@ def run(options: Options, console: Console) -> int:
         f"  {caches.without_caches_per_second:,.0f}/s without, "
         f"{caches.with_caches_per_second:,.0f}/s with: [bold]{caches.ratio:.1f}x[/bold]"
     )
+    read_seconds, read_warmup = min(options.seconds, READ_SECONDS_MAX), min(options.warmup, 1.0)
+    replicas = run_replica_reads(seconds=read_seconds, warmup=read_warmup, say=console.print)
     report = _report(options, measured, caches, started_at, started)
+    report.replica_reads = replicas
     report.print(console)
     report.write_json(options.output)
     console.print(f"JSON: {options.output}")
