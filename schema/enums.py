@@ -7,6 +7,22 @@ from enum import Enum
 import strawberry
 
 
+@strawberry.enum(
+    description="A currency the ledger keeps, by its ISO 4217 code. Any other is refused "
+    "before anything runs."
+)
+class Currency(Enum):
+    USD = "USD"
+    EUR = "EUR"
+    GBP = "GBP"
+    BRL = "BRL"
+    MXN = "MXN"
+    CAD = "CAD"
+    AUD = "AUD"
+    JPY = "JPY"
+    KRW = "KRW"
+
+
 @strawberry.enum(description="Where a purchase is made: each has its own price list.")
 class Channel(Enum):
     WEB = "web"

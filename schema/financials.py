@@ -11,6 +11,7 @@ import strawberry
 from accounting.ledger.money import COIN, DIAMOND, format_micros
 from accounting.reads import financials
 from schema.context import Info
+from schema.enums import Currency
 from schema.errors import BAD_USER_INPUT, ClientError
 from schema.finance import require_finance
 from schema.scalars import BigInt
@@ -77,7 +78,7 @@ class BalanceIdentity:
 )
 class BalanceSheet:
     as_of: datetime
-    functional_currency: str
+    functional_currency: Currency
     lines: list[FinancialLine] = strawberry.field(
         description="Assets, liabilities, equity, then memo lines (coins and diamonds)."
     )
@@ -92,7 +93,7 @@ class BalanceSheet:
 class IncomeStatement:
     from_: datetime = strawberry.field(name="from")
     to: datetime
-    functional_currency: str
+    functional_currency: Currency
     revenue: list[FinancialLine] = strawberry.field(
         description="Refunds and chargebacks (contra revenue) are negative lines."
     )
@@ -147,7 +148,7 @@ class FinancialQueries:
             found = await financials.balance_sheet(session, services.functional_currency, as_of)
         return BalanceSheet(
             as_of=found.as_of,
-            functional_currency=found.functional_currency,
+            functional_currency=Currency(found.functional_currency),
             lines=lines_of(found.lines),
             result=lines_of(found.result),
             checks=[
@@ -181,7 +182,7 @@ class FinancialQueries:
         return IncomeStatement(
             from_=found.start,
             to=found.end,
-            functional_currency=found.functional_currency,
+            functional_currency=Currency(found.functional_currency),
             revenue=lines_of(found.revenue),
             expenses=lines_of(found.expenses),
             result=lines_of(found.result),

@@ -7,7 +7,7 @@ import strawberry
 from accounting.ledger.errors import LedgerError
 from accounting.purchases import catalog
 from schema.context import Info
-from schema.enums import Channel
+from schema.enums import Channel, Currency
 from schema.errors import BAD_USER_INPUT, ClientError
 from schema.scalars import BigInt, Money
 
@@ -41,10 +41,12 @@ def package_of(offer: catalog.Offer) -> CoinPackage:
 @strawberry.type
 class PackageQueries:
     @strawberry.field(description="Packages for sale in a currency and channel, best value first.")
-    async def coin_packages(self, info: Info, currency: str, channel: Channel) -> list[CoinPackage]:
+    async def coin_packages(
+        self, info: Info, currency: Currency, channel: Channel
+    ) -> list[CoinPackage]:
         try:
             async with info.context.services.sessions() as session:
-                offers = await catalog.list_offers(session, currency.upper(), channel.value)
+                offers = await catalog.list_offers(session, currency.value, channel.value)
         except LedgerError as error:
             raise ClientError(BAD_USER_INPUT, error.message) from None
         return [package_of(offer) for offer in offers]

@@ -17,7 +17,6 @@ from accounting.ledger.errors import (
     InvalidIdempotencyKey,
     InvalidReason,
     LedgerError,
-    UnknownCommodity,
 )
 from accounting.ledger.money import minor_to_micros
 from accounting.policy.access import Principal, may_buy_coins, may_read_wallet, may_refund
@@ -37,7 +36,7 @@ from accounting.refunds import service as refunds
 from accounting.refunds.errors import RefundNotAllowed
 from accounting.refunds.tables import RefundRow
 from schema.context import Info
-from schema.enums import Channel, PaymentProvider, PurchaseStatus
+from schema.enums import Channel, Currency, PaymentProvider, PurchaseStatus
 from schema.errors import (
     MutationError,
     error_type,
@@ -121,7 +120,6 @@ def purchase_of(row: PurchaseRow) -> Purchase:
     PriceNotAvailable,
     CustomAmountOutOfRange,
     InvalidAmount,
-    ("UNKNOWN_CURRENCY", UnknownCommodity),
     FxRateMissing,
     ProviderNotAvailable,
     "PAYMENT_DECLINED",  # a purchase the provider declined: no domain error, see purchaseCoins
@@ -149,7 +147,7 @@ class PurchaseCoinsInput:
         description="8-128 printable characters, unique per purchase (a UUID). Retrying with "
         "the same key never charges twice."
     )
-    currency: str
+    currency: Currency
     channel: Channel
     provider: PaymentProvider
     payment_token: str = strawberry.field(
@@ -252,7 +250,7 @@ class PurchaseMutations:
         request = PurchaseRequest(
             user_id=principal.user_id,
             idempotency_key=input.idempotency_key,
-            currency=input.currency.upper(),
+            currency=input.currency.value,
             channel=input.channel.value,
             provider=input.provider.value,
             payment_token=input.payment_token,

@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError
 
 from accounting.ledger.money import format_micros
+from schema.enums import Currency
 
 MAX_BIG_INT = 2**63 - 1
 
@@ -113,11 +114,11 @@ DAY_SCALAR = strawberry.scalar(
 @strawberry.type(description="An amount of money: a decimal string in whole currency units.")
 class Money:
     amount: str = strawberry.field(description='Decimal string, e.g. "4.99" or "0.014257".')
-    currency: str = strawberry.field(description="ISO 4217 code.")
+    currency: Currency = strawberry.field(description="ISO 4217 code.")
 
     @classmethod
     def of(cls, micros: int, currency: str) -> Money:
-        return cls(amount=format_micros(micros, currency), currency=currency)
+        return cls(amount=format_micros(micros, currency), currency=Currency(currency))
 
 
 def parse_id(id: str) -> int | None:
