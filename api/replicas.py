@@ -238,8 +238,9 @@ class ReplicaSet:
 
     def _mark_down(self, replica: Replica, error: BaseException) -> None:
         if replica.state != "down":
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            log.warning("read replica %s is down, reads go elsewhere: %s", replica.name, reason)
+            log.warning(
+                "read replica %s is down, reads go elsewhere: %s", replica.name, _reason(error)
+            )
         replica.state = "down"
 
     async def check(self) -> None:
@@ -276,8 +277,8 @@ class ReplicaSet:
         while True:
             try:
                 await self.check()
-            except Exception:
-                log.exception("checking the read replicas failed; trying again next round")
+            except Exception as error:  # the primary did not answer: one line, no traceback
+                log.warning("checking the read replicas failed, trying again: %s", _reason(error))
             await asyncio.sleep(self.check_seconds)
 
     def detail(self) -> list[dict[str, Any]]:
@@ -286,6 +287,11 @@ class ReplicaSet:
     async def dispose(self) -> None:
         for replica in self.replicas:
             await replica.engine.dispose()
+
+
+def _reason(error: BaseException) -> str:
+    """An error's first line, or its type's name when it says nothing."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 class ReplicaFigures(Collector):
