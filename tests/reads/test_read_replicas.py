@@ -319,6 +319,46 @@ async def test_a_write_then_a_read_of_the_same_wallet_sees_it_under_concurrent_l
     assert results == [expected] * CLIENTS
 
 
+async def replica_state(service: Service, http: httpx.AsyncClient, state: str) -> dict[str, Any]:
+    """Wait until /readyz gives the replica ``state``; what it says of the replica then."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            ready = await http.get(f"{service.base_url}/readyz")
+            assert ready.status_code == 200  # whatever the replica's state
+            found: dict[str, Any] = ready.json()["replicas"][0]
+            if found["state"] == state:
+                return found
+            await asyncio.sleep(0.05)
+
+
+async def test_a_replica_lagging_beyond_the_bound_is_skipped_until_it_catches_up(
+    pair: LocalReplicaPair, replica_settings: Settings
+) -> None:
+    """Bound 0.5 s: with replay paused after a purchase, the replica falls behind past it and
+    finance's read (no write of its own to wait for) goes to the primary, which has the
+    purchase; once replay resumes the replica takes reads again."""
+    eve = unique("eve")
+    bounded = replica_settings.model_copy(update={"read_replica_max_lag_seconds": 0.5})
+    async with serving(bounded) as service, httpx.AsyncClient() as http:
+        await replayed_to(pair, parse_position(await service.buy(http, eve, unique("key"))))
+        await _admin(replica_url(pair), "SELECT pg_wal_replay_pause()")
+        try:
+            second = await service.buy(http, eve, unique("key"))
+            lagging = await replica_state(service, http, "lagging")
+            assert lagging["lag_seconds"] > 0.5 and lagging["lag_bytes"] > 0
+            up = f'coinbooks_read_replica_up{{replica="{replica_name(pair)}"}}'
+            assert await service.metric(http, up) == 0
+            assert await service.coins(http, "finance-fay", eve) == 700  # 2 x 350: the primary
+        finally:
+            await _admin(replica_url(pair), "SELECT pg_wal_replay_resume()")
+        await replayed_to(pair, parse_position(second))
+        assert (await replica_state(service, http, "up"))["lag_seconds"] <= 0.5
+        on_replica = f'coinbooks_graphql_reads_total{{database="{replica_name(pair)}"}}'
+        before = await service.metric(http, on_replica)
+        assert await service.coins(http, "finance-fay", eve) == 700
+        assert await service.metric(http, on_replica) == before + 1
+
+
 async def test_a_stopped_replica_changes_nothing_for_clients(
     pair: LocalReplicaPair, replica_settings: Settings
 ) -> None:
