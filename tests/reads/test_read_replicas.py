@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from graphql import parse
 from sqlalchemy.engine import URL
+from starlette.applications import Starlette
 
 from accounting.policy.access import Role
 from api.app import create_app
@@ -35,7 +36,7 @@ from api.replicas import (
     parse_position,
 )
 from api.settings import Settings
-from tests.gifts.test_live_gifts import InProcessServer
+from tests.gifts.test_live_gifts import InProcessServer, Viewer, websocket
 
 WAIT_SECONDS = 15.0
 """The deadline of anything that should happen (a replica catching up, a server starting)."""
@@ -99,9 +100,11 @@ def replica_settings(pair: LocalReplicaPair) -> Settings:
 class Service:
     """The service under uvicorn on a free port, and callers of it over HTTP."""
 
-    def __init__(self, settings: Settings, port: int) -> None:
+    def __init__(self, settings: Settings, port: int, app: Starlette) -> None:
         self.settings = settings
         self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
+        self.app = app
 
     def headers(self, user: str, *roles: str) -> dict[str, str]:
         token = issue_token(self.settings, user, [Role(r) for r in roles or ("viewer",)])
@@ -169,7 +172,7 @@ async def serving(settings: Settings) -> AsyncIterator[Service]:
             while not server.started:
                 assert not task.done(), "the server stopped while starting"
                 await asyncio.sleep(0.01)
-        service = Service(settings, listener.getsockname()[1])
+        service = Service(settings, listener.getsockname()[1], app)
         await replica_up(service)
         yield service
     finally:
@@ -317,6 +320,51 @@ async def test_a_write_then_a_read_of_the_same_wallet_sees_it_under_concurrent_l
     assert reads == [CLIENTS * ROUNDS, CLIENTS * ROUNDS]  # each read routed, and counted
     expected = [(350 * r, 350 * r) for r in range(1, ROUNDS + 1)]
     assert results == [expected] * CLIENTS
+
+
+START = (
+    "mutation($i: StartStreamInput!) { startStream(input: $i) { stream { id } errors { code } } }"
+)
+GIFT = "mutation($i: SendGiftInput!) { sendGift(input: $i) { gift { id } errors { code } } }"
+BY_KEY = "query($k: String!) { giftByKey(idempotencyKey: $k) { id coins } }"
+
+
+async def test_a_subscription_and_a_gift_looked_up_by_key_read_the_primary(
+    pair: LocalReplicaPair, replica_settings: Settings
+) -> None:
+    """With the replica's replay paused before the stream starts, so that it knows neither
+    the stream nor the gift: a viewer's subscription to the stream still opens and receives
+    the gift, and the sender, asking another instance for the gift by its key as after a
+    timeout (no position to send back), finds it."""
+    fay, cy, key = unique("fay"), unique("cy"), unique("gift")
+    async with serving(replica_settings) as one, serving(replica_settings) as other:
+        await one.app.state.gift_feed.wait_listening(WAIT_SECONDS)
+        async with httpx.AsyncClient() as http:
+            await replayed_to(pair, parse_position(await one.buy(http, fay, unique("key"))))
+            await _admin(replica_url(pair), "SELECT pg_wal_replay_pause()")
+            try:
+                started, _ = await one.ask(
+                    http, START, {"i": {"title": "live"}}, one.headers(cy, "creator")
+                )
+                stream = started["startStream"]["stream"]["id"]
+                async with websocket(one) as ws:  # type: ignore[arg-type]
+                    watcher = Viewer(ws)
+                    token = one.headers(unique("dee"))["Authorization"]
+                    await watcher.send(
+                        {"type": "connection_init", "payload": {"Authorization": token}}
+                    )
+                    assert await watcher.receive() == {"type": "connection_ack"}
+                    await watcher.subscribe(stream)
+                    given = {"streamId": stream, "giftCode": "rose", "idempotencyKey": key}
+                    sent, _ = await one.ask(http, GIFT, {"i": given}, one.headers(fay))
+                    gift = sent["sendGift"]["gift"]["id"]
+                    message = await watcher.receive()
+                    assert message["type"] == "next", message
+                    assert message["payload"]["data"]["giftsInStream"]["id"] == gift
+                found, _ = await other.ask(http, BY_KEY, {"k": key}, other.headers(fay))
+                assert found["giftByKey"]["id"] == gift
+            finally:
+                await _admin(replica_url(pair), "SELECT pg_wal_replay_resume()")
 
 
 async def replica_state(service: Service, http: httpx.AsyncClient, state: str) -> dict[str, Any]:
