@@ -58,12 +58,10 @@ async def _triggers(url: URL) -> set[str]:
         await conn.close()
 
 
-async def _journal_indexes(url: URL) -> set[str]:
+async def _indexes(url: URL) -> set[str]:
     conn = await asyncpg.connect(libpq_url(url))
     try:
-        rows = await conn.fetch(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'journal_entry'"
-        )
+        rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
         return {row["indexname"] for row in rows}
     finally:
         await conn.close()
@@ -101,6 +99,10 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     correction_tables = {"entry_reversal", "adjustment_proposal"}
     assert payout_tables | {"refund"} | chargeback_tables | correction_tables <= set(at_head)
 
+    assert "uq_posting_account_id_account_seq" not in run_sync(lambda: _indexes(db_url))
+    downgrade(db_url, "0018")  # 0019: the posting sequence and full history indexes again
+    indexes = run_sync(lambda: _indexes(db_url))
+    assert {"uq_posting_account_id_account_seq", "uq_journal_entry_reverses_entry_id"} <= indexes
     downgrade(db_url, "0017")  # 0018: a provider's reference may name several purchases
     downgrade(db_url, "0016")  # 0017: refused deliveries one row each again, not counted
     assert "webhook_rejection" in run_sync(lambda: _tables_and_counts(db_url))
@@ -141,9 +143,9 @@ def test_latest_migrations_downgrade_and_upgrade_again(db_url: URL) -> None:
     assert not totals_tables & set(run_sync(lambda: _tables_and_counts(db_url)))
     assert "posting_hour_total_append_only" not in run_sync(lambda: _triggers(db_url))
 
-    assert "ix_journal_entry_posted_at" in run_sync(lambda: _journal_indexes(db_url))
+    assert "ix_journal_entry_posted_at" in run_sync(lambda: _indexes(db_url))
     downgrade(db_url, "-1")  # 0009: no index of the journal by period
-    assert "ix_journal_entry_posted_at" not in run_sync(lambda: _journal_indexes(db_url))
+    assert "ix_journal_entry_posted_at" not in run_sync(lambda: _indexes(db_url))
     assert run_sync(lambda: _tables_and_counts(db_url)) == {
         t: n
         for t, n in at_head.items()

@@ -2,8 +2,9 @@
 and their value have not moved for the policy's period has its whole deferred value recognised
 as breakage revenue, one ``breakage`` entry per wallet keyed ``breakage:<run date>:<user>``.
 
-A run is one transaction, audited once with its totals. Runs queue on the breakage revenue
-account's row lock, so two runs never interleave; each wallet is locked and read again before
+A run is one transaction, audited once with its totals. Runs queue on an advisory lock, so two
+runs never interleave; the wallets found dormant are locked together with the breakage revenue
+account, in one statement (accounting/ledger/locks.py), and each is read again before
 it is broken (a gift meanwhile makes it active, and it is left alone), and the ledger's unique
 event keys post a wallet at most once per run date. A dry run reads the same wallets without
 posting or recording anything, and may look at a future date (what would break by then); a
@@ -33,6 +34,7 @@ MAX_WALLETS_PER_RUN = 500
 """A run's transaction holds each wallet it breaks locked until it commits: at most this many
 wallets per run (the oldest first); a run that leaves more says so, and the next takes them."""
 AUDIT_ACTION = "breakage.recognised"
+_RUN_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('coinbooks:breakage_run', 0))")
 WALLET_VALUES = r"user:%:coins\_value"
 """Every wallet's value account (``user:<id>:coins_value``), as a ``LIKE`` pattern."""
 
@@ -67,24 +69,28 @@ class BreakageRun:
         return sum(wallet.value_micros for wallet in self.wallets)
 
 
+_LAST_POSTED = (
+    "SELECT posted_at FROM posting WHERE account_id = {account} ORDER BY posted_at DESC LIMIT 1"
+)
+"""When an account last moved: the newest key of its history index."""
 _DORMANT = text(
     # Each wallet with deferred value, and the later of the last postings on its coins and on
-    # their value (each found by its account's posting count: one index probe apiece).
+    # their value (each the newest of its account's history: one index probe apiece).
     "SELECT w.user_id, w.value_micros, w.coins, w.last_moved_at FROM ("
     "  SELECT split_part(v.code, ':', 2) AS user_id, -v.balance AS value_micros,"
     "         coalesce(-c.balance, 0) AS coins, v.id,"
     "         greatest(lv.posted_at, lc.posted_at) AS last_moved_at"
     "    FROM account v"
-    "    JOIN posting lv ON lv.account_id = v.id AND lv.account_seq = v.posting_count"
+    "    JOIN LATERAL (" + _LAST_POSTED.format(account="v.id") + ") lv ON true"
     "    LEFT JOIN account c ON c.code = left(v.code, -length('_value'))"
-    "    LEFT JOIN posting lc ON lc.account_id = c.id AND lc.account_seq = c.posting_count"
+    "    LEFT JOIN LATERAL (" + _LAST_POSTED.format(account="c.id") + ") lc ON true"
     "   WHERE v.code LIKE :wallets AND v.commodity = :currency AND v.balance < 0"
     " ) w WHERE w.last_moved_at < :cutoff AND w.user_id IS DISTINCT FROM :passed_over"
     " ORDER BY w.last_moved_at, w.id LIMIT :limit"
 )
 _LAST_MOVED = text(
-    "SELECT max(p.posted_at) FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]))"
-    "  AS a(id, seq) JOIN posting p ON p.account_id = a.id AND p.account_seq = a.seq"
+    "SELECT max(p.posted_at) FROM unnest(CAST(:ids AS bigint[])) AS a(id)"
+    "  CROSS JOIN LATERAL (" + _LAST_POSTED.format(account="a.id") + ") p"
 )
 _TODAY = text("SELECT CAST(now() AT TIME ZONE 'UTC' AS date)")
 
@@ -126,7 +132,7 @@ async def locked_wallet(
     accounts = list(locked.values())
     last = await session.scalar(
         _LAST_MOVED,
-        {"ids": [a.id for a in accounts], "seqs": [a.posting_count for a in accounts]},
+        {"ids": [a.id for a in accounts]},
     )
     if last is None:
         return None
@@ -176,7 +182,7 @@ async def recognise_breakage(
                 as_of=request.as_of.isoformat(),
                 today=current.isoformat(),
             )
-        await lock_accounts(session, [chart.revenue("breakage", functional_currency)])
+        await session.execute(_RUN_LOCK)
         replayed = await _run_by_key(session, request)
         if replayed is not None:
             return replayed
@@ -201,7 +207,16 @@ async def _break_wallets(
         passed_over=separation.user_of_actor(request.actor),
     )
     broken: list[BrokenWallet] = []
-    for candidate in found[:MAX_WALLETS_PER_RUN]:
+    candidates = found[:MAX_WALLETS_PER_RUN]
+    await lock_accounts(  # the run's accounts, in one statement
+        session,
+        [
+            chart.revenue("breakage", functional_currency),
+            *(chart.user_coins(c.user_id) for c in candidates),
+            *(chart.user_coins_value(c.user_id, functional_currency) for c in candidates),
+        ],
+    )
+    for candidate in candidates:
         wallet = await locked_wallet(session, candidate.user_id, functional_currency)
         if wallet is None or not is_dormant(wallet, cutoff):
             continue  # it moved since it was found

@@ -106,15 +106,21 @@ class JournalEntryRow(Base):
     rates: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     refs: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     memo: Mapped[str] = mapped_column(server_default="")
-    reverses_entry_id: Mapped[int | None] = mapped_column(
-        ForeignKey("journal_entry.id"), unique=True
-    )
+    reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entry.id"))
 
     __table_args__ = (
         CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="reversal"),
         CheckConstraint("length(event_key) BETWEEN 1 AND 200", name="event_key"),
-        # The journal's pages and export by period, newest or oldest first (0009).
-        Index("ix_journal_entry_posted_at", "posted_at", "id"),
+        # The journal's pages and export by period, newest or oldest first (0009); a batch's
+        # entries share their instant, so the index deduplicates them (0019).
+        Index("ix_journal_entry_posted_at", "posted_at"),
+        # An entry is reversed at most once: an index over the reversals alone (0019).
+        Index(
+            "uq_journal_entry_reverses_entry_id",
+            "reverses_entry_id",
+            unique=True,
+            postgresql_where=text("reverses_entry_id IS NOT NULL"),
+        ),
     )
 
 
@@ -128,7 +134,8 @@ class PostingRow(Base):
     commodity: Mapped[str]
     amount: Mapped[int]
     account_seq: Mapped[int]
-    """1, 2, 3... per account, in the order the postings were applied to it."""
+    """1, 2, 3... per account, in the order the postings were applied to it: the posting
+    trigger refuses any other number (no index repeats that rule, 0019)."""
     balance_after: Mapped[int]
 
     # The entry (with its date) and the account (with its commodity) a posting refers to are
@@ -136,9 +143,11 @@ class PostingRow(Base):
     # as foreign keys would; accounts and entries are never deleted.
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_nonzero"),
-        UniqueConstraint("account_id", "account_seq"),
         Index("ix_posting_entry_id", "entry_id"),
-        Index("ix_posting_account_history", "account_id", "posted_at", "account_seq"),
+        # An account's history in time order, which is its sequence order (postings are
+        # dated after their accounts are locked); the postings a batch lays on one account
+        # share their instant and deduplicate into one key (0019).
+        Index("ix_posting_account_history", "account_id", "posted_at"),
     )
 
 

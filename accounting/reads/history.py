@@ -60,7 +60,9 @@ async def wallet_history(
             and_(value.entry_id == PostingRow.entry_id, value.account_id == value_account),
         )
         .where(PostingRow.account_id == coins_account)
-        .order_by(PostingRow.account_seq.desc())
+        # Newest first along the index (account_id, posted_at): an account's time order is its
+        # sequence order; a page after the first passes over the newer movements to its cursor.
+        .order_by(PostingRow.posted_at.desc(), PostingRow.account_seq.desc())
         .limit(size + 1)
     )
     if before_seq is not None:

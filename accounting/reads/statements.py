@@ -5,8 +5,9 @@ posted exactly at ``end`` belongs to the next period, so the closing balance of 
 the opening balance of the next. An account's postings are in time order (``posted_at`` is
 taken after the account is locked), so a period is a range of the account's sequence numbers:
 the opening and closing balances are the running balances of the last posting before ``start``
-and before ``end``, each one probe of the index ``(account_id, posted_at, account_seq)``, and a
-page of movements is one range of the unique index ``(account_id, account_seq)``.
+and before ``end``, each one probe of the index ``(account_id, posted_at)``, and the period's
+movements are one range of that index, in the same order: the totals read the range whole, and
+a page reads it from the start of the period, passing over the movements up to its cursor.
 
 Every amount is in the account's natural reading (what a user holds, what the platform owes or
 earned), in the commodity's smallest unit: ``in`` is what increased it, ``out`` what decreased.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import ColumnElement, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.ledger.pages import Page, page_size
@@ -64,6 +65,18 @@ class _Bounds:
     opening: int
     last_seq: int
     closing: int
+    start: datetime
+    end: datetime
+
+
+def _in_period(account_id: int, bounds: _Bounds) -> tuple[ColumnElement[bool], ...]:
+    """The account's movements of the period: one range of the index ``(account_id,
+    posted_at)``, the same postings as the sequence numbers ``(after_seq, last_seq]``."""
+    return (
+        PostingRow.account_id == account_id,
+        PostingRow.posted_at >= bounds.start,
+        PostingRow.posted_at < bounds.end,
+    )
 
 
 async def _last_before(
@@ -89,25 +102,21 @@ async def _bounds(
     last_seq, closing = await _last_before(session, account_id, end)
     if last_seq < after_seq:  # an empty period
         last_seq, closing = after_seq, opening
-    return _Bounds(after_seq, opening, last_seq, closing)
+    return _Bounds(after_seq, opening, last_seq, closing, start, end)
 
 
 async def _totals(
     session: AsyncSession, account_id: int, normal_sign: int, bounds: _Bounds
 ) -> tuple[int, int]:
     """What went in and what went out (both positive, natural reading) over the whole period:
-    one range of the account's sequence numbers, as long as the period's movements."""
+    one range of the account's history index, as long as the period's movements."""
     natural = PostingRow.amount * normal_sign
     row = (
         await session.execute(
             select(
                 func.coalesce(func.sum(case((natural > 0, natural), else_=0)), 0),
                 func.coalesce(func.sum(case((natural < 0, -natural), else_=0)), 0),
-            ).where(
-                PostingRow.account_id == account_id,
-                PostingRow.account_seq > bounds.after_seq,
-                PostingRow.account_seq <= bounds.last_seq,
-            )
+            ).where(*_in_period(account_id, bounds))
         )
     ).one()
     return int(row[0]), int(row[1])
@@ -147,12 +156,8 @@ async def _page(
         await session.execute(
             select(PostingRow, JournalEntryRow)
             .join(JournalEntryRow, JournalEntryRow.id == PostingRow.entry_id)
-            .where(
-                PostingRow.account_id == account.id,
-                PostingRow.account_seq > max(bounds.after_seq, after or 0),
-                PostingRow.account_seq <= bounds.last_seq,
-            )
-            .order_by(PostingRow.account_seq)
+            .where(*_in_period(account.id, bounds), PostingRow.account_seq > (after or 0))
+            .order_by(PostingRow.posted_at, PostingRow.account_seq)
             .limit(size + 1)
         )
     ).all()
