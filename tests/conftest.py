@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounting.gifts.service import GiftService
 from accounting.ledger.errors import LedgerError
+from accounting.ledger.posting import LOCK_ORDER, RETRIES
 from accounting.policy.access import Role
 from accounting.purchases.payments.sandbox import SandboxGateway
 from accounting.purchases.service import PurchaseService
@@ -138,6 +139,16 @@ def stock(server_url: URL, template_url: URL) -> Iterator[Stock]:
     made = Stock(server_url, template_url)
     yield made
     made.close()
+
+
+@pytest.fixture(autouse=True)
+def accounts_named_up_front() -> Iterator[None]:
+    """Every flow names every account it posts to in its first lock (accounting/ledger/locks.py):
+    a test in which a transaction asked for another existing account later, and so had to run
+    again, fails."""
+    before = RETRIES[LOCK_ORDER]
+    yield
+    assert RETRIES[LOCK_ORDER] == before, "a transaction asked for accounts after its first lock"
 
 
 @pytest.fixture

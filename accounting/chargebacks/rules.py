@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from accounting.ledger import chart
+from accounting.ledger.chart import AccountSpec
 from accounting.ledger.entries import Entry, EntryKind, Posting, merge_postings, reversal_postings
 from accounting.ledger.money import FIAT_CODES, format_micros, minor_to_micros
 from accounting.ledger.valuation import release_value
@@ -128,6 +129,43 @@ def chargeback_key(purchase_id: int, sequence: int) -> str:
     the first (the only one of a purchase taken back whole), ``chargeback:<purchase>:<n>``
     for the n-th piece after it."""
     return f"chargeback:{purchase_id}" + (f":{sequence}" if sequence > 1 else "")
+
+
+def chargeback_accounts(
+    user_id: str,
+    provider: str,
+    currency: str,
+    functional_currency: str,
+    *,
+    creators: list[str],
+    loss_policy: LossPolicy,
+    receivable_repaid: bool,
+) -> list[AccountSpec]:
+    """Every account a chargeback of a purchase by ``user_id`` and its dispute fee may post to,
+    clawing back from ``creators``: the buyer's receivable only where the policy books the
+    loss to it or the purchase repaid some of it."""
+    functional = functional_currency
+    accounts = [
+        chart.user_coins(user_id),
+        chart.user_coins_value(user_id, functional),
+        chart.coins_issued(),
+        chart.provider_clearing(provider, currency),
+        chart.dispute_fees(currency),
+        chart.diamonds_issued(),
+        chart.chargebacks_contra_revenue(functional),
+    ]
+    if currency != functional:
+        accounts += [chart.fx_trading(currency), chart.fx_trading(functional)]
+    if loss_policy == LossPolicy.RECEIVABLE or receivable_repaid:
+        accounts.append(chart.user_receivable(user_id, functional))
+    if loss_policy != LossPolicy.RECEIVABLE:
+        accounts.append(chart.fraud_losses(functional))
+    for creator in creators:
+        accounts += [
+            chart.creator_diamonds(creator, "pending"),
+            chart.creator_payable(creator, functional),
+        ]
+    return accounts
 
 
 def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:

@@ -29,6 +29,7 @@ from accounting.chargebacks.rules import (
     CreatorClawback,
     LossPolicy,
     cash_text,
+    chargeback_accounts,
     chargeback_amounts,
     chargeback_entry,
     chargeback_won_entry,
@@ -36,7 +37,12 @@ from accounting.chargebacks.rules import (
     partial_share,
 )
 from accounting.chargebacks.tables import ChargebackClawbackRow, ChargebackRow, ChargebackTraceRow
-from accounting.chargebacks.tracing import Trace, clawbacks_by_creator, trace_spent_coins
+from accounting.chargebacks.tracing import (
+    Trace,
+    clawbacks_by_creator,
+    creators_in_hold,
+    trace_spent_coins,
+)
 from accounting.gifts.reads import lock_gifts
 from accounting.ledger import chart
 from accounting.ledger.money import format_micros, minor_to_micros
@@ -146,8 +152,23 @@ async def charge_back(
 ) -> ChargebackResult:
     """Post a chargeback of ``claim.purchase_id`` inside the caller's transaction, once: the
     purchase is locked first (a refund of it, or a second chargeback, queues and then finds
-    this one), then the buyer's wallet, then the gifts traced to it."""
+    this one), then every account it may post to, in one statement (the buyer's wallet, the
+    platform's, and those of the creators of the buyer's gifts in their hold since the
+    purchase: accounting/ledger/locks.py), then the gifts traced to it."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
+    await lock_accounts(
+        session,
+        chargeback_accounts(
+            purchase.user_id,
+            purchase.provider,
+            purchase.currency,
+            functional_currency,
+            creators=await creators_in_hold(session, purchase),
+            loss_policy=loss_policy,
+            receivable_repaid=purchase.receivable_repaid_micros > 0,
+        ),
+        open_missing=False,
+    )
     await _book_fee(session, claim, purchase)
     earlier = await _chargebacks_of(session, purchase.id)
     amount_minor = await _what_it_takes(session, claim, purchase, earlier)
@@ -410,6 +431,8 @@ async def resolve_dispute(
     never reached us). Won: the chargeback is undone, and the buyer's freeze stays until support
     lifts it. Either happens once."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
+    if won:
+        await _lock_for_undoing(session, purchase, functional_currency)
     dispute = await _open_dispute(
         session,
         claim,
@@ -432,6 +455,29 @@ async def resolve_dispute(
         f"The chargeback of purchase {purchase.id} is undone; the account stays frozen until "
         "support lifts it",
     )
+
+
+async def _lock_for_undoing(
+    session: AsyncSession, purchase: Purchase, functional_currency: str
+) -> None:
+    """Every account a dispute won may post to, locked in one statement: its fee's, and those
+    of the purchase's chargebacks with their clawed-back creators' available diamonds (what
+    undoing one posts to). A chargeback opened by this very claim locks its own."""
+    chargebacks = await _chargebacks_of(session, purchase.id)
+    accounts = [
+        chart.dispute_fees(purchase.currency),
+        chart.provider_clearing(purchase.provider, purchase.currency),
+    ]
+    clawed = await clawbacks_of(session, [chargeback.id for chargeback in chargebacks])
+    for chargeback in chargebacks:
+        accounts += [p.account for p in await entry_postings(session, chargeback.entry_id)]
+        accounts += [
+            chart.creator_diamonds(clawback.creator_id, state)
+            for clawback in clawed[chargeback.id]
+            for state in ("pending", "available")
+        ]
+    if chargebacks:
+        await lock_accounts(session, accounts, open_missing=False)
 
 
 async def _open_dispute(

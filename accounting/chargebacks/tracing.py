@@ -39,6 +39,12 @@ _SPENDING = text(
      ORDER BY created_at, id"""
 )
 _PURCHASE_POSTED_AT = text("SELECT posted_at FROM journal_entry WHERE id = :id")
+_CREATORS_IN_HOLD = text(
+    "SELECT DISTINCT g.creator_id FROM gift g"
+    " WHERE g.sender_id = :user_id AND g.created_at >= :since"
+    "   AND g.release_entry_id IS NULL AND g.diamonds > 0"
+    " ORDER BY g.creator_id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,19 @@ async def trace_spent_coins(
     (none spent: nothing to trace)."""
     posted_at = await session.scalar(_PURCHASE_POSTED_AT, {"id": purchase.entry_id})
     return await _trace_spending(session, purchase, posted_at, coins_spent) if coins_spent else []
+
+
+async def creators_in_hold(session: AsyncSession, purchase: Purchase) -> list[str]:
+    """The creators of the buyer's gifts since the purchase that are still in their hold: every
+    creator a trace of its spent coins may claw back from (read, not locked: a chargeback locks
+    their accounts with its others, in one statement, before it traces)."""
+    if purchase.entry_id is None:
+        return []
+    posted_at = await session.scalar(_PURCHASE_POSTED_AT, {"id": purchase.entry_id})
+    rows = await session.scalars(
+        _CREATORS_IN_HOLD, {"user_id": purchase.user_id, "since": posted_at}
+    )
+    return list(rows)
 
 
 async def _trace_spending(

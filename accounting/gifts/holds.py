@@ -19,7 +19,7 @@ from accounting.chargebacks.reads import diamonds_clawed_back
 from accounting.gifts.tables import GiftRow
 from accounting.ledger import chart
 from accounting.ledger.entries import Entry, EntryKind, Posting
-from accounting.ledger.posting import in_transaction, post_entry
+from accounting.ledger.posting import in_transaction, lock_accounts, post_entry
 
 MAX_BATCH = 1000
 
@@ -73,6 +73,15 @@ async def release_due_in(
     by_creator: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for gift_id, creator, diamonds in due:
         by_creator[creator].append((gift_id, int(diamonds)))
+    # every creator's diamonds locked in one statement, before the first entry posts
+    await lock_accounts(
+        session,
+        (
+            chart.creator_diamonds(creator, state)
+            for creator in by_creator
+            for state in ("pending", "available")
+        ),
+    )
     for creator in sorted(by_creator):
         gifts = by_creator[creator]
         posted = await post_entry(session, release_entry(creator, gifts))

@@ -402,7 +402,7 @@ async def _read_batch(
     frozen = set(_json(context.frozen))
     rows = [_AccountRow(**row) for row in _json(context.accounts)]
     if len(rows) == len(wanted):
-        books = LockedBooks(locked_accounts(rows, wanted))
+        books = LockedBooks(locked_accounts(session, rows, wanted))
     else:  # accounts to open first: a creator's first gift, a sender who never bought coins
         books = LockedBooks(await lock_accounts(session, wanted.values()))
     rates = (

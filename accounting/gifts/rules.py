@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from accounting.ledger import chart
+from accounting.ledger.chart import AccountSpec
 from accounting.ledger.entries import Entry, EntryKind, Posting
 from accounting.ledger.valuation import release_value
 
@@ -143,6 +144,16 @@ def feature_entry(
         refs={"feature": feature_code, "user_id": spending.user_id},
         memo=f"{feature_code} unlocked for {spending.coins} coins",
     )
+
+
+def feature_accounts(user_id: str, functional_currency: str) -> list[AccountSpec]:
+    """Every account an unlock by ``user_id`` may post to, its wallet first (a spend reads it)."""
+    return [
+        chart.user_coins(user_id),
+        chart.user_coins_value(user_id, functional_currency),
+        chart.coins_spent(),
+        chart.revenue("features", functional_currency),
+    ]
 
 
 def _rates_used(spending: Spending, rates: CoinRates, functional_currency: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Spending coins: gifts to creators in live streams, and premium feature unlocks.
 
-Every spend locks the spender's wallet first, so spends from one wallet serialise: the
+Every spend locks the spender's wallet, with every other account it posts to in one statement
+(accounting/ledger/locks.py), before reading it, so spends from one wallet serialise: the
 weighted-average value each releases is computed from the wallet as it really is, and a
 retry with the same idempotency key finds the first spend once it holds the lock.
 
@@ -24,7 +25,7 @@ from accounting.gifts.posting import GiftRequest as GiftRequest
 from accounting.gifts.posting import GiftResult as GiftResult
 from accounting.gifts.posting import GiftTerms, post_gifts
 from accounting.gifts.posting import SentGift as SentGift
-from accounting.gifts.rules import CoinRates, Spending, feature_entry
+from accounting.gifts.rules import CoinRates, Spending, feature_accounts, feature_entry
 from accounting.gifts.tables import FeatureRow, FeatureUnlockRow, GiftRow
 from accounting.ledger import chart, idempotency
 from accounting.ledger.errors import IdempotencyKeyReused, InsufficientCoins, LedgerError
@@ -81,11 +82,12 @@ class GiftService:
             max_batch=max_batch,
         )
 
-    async def _wallet(self, session: AsyncSession, user_id: str) -> tuple[int, int]:
-        """Lock the wallet (coins and their value) and read it: (coins, value in micros)."""
-        coins = chart.user_coins(user_id)
-        value = chart.user_coins_value(user_id, self.functional_currency)
-        locked = await lock_accounts(session, (coins, value))
+    async def _unlock_wallet(self, session: AsyncSession, user_id: str) -> tuple[int, int]:
+        """Lock every account an unlock posts to, in one statement (the wallet with the
+        platform's: a gift batch locks the same accounts), and read the wallet: (coins, value
+        in micros)."""
+        coins, value, *platform = feature_accounts(user_id, self.functional_currency)
+        locked = await lock_accounts(session, (coins, value, *platform))
         return locked[coins.code].normal_balance, locked[value.code].normal_balance
 
     async def send_gift(self, request: GiftRequest) -> GiftResult:
@@ -138,7 +140,7 @@ class GiftService:
         fingerprint = request.fingerprint()
 
         async def unlock(session: AsyncSession) -> UnlockResult:
-            wallet_coins, wallet_value = await self._wallet(session, request.user_id)
+            wallet_coins, wallet_value = await self._unlock_wallet(session, request.user_id)
             existing: FeatureUnlockRow | None = await session.scalar(
                 select(FeatureUnlockRow).where(
                     FeatureUnlockRow.user_id == request.user_id,

@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounting.ledger import locks
 from accounting.ledger.chart import AccountSpec, AccountType
 from accounting.ledger.entries import Entry, EntryKind, Posting, reversal_postings
 from accounting.ledger.errors import (
@@ -32,6 +34,8 @@ from accounting.ledger.errors import (
 )
 from accounting.ledger.money import COIN
 from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
+
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,16 +171,26 @@ async def open_accounts(session: AsyncSession, specs: Iterable[AccountSpec]) -> 
 
 
 async def lock_accounts(
-    session: AsyncSession, specs: Iterable[AccountSpec]
+    session: AsyncSession, specs: Iterable[AccountSpec], *, open_missing: bool = True
 ) -> dict[str, LockedAccount]:
-    """Open (where needed) and lock the accounts, always in ascending id order."""
-    wanted = {spec.code: spec for spec in specs}
+    """Lock the accounts in one statement, in ascending id order, opening those that do not
+    exist yet (unless not ``open_missing``: then only those that exist are locked and returned).
+    A transaction's first lock of accounts names every account it will post to; a later one
+    names accounts it holds (read as it left them) or opens new ones; any other existing
+    account is refused before it is locked (accounting/ledger/locks.py)."""
+    asked = {spec.code: spec for spec in specs}
+    wanted, late = locks.to_lock(session, asked)
+    if late:
+        locks.refuse_late(
+            session, asked, bool((await session.scalars(_EXISTING, {"codes": late})).first())
+        )
     rows = (await session.execute(_LOCK_ACCOUNTS, {"codes": list(wanted)})).all()
-    if len(rows) < len(wanted):
+    if len(rows) < len(wanted) and open_missing:
         found = {row.code for row in rows}
         await open_accounts(session, (s for c, s in wanted.items() if c not in found))
         rows = (await session.execute(_LOCK_ACCOUNTS, {"codes": list(wanted)})).all()
-    return locked_accounts(rows, wanted)
+    locked = locked_accounts(session, rows, {row.code: wanted[row.code] for row in rows})
+    return {code: locked[code] for code in asked if code in locked}
 
 
 class LockedRow(AccountFacts, Protocol):
@@ -191,9 +205,11 @@ class LockedRow(AccountFacts, Protocol):
 
 
 def locked_accounts(
-    rows: Iterable[LockedRow], wanted: Mapping[str, AccountSpec]
+    session: AsyncSession, rows: Iterable[LockedRow], wanted: Mapping[str, AccountSpec]
 ) -> dict[str, LockedAccount]:
-    """The accounts of ``rows`` (read under their locks), each checked against its spec."""
+    """The accounts of ``rows`` (read under their locks in one statement, in ascending id
+    order), each checked against its spec; recorded as the transaction's locked accounts."""
+    locks.hold(session, wanted)
     locked: dict[str, LockedAccount] = {}
     for row in rows:
         actual = spec_of(row)
@@ -205,6 +221,7 @@ def locked_accounts(
     return locked
 
 
+_EXISTING = text("SELECT code FROM account WHERE code = ANY(CAST(:codes AS text[])) LIMIT 1")
 _LOCK_ACCOUNTS = text(
     "SELECT id, code, commodity, type, contra, no_overdraft, balance, posting_count"
     " FROM account WHERE code = ANY(CAST(:codes AS text[])) ORDER BY id FOR UPDATE"
@@ -371,10 +388,19 @@ T = TypeVar("T")
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
 """Serialization failure and deadlock: the transaction did nothing and may simply run again."""
+CONNECTION_LOST_SQLSTATES = {"57P01", "57P02", "57P03"}
+"""The server ended the connection (an administrator's command, a crash, a restart)."""
 MAX_TRANSACTION_ATTEMPTS = 4
+MAX_CONNECTION_RETRIES = 1
+"""A transaction whose connection was lost runs again once, on a fresh connection."""
+CONNECTION_LOST = "connection_lost"
+CONNECTION_LOST_AT_COMMIT = "connection_lost_at_commit"
+LOCK_ORDER = "lock_order"
 RETRIES: collections.Counter[str] = collections.Counter()
-"""Transactions run again in this process, by SQLSTATE (``40P01`` deadlock, ``40001``
-serialization failure); read by the service's metrics."""
+"""Transactions run again in this process, by reason: ``40P01`` deadlock, ``40001``
+serialization failure, ``connection_lost`` (before the commit was sent),
+``connection_lost_at_commit`` (while committing), ``lock_order`` (accounts asked for after the
+first lock, accounting/ledger/locks.py); read by the service's metrics."""
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -382,22 +408,57 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return state
 
 
+def connection_lost(error: DBAPIError) -> bool:
+    """Whether ``error`` says the connection to the server is gone."""
+    state = _sqlstate(error) or ""
+    return error.connection_invalidated or state in CONNECTION_LOST_SQLSTATES or state[:2] == "08"
+
+
 async def in_transaction(
     sessions: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
 ) -> T:
-    """Run ``work`` in one transaction and commit it; run it again after a deadlock or a
-    serialization failure (bounded), since those roll back everything the attempt did."""
+    """Run ``work`` in one transaction and commit it. Run it again (bounded) after a deadlock
+    or a serialization failure, since those roll back everything the attempt did; after a
+    request for accounts beyond its first lock, with them all locked first; and once after
+    the connection was lost, on a fresh one.
+
+    A connection lost before the commit was sent rolled the attempt back. One lost while
+    committing leaves it unknown whether the transaction committed: the attempt that follows
+    finds out the only sure way, by reading its idempotency key back first thing, as every
+    flow's work does (the entry's event key, the gift's or the purchase's key), and answers
+    the committed result if it is there, or does the work if it is not."""
+    first: tuple[AccountSpec, ...] = ()
+    connection_retries = 0
     for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+        committing = False
         try:
-            async with sessions() as session, session.begin():
-                return await work(session)
+            async with sessions() as session:
+                locks.lock_first(session, first)
+                async with session.begin():
+                    result = await work(session)
+                    committing = True
+                return result
+        except locks.AccountLockOrder as late:
+            if attempt == MAX_TRANSACTION_ATTEMPTS:
+                raise
+            first = late.accounts
+            _retried(LOCK_ORDER, attempt, str(late))
         except DBAPIError as error:
+            if attempt == MAX_TRANSACTION_ATTEMPTS:
+                raise
+            if connection_lost(error):
+                if connection_retries == MAX_CONNECTION_RETRIES:
+                    raise
+                connection_retries += 1
+                _retried(CONNECTION_LOST_AT_COMMIT if committing else CONNECTION_LOST, attempt)
+                continue
             state = _sqlstate(error)
-            if (
-                state is None
-                or state not in RETRYABLE_SQLSTATES
-                or attempt == MAX_TRANSACTION_ATTEMPTS
-            ):
+            if state is None or state not in RETRYABLE_SQLSTATES:
                 raise
             RETRIES[state] += 1
     raise AssertionError("unreachable")
+
+
+def _retried(reason: str, attempt: int, detail: str = "") -> None:
+    RETRIES[reason] += 1
+    _log.warning("transaction_retried", reason=reason, attempt=attempt + 1, detail=detail or None)

@@ -205,7 +205,9 @@ class PayoutService:
             return None
 
         async def reserve(session: AsyncSession) -> PayoutResult:
-            # diamonds whose hold has passed are available to this request (the on-read path)
+            # the creator's accounts locked first, in one statement; then the diamonds whose
+            # hold has passed are made available to this request (the on-read path)
+            await self._lock_balances(session, request.creator_id)
             await holds.release_due_in(session, creator_id=request.creator_id)
             balances = await self._lock_balances(session, request.creator_id)
             existing = await payout_by_key(session, request.creator_id, request.idempotency_key)

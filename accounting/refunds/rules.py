@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounting.ledger import chart
+from accounting.ledger.chart import AccountSpec
 from accounting.ledger.entries import Entry, EntryKind, Posting
 
 
@@ -25,6 +26,25 @@ class RefundFacts:
     functional_currency: str
     receivable_restored_micros: int = 0
     """What the purchase repaid of the buyer's receivable, owed again now its cash goes back."""
+
+
+def refund_accounts(
+    user_id: str, provider: str, currency: str, functional_currency: str, *, receivable: bool
+) -> list[AccountSpec]:
+    """Every account a refund of a purchase by ``user_id`` may post to, its wallet first (the
+    refund reads it); the buyer's receivable only if the purchase repaid some of it."""
+    accounts = [
+        chart.user_coins(user_id),
+        chart.user_coins_value(user_id, functional_currency),
+        chart.coins_issued(),
+        chart.provider_clearing(provider, currency),
+        chart.refunds_contra_revenue(functional_currency),
+    ]
+    if currency != functional_currency:
+        accounts += [chart.fx_trading(currency), chart.fx_trading(functional_currency)]
+    if receivable:
+        accounts.append(chart.user_receivable(user_id, functional_currency))
+    return accounts
 
 
 def refund_entry(facts: RefundFacts, *, actor: str, reason: str) -> Entry:

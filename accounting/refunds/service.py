@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.chargebacks.reads import Chargeback, standing_chargeback
-from accounting.ledger import balances, chart, idempotency
+from accounting.ledger import balances, idempotency
 from accounting.ledger.errors import IdempotencyKeyReused, InvalidReason
 from accounting.ledger.money import minor_to_micros
 from accounting.ledger.posting import in_transaction, lock_accounts, post_entry
@@ -24,7 +24,7 @@ from accounting.ledger.valuation import release_value
 from accounting.policy import audit, separation, standing
 from accounting.purchases.reads import Purchase, purchase_of, value_paid
 from accounting.refunds.errors import RefundNotAllowed
-from accounting.refunds.rules import RefundFacts, refund_entry
+from accounting.refunds.rules import RefundFacts, refund_accounts, refund_entry
 from accounting.refunds.tables import RefundRow
 
 DEFAULT_REFUND_WINDOW = timedelta(days=14)
@@ -237,9 +237,10 @@ async def refund_purchase(
     functional_currency: str,
 ) -> RefundResult:
     """Refund a purchase, if the refund check says it may be, in one transaction: the purchase
-    is locked (two refunds of it queue, and the second finds the first), then the wallet, so
-    the check and the entry see the same coins. The same idempotency key again gives back the
-    first refund and posts nothing; with another purchase it is refused."""
+    is locked (two refunds of it queue, and the second finds the first), then the wallet with
+    every other account the refund posts to, so the check and the entry see the same coins.
+    The same idempotency key again gives back the first refund and posts nothing; with another
+    purchase it is refused."""
     idempotency.check_key(request.idempotency_key)
     reason = request.reason.strip()
     if not 1 <= len(reason) <= MAX_REASON:
@@ -253,12 +254,16 @@ async def refund_purchase(
         separation.check_not_own(
             request.actor, purchase.user_id, doing="refund your own purchase", field="purchaseId"
         )
-        await lock_accounts(
+        await lock_accounts(  # every account the refund may post to, in one statement
             session,
-            (
-                chart.user_coins(purchase.user_id),
-                chart.user_coins_value(purchase.user_id, functional_currency),
+            refund_accounts(
+                purchase.user_id,
+                purchase.provider,
+                purchase.currency,
+                functional_currency,
+                receivable=purchase.receivable_repaid_micros > 0,
             ),
+            open_missing=False,
         )
         check = await check_refund(
             session, purchase.id, policy=policy, functional_currency=functional_currency
