@@ -90,6 +90,13 @@ class LocalReplicaPair(LocalProcess):
         self.replicas: list[LocalServer] = []
 
     def start(self) -> None:
+        try:
+            self._build()
+        except BaseException:  # what was started is stopped, the directory deleted
+            self.stop()
+            raise
+
+    def _build(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="coinbooks-replicas-"))
         user = _system_user()
         if user is not None:
