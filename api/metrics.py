@@ -39,7 +39,13 @@ MAX_OPERATION_NAMES = 200
 """Distinct operation names counted under their own label; later ones count as ``other``
 (clients choose the names, and a label's values must stay few)."""
 OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-RETRY_REASONS = {"40P01": "deadlock", "40001": "serialization_failure"}
+RETRY_REASONS = {
+    "40P01": "deadlock",
+    "40001": "serialization_failure",
+    posting.CONNECTION_LOST: "connection_lost",
+    posting.CONNECTION_LOST_AT_COMMIT: "connection_lost_at_commit",
+    posting.LOCK_ORDER: "lock_order",
+}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -84,7 +90,8 @@ class ReadWhenScraped(Collector):
         )
         retries = CounterMetricFamily(
             "coinbooks_db_transaction_retries",
-            "Transactions run again after a deadlock or a serialization failure",
+            "Transactions run again: after a deadlock, a serialization failure, a lost connection"
+            " (before or during its commit), or accounts asked for after its first lock",
             labels=["reason"],
         )
         for state, reason in RETRY_REASONS.items():
