@@ -55,8 +55,10 @@ class SandboxGateway:
             status, decline = "declined", "card_declined"
         else:
             status, decline = "declined", _DECLINES.get(payment_token, "invalid_token")
+        # One transaction, as one call to a provider: the charge recorded (once per merchant
+        # reference) and its answer read back; a repeated charge answers the first one's.
         async with self._sessions() as session, session.begin():
-            await session.execute(
+            row = await session.scalar(
                 pg_insert(SandboxPaymentRow)
                 .values(
                     reference=f"sbx_{provider}_{secrets.token_hex(8)}",
@@ -69,26 +71,40 @@ class SandboxGateway:
                     decline_reason=decline,
                 )
                 .on_conflict_do_nothing(index_elements=["provider", "merchant_reference"])
+                .returning(SandboxPaymentRow)
             )
+            if row is None:
+                row = await self._find(session, provider, merchant_reference)
         if payment_token.startswith("tok_timeout"):
             return ChargeResult(ChargeOutcome.UNKNOWN, message="The provider did not answer")
-        return await self.lookup(provider=provider, merchant_reference=merchant_reference)
+        return _answer(row)
 
     async def lookup(self, *, provider: str, merchant_reference: str) -> ChargeResult:
         async with self._sessions() as session:
-            row = await session.scalar(
-                select(SandboxPaymentRow).where(
-                    SandboxPaymentRow.provider == provider,
-                    SandboxPaymentRow.merchant_reference == merchant_reference,
-                )
+            return _answer(await self._find(session, provider, merchant_reference))
+
+    @staticmethod
+    async def _find(
+        session: AsyncSession, provider: str, merchant_reference: str
+    ) -> SandboxPaymentRow | None:
+        row: SandboxPaymentRow | None = await session.scalar(
+            select(SandboxPaymentRow).where(
+                SandboxPaymentRow.provider == provider,
+                SandboxPaymentRow.merchant_reference == merchant_reference,
             )
-        if row is None:
-            return ChargeResult(ChargeOutcome.NOT_FOUND, message="No such charge")
-        if row.status == "succeeded":
-            return ChargeResult(ChargeOutcome.SUCCEEDED, reference=row.reference)
-        return ChargeResult(
-            ChargeOutcome.DECLINED,
-            reference=row.reference,
-            decline_code=row.decline_reason,
-            message=f"The payment was declined ({row.decline_reason})",
         )
+        return row
+
+
+def _answer(row: SandboxPaymentRow | None) -> ChargeResult:
+    """What the provider says of a charge, as it recorded it (None: no record)."""
+    if row is None:
+        return ChargeResult(ChargeOutcome.NOT_FOUND, message="No such charge")
+    if row.status == "succeeded":
+        return ChargeResult(ChargeOutcome.SUCCEEDED, reference=row.reference)
+    return ChargeResult(
+        ChargeOutcome.DECLINED,
+        reference=row.reference,
+        decline_code=row.decline_reason,
+        message=f"The payment was declined ({row.decline_reason})",
+    )
