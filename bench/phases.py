@@ -19,6 +19,7 @@ from bench.core import drive_core, purchase_service
 from bench.gifts import GiftingSetup, drive_gifts, gift_service, seed_gifting
 from bench.http_gifts import drive_http_gifts
 from bench.load import LoadResult
+from bench.mixed import MixedResult, run_mixed
 from bench.over_http import CpuUse, ServiceMemory, ServiceProcess, drive_http
 from bench.storage import StorageGrowth, table_sizes
 
@@ -35,6 +36,8 @@ class PhaseResult:
     """Gift phases: how much the tables grew while the load ran."""
     cpu: CpuUse | None = None
     """HTTP phases: CPU time of the service and of the load generator during the load."""
+    mixed: MixedResult | None = None
+    """The mixed phase: each kind's latencies, and the deadlocks PostgreSQL counted."""
 
 
 async def _core(
@@ -140,6 +143,20 @@ def run_http_gift_phase(
     books = asyncio.run(check_books_at(url, load.acknowledged, before_entries, kind="gift"))
     storage = StorageGrowth.between(before_sizes, after_sizes, books.entries)
     return PhaseResult(load, books, transactions, service.memory, storage, cpu)
+
+
+def run_mixed_phase(
+    url: URL, *, clients: int, seconds: float, warmup: float, creators: int, log_path: Path
+) -> PhaseResult:
+    """The mix of bench/mixed.py through the real service, after the viewers are funded and the
+    creators live."""
+    setup = asyncio.run(_seed_for_http(url, clients, creators))
+    before_transactions = asyncio.run(transactions_at(url, settle=True))
+    mixed, books, service = run_mixed(
+        url, setup, clients=clients, seconds=seconds, warmup=warmup, log_path=log_path
+    )
+    transactions = asyncio.run(transactions_at(url, settle=True)) - before_transactions
+    return PhaseResult(mixed.load, books, transactions, service.memory, mixed=mixed)
 
 
 def run_http_phase(

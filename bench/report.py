@@ -16,6 +16,7 @@ from bench.books import BooksCheck
 from bench.graphql_caches import CacheFigures
 from bench.history_phase import HistoryResult
 from bench.load import LoadResult
+from bench.mixed import MIX, MixedResult
 from bench.over_http import CpuUse, ServiceMemory
 from bench.pgbench import SCALE, Baseline
 from bench.replica_reads import ReplicaReads
@@ -64,6 +65,8 @@ class Figure:
     """Gift phases: table and index growth per gift."""
     cpu: CpuUse | None = None
     """HTTP phases: CPU time of the service and of the load generator."""
+    mixed: MixedResult | None = None
+    """The mixed phase: its kinds of request and the deadlocks PostgreSQL counted."""
 
     def cpu_ms_per_request(self) -> tuple[float, float] | None:
         """The service's and the client's CPU milliseconds per acknowledged request."""
@@ -117,6 +120,8 @@ class Figure:
             found.append(f"{self.key}: {self.load.errors} requests failed")
         if self.pgbench is not None and self.pgbench.failed:
             found.append(f"{self.key}: {self.pgbench.failed} pgbench transactions failed")
+        if self.mixed is not None and self.mixed.deadlocks:
+            found.append(f"{self.key}: PostgreSQL reported {self.mixed.deadlocks} deadlocks")
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -168,6 +173,8 @@ class Figure:
             found["service_rss_peak_mib"] = round(self.memory.peak_rss / MIB, 1)
         if self.storage is not None:
             found["storage"] = self.storage.to_json()
+        if self.mixed is not None:
+            found["mixed"] = self.mixed.to_json()
         per_request = self.cpu_ms_per_request()
         if self.cpu is not None and per_request is not None:
             found["cpu"] = {
@@ -298,6 +305,15 @@ class Report:
                 )
             if figure.storage is not None and figure.storage.bytes_per_gift is not None:
                 notes.append(f"{figure.storage.bytes_per_gift:,.0f} B/gift stored")
+            if figure.mixed is not None:
+                deadlocks = figure.mixed.deadlocks
+                notes.append(
+                    ("[bold red]" if deadlocks else "")
+                    + f"{deadlocks} deadlocks"
+                    + ("[/bold red]" if deadlocks else "")
+                    + "; "
+                    + ", ".join(f"{kind} {share}%" for kind, share in MIX.items())
+                )
             per_request = figure.cpu_ms_per_request()
             if per_request is not None:
                 notes.append(
@@ -339,9 +355,7 @@ class Report:
         return table
 
     def targets_table(self) -> Table:
-        table = Table(
-            title="Targets (issue 4): every rate as a ratio to pgbench TPC-B at 32 clients"
-        )
+        table = Table(title="Targets: every rate as a ratio to pgbench TPC-B at 32 clients")
         table.add_column("figure")
         table.add_column("value", justify="right")
         table.add_column("ratio to pgbench", justify="right")

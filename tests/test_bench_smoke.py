@@ -5,9 +5,12 @@ Nothing here is timed: speed is for ``make bench``."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import matplotlib.pyplot as plt
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -16,14 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.integrity import check_integrity
 from api.database import libpq_url
 from api.settings import Settings
-from bench.books import check_books, entries_of_kind, purchase_entries
+from bench import plots
+from bench.books import BooksCheck, check_books, entries_of_kind, purchase_entries
 from bench.close_guard import guard_enabled, prepare, statement_cost
 from bench.core import drive_core, purchase_service
 from bench.gifts import drive_gifts, gift_service, seed_gifting
 from bench.history import POSTINGS_PER_TRANSFER, HistorySeeder
 from bench.http_gifts import drive_http_gifts
-from bench.over_http import ServiceProcess
+from bench.load import LoadResult
+from bench.mixed import MixedResult
+from bench.over_http import ServiceMemory, ServiceProcess
 from bench.pgbench import parse
+from bench.phases import run_mixed_phase
+from bench.report import Figure
+from bench.runner import HTTP_GIFT_PHASE, MIXED_PHASE, targets
 from bench.storage import StorageGrowth, table_sizes
 from bench.wallet_reads import drive_wallet_reads
 
@@ -247,3 +256,92 @@ async def test_seeded_history_keeps_every_invariant_and_reads_back_over_http(
     assert seen == {reader: held[f"user:{reader}:coins"] for reader in readers}
     assert seen_then == held_then
     assert seen_then != seen  # halfway through, the readers' coins were not what they are now
+
+
+async def test_mixed_phase_answers_every_kind_and_counts_no_deadlock(
+    db_url: URL, tmp_path: Path
+) -> None:
+    """Eight connections run the mix for two seconds through the real service: every kind of
+    request is answered as it should be (a replay with the gift first sent), PostgreSQL counts
+    no deadlock, and the books hold exactly the gifts, unlocks and purchases answered."""
+    phase = await asyncio.to_thread(
+        run_mixed_phase,
+        db_url,
+        clients=8,
+        seconds=2.0,
+        warmup=0.0,
+        creators=3,
+        log_path=tmp_path / "service.log",
+    )
+    assert phase.mixed is not None
+    assert phase.load.errors == 0, phase.load.error_examples
+    assert phase.mixed.deadlocks == 0
+    assert phase.books.ok, phase.books.problems()
+    answered = phase.mixed.acknowledged
+    assert answered["gift"] > 0 and answered["wallet"] > 0
+    assert phase.books.acknowledged == answered["gift"] + answered["unlock"] + answered["purchase"]
+
+
+def _figure(key: str, per_second: float, p99_ms: float, **extra: Any) -> Figure:
+    latencies = [p99_ms / 2] * 98 + [p99_ms] * 2
+    load = LoadResult(32, 1.0, int(per_second), int(per_second), 0, latencies_ms=latencies)
+    books = BooksCheck(int(per_second), int(per_second), int(per_second), kind="gift")
+    return Figure(key, key, "core", 32, 32, load, books, baseline_tps=1_000.0, **extra)
+
+
+def test_the_targets_carry_every_row_of_the_issue_with_its_target_and_whether_met() -> None:
+    """Against pgbench at 1,000 tps: gifts at 1,250/s (1.25x, met), all to one creator at
+    1,000/s (0.8x uniform, not met), purchases at 500/s with p99 90 ms (met), sendGift over
+    HTTP at 450/s with p99 120 ms (not met: p99), the mix with one deadlock (not met)."""
+    memory = ServiceMemory(idle_rss=80 * 10**6, peak_rss=150 * 10**6)
+    mixed = MixedResult(LoadResult(32, 1.0, 400, 400, 0), {"gift": [1.0]}, {"gift": 1}, 1)
+    figures = {
+        f.key: f
+        for f in (
+            _figure("gifts_c32_uniform", 1_250, 50),
+            _figure("gifts_c32_one_creator", 1_000, 50),
+            _figure("core_c32", 500, 90),
+            _figure(HTTP_GIFT_PHASE.key, 450, 120, memory=memory),
+            _figure(MIXED_PHASE.key, 400, 100, mixed=mixed),
+        )
+    }
+    found = {t.figure: (t.target, t.met) for t in targets(figures, None, 0)}
+    assert found["gifts/s through the core, 32 senders, uniform creators"] == (
+        ">= 1.2x pgbench",
+        True,
+    )
+    assert found["the same, every gift to one creator"] == (">= 0.9x uniform", False)
+    assert found["purchases through the core, 32 workers"] == (
+        ">= 0.5x pgbench, p99 <= 100 ms",
+        True,
+    )
+    assert found["sendGift over HTTP, 32 connections"] == (">= 0.4x pgbench, p99 <= 100 ms", False)
+    assert found["mixed phase over HTTP, 32 connections"] == ("0 deadlocks, p99 <= 150 ms", False)
+    assert found["service memory under the HTTP load"] == ("<= 200 MB", True)
+    assert found["wallet balance query over HTTP, 10M postings"] == ("p99 <= 5 ms", None)
+    assert figures[MIXED_PHASE.key].failures() == [
+        f"{MIXED_PHASE.key}: PostgreSQL reported 1 deadlocks"
+    ]
+
+
+def test_plots_keep_the_legend_off_the_lines_and_draw_the_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every plot's legend lies outside its axes, so it hides no line, and names the target."""
+    drawn: list[Any] = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep each figure to look at
+    plots.throughput_plot(
+        tmp_path / "t.png", [1, 8, 32], [100, 500, 900], {32: 1_000, 8: 950}, "t", (32, 1_200)
+    )
+    plots.latency_plot(tmp_path / "l.png", [10, 100], {"p50, a": [1, 2], "p99, a": [3, 4]}, 5, "l")
+    plots.mixed_plot(tmp_path / "m.png", {"gift": (1.0, 9.0), "wallet": (0.5, 2.0)}, 150, 0, "m")
+    monkeypatch.undo()
+    assert len(drawn) == 3
+    for figure in drawn:
+        renderer = figure.canvas.get_renderer()
+        axes = figure.axes[0]
+        legend = axes.get_legend()
+        assert not legend.get_window_extent(renderer).overlaps(axes.get_window_extent(renderer))
+        assert any("target" in text.get_text() for text in legend.get_texts())
+        plt.close(figure)
+    assert {path.name for path in tmp_path.iterdir()} == {"t.png", "l.png", "m.png"}
