@@ -4,6 +4,8 @@ or its JWKS; the audience, issuer and expiry are checked whatever the algorithm.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -211,8 +213,56 @@ def issue_token(
     return jwt.encode(claims, keys.signing, algorithm=keys.algorithm, headers=headers)
 
 
+VERIFIED_TOKENS = 4096
+"""Tokens verified in this process and remembered until they expire, at most this many: a
+client sends the same token with every request, and checking its signature each time was the
+largest single cost of a gift's request after GraphQL itself (docs/performance.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    keys: TokenKeys
+    """The keys that verified it: under other keys (other settings), it is checked again."""
+    audience: str | None
+    issuer: str | None
+    principal: Principal
+    expires: float
+    """Its ``exp``, in seconds since the epoch: from then on it is expired like any other."""
+
+
+_verified: OrderedDict[str, _Verified] = OrderedDict()
+
+
+def _clock() -> float:
+    return time.time()
+
+
 def principal_from_token(settings: Settings, token: str) -> Principal:
+    """The principal a valid token names, or :class:`InvalidToken`. A token verified before,
+    under the same keys, audience and issuer, is not verified again until it expires."""
     keys = token_keys(settings)
+    known = _verified.get(token)
+    if (
+        known is not None
+        and known.keys is keys
+        and (known.audience, known.issuer) == (settings.jwt_audience, settings.jwt_issuer)
+    ):
+        if _clock() >= known.expires:
+            del _verified[token]
+            raise InvalidToken("The token has expired")
+        _verified.move_to_end(token)
+        return known.principal
+    principal, expires = _verify(settings, keys, token)
+    _verified[token] = _Verified(
+        keys, settings.jwt_audience, settings.jwt_issuer, principal, expires
+    )
+    if len(_verified) > VERIFIED_TOKENS:
+        _verified.popitem(last=False)
+    return principal
+
+
+def _verify(settings: Settings, keys: TokenKeys, token: str) -> tuple[Principal, float]:
+    """The token's principal and expiry, its signature and every claim checked."""
     try:
         claims = jwt.decode(
             token,
@@ -231,7 +281,7 @@ def principal_from_token(settings: Settings, token: str) -> Principal:
         roles = frozenset(Role(role) for role in claims.get("roles", []))
     except (LedgerError, ValueError):
         raise InvalidToken("The token's subject or roles are not valid") from None
-    return Principal(user_id, roles)
+    return Principal(user_id, roles), float(claims["exp"])
 
 
 def principal_from_header(settings: Settings, authorization: str | None) -> Principal | None:
