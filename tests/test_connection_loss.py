@@ -4,7 +4,10 @@ transaction again on a fresh connection; the books hold exactly one unlock.
 
 The unlock is held where it should die: before its commit, by a row lock on the viewer's wallet
 taken from another connection; during its commit, by a deferred trigger (fired by COMMIT) that
-waits for an advisory lock. Its backend is then terminated (``pg_terminate_backend``)."""
+waits for an advisory lock. Its backend is then terminated (``pg_terminate_backend``). A commit
+that lands but whose reply never reaches the service is the third case: the service reaches
+PostgreSQL through a proxy that cuts the connection of the unlock's transaction once its COMMIT
+is answered."""
 
 from __future__ import annotations
 
@@ -50,25 +53,95 @@ CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON feature_unlock
 """
 
 
+class CommitReplyCutter:
+    """A TCP proxy to PostgreSQL that passes everything through, except that on a connection
+    which inserted a feature unlock it lets the next COMMIT reach the server and its answer
+    come back to the proxy, then closes the connection instead of passing the answer on."""
+
+    def __init__(self, upstream: URL) -> None:
+        self.upstream = upstream
+        self.cut = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the server, through its socket directory or over TCP."""
+        port = self.upstream.port or 5432
+        directory = self.upstream.query.get("host")
+        if isinstance(directory, str) and directory.startswith("/"):
+            return await asyncio.open_unix_connection(f"{directory}/.s.PGSQL.{port}")
+        return await asyncio.open_connection(self.upstream.host or "127.0.0.1", port)
+
+    def url(self, port: int) -> URL:
+        """The database's URL, through the proxy listening on ``port``."""
+        return self.upstream.set(host="127.0.0.1", port=port).difference_update_query(["host"])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        server_in, server_out = await self._upstream()
+        state = {"unlocking": False, "committing": False}
+
+        async def upward() -> None:
+            while chunk := await client_in.read(65536):
+                if b"INSERT INTO feature_unlock" in chunk:
+                    state["unlocking"] = True
+                if state["unlocking"] and b"COMMIT" in chunk:
+                    state["committing"] = True
+                server_out.write(chunk)
+                await server_out.drain()
+
+        async def downward() -> None:
+            while chunk := await server_in.read(65536):
+                if state["committing"]:
+                    if b"Z\x00\x00\x00\x05" in chunk:  # ReadyForQuery: COMMIT answered
+                        self.cut += 1
+                        break
+                    continue
+                client_out.write(chunk)
+                await client_out.drain()
+
+        tasks = [asyncio.create_task(upward()), asyncio.create_task(downward())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        client_out.close()
+        server_out.close()
+
+
+async def _ana_buys(purchases: PurchaseService) -> None:
+    bought = await purchases.purchase_coins(
+        PurchaseRequest("ana", "ana-buys-coins", "USD", "web", "card", "tok_success", "coins_350")
+    )
+    assert bought.purchase.status == "completed"
+
+
+def _client(running: ServiceProcess, db_url: URL) -> httpx.AsyncClient:
+    settings = Settings(database_url=db_url.render_as_string(hide_password=False))
+    token = issue_token(settings, "ana", [Role("viewer")])
+    return httpx.AsyncClient(
+        base_url=running.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
 @pytest.fixture
 async def service(
     db_url: URL, purchases: PurchaseService, tmp_path: Path
 ) -> AsyncIterator[tuple[ServiceProcess, httpx.AsyncClient]]:
     """ana with 350 coins, and the service serving the database; an HTTP client with ana's
     token."""
-    bought = await purchases.purchase_coins(
-        PurchaseRequest("ana", "ana-buys-coins", "USD", "web", "card", "tok_success", "coins_350")
-    )
-    assert bought.purchase.status == "completed"
-    settings = Settings(database_url=db_url.render_as_string(hide_password=False))
-    token = issue_token(settings, "ana", [Role("viewer")])
+    await _ana_buys(purchases)
     with ServiceProcess(db_url, tmp_path / "service.log") as running:
         await running.wait_healthy()
-        async with httpx.AsyncClient(
-            base_url=running.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        ) as client:
+        async with _client(running, db_url) as client:
             yield running, client
 
 
@@ -165,3 +238,33 @@ async def test_an_unlock_whose_connection_dies_during_its_commit_is_answered_onc
     assert answer["wallet"] == {"coins": "340"}
     assert await _books(sessions, db_url) == (1, 340)
     assert await _retries(client, "connection_lost_at_commit") == 1
+
+
+async def test_an_unlock_whose_commit_lands_but_whose_answer_is_lost_is_answered_once(
+    db_url: URL,
+    purchases: PurchaseService,
+    sessions: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """The transaction committed; the service only lost the answer. Reading the key back on a
+    fresh connection, it finds the unlock and answers it (as found again: replayed), and
+    never unlocks a second time."""
+    await _ana_buys(purchases)
+    proxy = CommitReplyCutter(db_url)
+    port = await proxy.start()
+    try:
+        through = proxy.url(port)
+        with ServiceProcess(through, tmp_path / "service.log") as running:
+            await running.wait_healthy()
+            async with _client(running, db_url) as client:
+                answer = await _unlock(client, "ana-unlocks-commit-lost")
+                retried = await _retries(client, "connection_lost_at_commit")
+    finally:
+        await proxy.stop()
+
+    assert proxy.cut == 1
+    assert answer["errors"] == [] and answer["replayed"] is True
+    assert answer["unlock"] == {"featureCode": "sticker_pack_cats", "coins": "10"}
+    assert answer["wallet"] == {"coins": "340"}
+    assert retried == 1
+    assert await _books(sessions, db_url) == (1, 340)
