@@ -34,6 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 
 from accounting.breakage.rules import BreakagePolicy
 from accounting.close import service as close_service
+from accounting.ledger import chart
 from accounting.reads import period_totals
 from accounting.refunds.service import RefundPolicy
 from api.auth import InvalidToken, principal_from_header, token_keys
@@ -355,6 +356,7 @@ async def keep_totals_current(
 
 def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     token_keys(settings)  # weak or unusable token keys refuse the start (TokenKeyError)
+    chart.configure_platform_shards(settings.platform_shards)
     route_through_logging()
     engine = create_engine(
         database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow

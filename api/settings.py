@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from accounting.breakage.rules import DEFAULT_AFTER_DAYS, MAX_AFTER_DAYS
 from accounting.chargebacks.rules import LossPolicy
-from accounting.ledger.chart import PROVIDERS
+from accounting.ledger.chart import MAX_PLATFORM_SHARDS, PROVIDERS
 from accounting.ledger.money import FIAT_CODES
 from accounting.payouts.sealing import decode_key
 from accounting.purchases.repayment import ReceivablePolicy
@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     """How long a gift's diamonds stay pending before they become available."""
     gift_batch_max: int = Field(default=256, ge=1, le=4096)
     """Most gifts written in one transaction (they are group-committed)."""
+    platform_shards: int = Field(default=1, ge=1, le=MAX_PLATFORM_SHARDS)
+    """Sub-accounts each hot platform account (coins spent, diamonds issued, gift and feature
+    revenue, promotions) is split into, one chosen per wallet owner; 1: not split."""
     gift_rate_limit: int = Field(default=600, ge=1)
     """Most gifts one sender may send within the rate window (a gift of any quantity is one)."""
     gift_rate_window_seconds: int = Field(default=60, ge=1, le=3600)

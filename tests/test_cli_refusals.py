@@ -56,6 +56,10 @@ BAD_SETTINGS = [
         "coinbooks: COINBOOKS_READ_REPLICA_URLS: the URL number 2 is not a PostgreSQL URL",
     ),
     (
+        {"COINBOOKS_PLATFORM_SHARDS": "0"},
+        "coinbooks: COINBOOKS_PLATFORM_SHARDS: input should be greater than or equal to 1: '0'",
+    ),
+    (
         {"COINBOOKS_HOLD_HOURS": "-1"},
         "coinbooks: COINBOOKS_HOLD_HOURS: input should be greater than or equal to 0: '-1'",
     ),

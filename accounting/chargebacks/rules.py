@@ -151,7 +151,7 @@ def chargeback_accounts(
         chart.coins_issued(),
         chart.provider_clearing(provider, currency),
         chart.dispute_fees(currency),
-        chart.diamonds_issued(),
+        *(chart.diamonds_issued(creator) for creator in creators),
         chart.chargebacks_contra_revenue(functional),
     ]
     if currency != functional:
@@ -200,10 +200,11 @@ def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
                 chart.user_coins_value(facts.user_id, functional), amounts.value_released_micros
             )
         )
-    diamonds = 0
+    issued: dict[AccountSpec, int] = {}  # per sub-account of diamonds issued (the creator's)
     for clawback in facts.clawbacks:
         if clawback.diamonds:
-            diamonds += clawback.diamonds
+            share = chart.diamonds_issued(clawback.creator_id)
+            issued[share] = issued.get(share, 0) + clawback.diamonds
             postings.append(
                 Posting(chart.creator_diamonds(clawback.creator_id, "pending"), clawback.diamonds)
             )
@@ -214,8 +215,7 @@ def chargeback_entry(facts: ChargebackFacts, *, actor: str) -> Entry:
                     clawback.payable_micros,
                 )
             )
-    if diamonds:
-        postings.append(Posting(chart.diamonds_issued(), -diamonds))
+    postings += [Posting(share, -diamonds) for share, diamonds in issued.items()]
     if amounts.loss_micros:
         loss_account = (
             chart.user_receivable(facts.user_id, functional)

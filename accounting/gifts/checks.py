@@ -183,7 +183,8 @@ CHECKS: tuple[Check, ...] = (
                       coalesce(sum(p.amount) FILTER (
                           WHERE a.code = format('user:%s\:coins_value', u.user_id)), 0) AS value,
                       coalesce(-sum(p.amount) FILTER (
-                          WHERE a.code = 'platform:revenue:features'), 0) AS revenue
+                          WHERE a.code ~ '^platform:revenue:features(#[0-9]+)?$'), 0)
+                      AS revenue
                  FROM posting p JOIN account a ON a.id = p.account_id
                 WHERE p.entry_id = u.entry_id) m
          WHERE (m.coins, m.value, m.revenue) <> (u.coins, u.value_micros, u.value_micros)""",

@@ -282,25 +282,23 @@ _WRITE_BATCH = text(
 
 
 def gift_accounts(terms: GiftTerms, sender_id: str, creator_id: str | None) -> list[AccountSpec]:
-    """Every account a gift from ``sender_id`` to ``creator_id`` may post to."""
+    """Every account a gift from ``sender_id`` to ``creator_id`` may post to, the platform's
+    sub-accounts of the sender (coins spent) and of the creator (the rest) among them."""
     currency = terms.functional_currency
-    accounts = [chart.user_coins(sender_id), chart.user_coins_value(sender_id, currency)]
+    accounts = [
+        chart.user_coins(sender_id),
+        chart.user_coins_value(sender_id, currency),
+        chart.coins_spent(sender_id),
+    ]
     if creator_id is not None:
         accounts += [
             chart.creator_payable(creator_id, currency),
             chart.creator_diamonds(creator_id, "pending"),
+            chart.gift_revenue(currency, creator_id),
+            chart.promotions(currency, creator_id),
+            chart.diamonds_issued(creator_id),
         ]
     return accounts
-
-
-def platform_gift_accounts(terms: GiftTerms) -> list[AccountSpec]:
-    currency = terms.functional_currency
-    return [
-        chart.coins_spent(),
-        chart.revenue("gifts", currency),
-        chart.promotions(currency),
-        chart.diamonds_issued(),
-    ]
 
 
 async def post_gifts(
@@ -317,7 +315,7 @@ async def post_gifts(
     it needs in one statement. A stream it does not know yet costs one more read.
     """
     creators = await _learn_stream_creators(session, requests, stream_creators)
-    wanted: dict[str, AccountSpec] = {a.code: a for a in platform_gift_accounts(terms)}
+    wanted: dict[str, AccountSpec] = {}
     for request in requests:
         creator = creators.get(request.stream_id)
         wanted.update((a.code, a) for a in gift_accounts(terms, request.sender_id, creator))

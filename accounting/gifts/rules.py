@@ -45,7 +45,7 @@ def _spend_coins(spending: Spending, functional_currency: str) -> list[Posting]:
     value = spending.value_micros
     postings = [
         Posting(chart.user_coins(spending.user_id), spending.coins),
-        Posting(chart.coins_spent(), -spending.coins),
+        Posting(chart.coins_spent(spending.user_id), -spending.coins),
     ]
     if value:
         postings.append(
@@ -93,17 +93,18 @@ def gift_entry(
     postings = _spend_coins(spending, functional_currency)
     if amounts.revenue_micros:
         postings.append(
-            Posting(chart.revenue("gifts", functional_currency), -amounts.revenue_micros)
+            Posting(chart.gift_revenue(functional_currency, creator_id), -amounts.revenue_micros)
         )
     if amounts.promotion_micros:
-        postings.append(Posting(chart.promotions(functional_currency), amounts.promotion_micros))
+        promotions = chart.promotions(functional_currency, creator_id)
+        postings.append(Posting(promotions, amounts.promotion_micros))
     if amounts.payable_micros:
         postings.append(
             Posting(chart.creator_payable(creator_id, functional_currency), -amounts.payable_micros)
         )
     if amounts.diamonds:
         postings += [
-            Posting(chart.diamonds_issued(), amounts.diamonds),
+            Posting(chart.diamonds_issued(creator_id), amounts.diamonds),
             Posting(chart.creator_diamonds(creator_id, "pending"), -amounts.diamonds),
         ]
     entry = Entry(
@@ -130,7 +131,9 @@ def feature_entry(
     postings = _spend_coins(spending, functional_currency)
     if spending.value_micros:
         postings.append(
-            Posting(chart.revenue("features", functional_currency), -spending.value_micros)
+            Posting(
+                chart.feature_revenue(functional_currency, spending.user_id), -spending.value_micros
+            )
         )
     return Entry(
         kind=EntryKind.FEATURE,
@@ -151,8 +154,8 @@ def feature_accounts(user_id: str, functional_currency: str) -> list[AccountSpec
     return [
         chart.user_coins(user_id),
         chart.user_coins_value(user_id, functional_currency),
-        chart.coins_spent(),
-        chart.revenue("features", functional_currency),
+        chart.coins_spent(user_id),
+        chart.feature_revenue(functional_currency, user_id),
     ]
 
 

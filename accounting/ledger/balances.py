@@ -36,24 +36,38 @@ class Wallet:
 async def account_balance(
     session: AsyncSession, code: str, as_of: datetime | None = None
 ) -> AccountBalance | None:
-    """The balance of account ``code`` now, or as of ``as_of``; ``None`` if it was never opened."""
-    account = await session.scalar(select(AccountRow).where(AccountRow.code == code))
-    if account is None:
-        return None
-    if as_of is None:
-        return AccountBalance(
-            code, account.commodity, account.balance * account.normal_sign, account.posting_count
+    """The balance of account ``code`` now, or as of ``as_of``; ``None`` if it was never opened.
+    A platform account's is the sum of its sub-accounts'."""
+    accounts = (
+        await session.scalars(
+            select(AccountRow).where(AccountRow.code.in_(chart.with_sub_accounts(code)))
         )
+    ).all()
+    if not accounts:
+        return None
+    balance = count = 0
+    for account in accounts:
+        one_balance, one_count = account.balance, account.posting_count
+        if as_of is not None:
+            one_balance, one_count = await _balance_as_of(session, account.id, as_of)
+        balance += one_balance * account.normal_sign
+        count += one_count
+    return AccountBalance(code, accounts[0].commodity, balance, count)
+
+
+async def _balance_as_of(
+    session: AsyncSession, account_id: int, as_of: datetime
+) -> tuple[int, int]:
+    """An account's running balance (debit-positive) and posting count at ``as_of``."""
     row = (
         await session.execute(
             select(PostingRow.balance_after, PostingRow.account_seq)
-            .where(PostingRow.account_id == account.id, PostingRow.posted_at <= as_of)
+            .where(PostingRow.account_id == account_id, PostingRow.posted_at <= as_of)
             .order_by(PostingRow.posted_at.desc(), PostingRow.account_seq.desc())
             .limit(1)
         )
     ).first()
-    balance, count = (row[0], row[1]) if row else (0, 0)
-    return AccountBalance(code, account.commodity, balance * account.normal_sign, count)
+    return (row[0], row[1]) if row else (0, 0)
 
 
 _BALANCES_NOW = text(

@@ -1,13 +1,19 @@
 """The chart of accounts: every account's code, commodity, type and flags, derived from its role.
 
 Per-user and per-creator accounts are opened on first use; fixed platform accounts by migration.
+
+The hot platform accounts (what every gift and unlock posts to) can be split into sub-accounts,
+``platform:coins:spent`` and ``platform:coins:spent#1`` to ``#<n-1>``, one chosen per wallet
+owner by ``platform_share``; each is a real account, opened on first use, and every report sums
+a platform account with its sub-accounts (``PARENT_CODE_SQL``).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from accounting.ledger.errors import InvalidUserId
@@ -84,13 +90,25 @@ def coins_issued() -> AccountSpec:
 
 
 @cache_spec
-def coins_spent() -> AccountSpec:
+def _coins_spent() -> AccountSpec:
     return AccountSpec("platform:coins:spent", COIN.code, AccountType.EQUITY, contra=True)
 
 
+def coins_spent(owner: str | None = None) -> AccountSpec:
+    """Coins spent from ``owner``'s wallet (gifts, unlocks): ``owner``'s share of the account;
+    without an owner, the account itself."""
+    return platform_share(_coins_spent(), owner)
+
+
 @cache_spec
-def diamonds_issued() -> AccountSpec:
+def _diamonds_issued() -> AccountSpec:
     return AccountSpec("platform:diamonds:issued", DIAMOND.code, AccountType.EQUITY, contra=True)
+
+
+def diamonds_issued(creator_id: str | None = None) -> AccountSpec:
+    """Diamonds issued to (or clawed back from) ``creator_id``: the creator's share; without
+    a creator, the account itself."""
+    return platform_share(_diamonds_issued(), creator_id)
 
 
 @cache_spec
@@ -139,6 +157,16 @@ def revenue(stream: str, functional_currency: str) -> AccountSpec:
     return AccountSpec(
         f"platform:revenue:{stream}", fiat(functional_currency).code, AccountType.REVENUE
     )
+
+
+def gift_revenue(functional_currency: str, creator_id: str) -> AccountSpec:
+    """Gift revenue from gifts to ``creator_id``: the creator's share."""
+    return platform_share(revenue("gifts", functional_currency), creator_id)
+
+
+def feature_revenue(functional_currency: str, user_id: str) -> AccountSpec:
+    """Feature revenue from ``user_id``'s unlocks: the user's share."""
+    return platform_share(revenue("features", functional_currency), user_id)
 
 
 @cache_spec
@@ -217,21 +245,26 @@ def creator_payable(creator_id: str, functional_currency: str) -> AccountSpec:
 
 
 @cache_spec
-def promotions(functional_currency: str) -> AccountSpec:
-    """Creator value paid out of coins that cost the platform nothing (bonus coins)."""
+def _promotions(functional_currency: str) -> AccountSpec:
     return AccountSpec(
         "platform:expense:promotions", fiat(functional_currency).code, AccountType.EXPENSE
     )
+
+
+def promotions(functional_currency: str, creator_id: str | None = None) -> AccountSpec:
+    """Creator value paid out of coins that cost the platform nothing (bonus coins), for gifts
+    to ``creator_id``: the creator's share; without a creator, the account itself."""
+    return platform_share(_promotions(functional_currency), creator_id)
 
 
 def fixed_platform_accounts(
     functional_currency: str, currencies: tuple[str, ...]
 ) -> list[AccountSpec]:
     """The platform accounts a migration opens for the configured currencies."""
-    specs = [coins_issued(), coins_spent(), diamonds_issued(), diamonds_redeemed()]
+    specs = [coins_issued(), _coins_spent(), _diamonds_issued(), diamonds_redeemed()]
     for stream in ("gifts", "features", "breakage"):
         specs.append(revenue(stream, functional_currency))
-    specs.append(promotions(functional_currency))
+    specs.append(_promotions(functional_currency))
     for currency in currencies:
         specs.append(bank(currency))
         specs.append(fx_trading(currency))
@@ -240,3 +273,63 @@ def fixed_platform_accounts(
         specs.append(fee_expense("card", currency))
         specs.append(fee_expense("apple", currency))
     return specs
+
+
+# --- the hot platform accounts' sub-accounts ------------------------------------------------
+
+MAX_PLATFORM_SHARDS = 64
+_shards = 1
+
+
+def configure_platform_shards(shards: int) -> int:
+    """Split the hot platform accounts into ``shards`` sub-accounts from now on (1: not at all,
+    every posting on the account itself); answers the count in force before. Lowering it later
+    only stops new postings to the higher sub-accounts: their balances stay, and are summed."""
+    global _shards
+    if not 1 <= shards <= MAX_PLATFORM_SHARDS:
+        raise ValueError(f"platform shards are 1 to {MAX_PLATFORM_SHARDS}, not {shards}")
+    before, _shards = _shards, shards
+    return before
+
+
+def platform_shards() -> int:
+    return _shards
+
+
+@functools.lru_cache(maxsize=65_536)
+def shard_of(owner: str, shards: int) -> int:
+    """The sub-account of ``owner`` among ``shards``: a stable hash of the owner's id (BLAKE2b,
+    the same in every process and every release, unlike Python's ``hash``)."""
+    digest = hashlib.blake2b(owner.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+@cache_spec
+def sub_account(parent: AccountSpec, shard: int) -> AccountSpec:
+    """Sub-account ``shard`` of a platform account: the account itself for 0, else a twin whose
+    code ends ``#<shard>``, with the same commodity, type and flags."""
+    return parent if shard == 0 else replace(parent, code=f"{parent.code}#{shard}")
+
+
+def platform_share(parent: AccountSpec, owner: str | None) -> AccountSpec:
+    """The one place that chooses which sub-account of a hot platform account a posting for
+    wallet owner ``owner`` uses (every flow posting to one passes its owner); no owner names
+    the account itself, as a report or a correction does."""
+    return parent if owner is None else sub_account(parent, shard_of(owner, _shards))
+
+
+def parent_code(code: str) -> str:
+    """The platform account a sub-account belongs to (any other code is its own)."""
+    return code.split("#", 1)[0]
+
+
+def with_sub_accounts(code: str) -> list[str]:
+    """The codes a report sums for ``code``: a platform account's and every sub-account's it may
+    have (whatever the count configured now, since a lower count leaves the higher ones)."""
+    if not code.startswith("platform:") or "#" in code:
+        return [code]
+    return [code, *(f"{code}#{shard}" for shard in range(1, MAX_PLATFORM_SHARDS))]
+
+
+PARENT_CODE_SQL = "regexp_replace({code}, '#[0-9]+$', '')"
+"""``parent_code`` in SQL, for reports that sum the sub-accounts."""

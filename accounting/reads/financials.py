@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounting.ledger.chart import PARENT_CODE_SQL
 from accounting.ledger.money import COIN, DIAMOND
 
 # --- classifying accounts: pure rules -----------------------------------------------------------
@@ -212,9 +213,13 @@ def identity_checks(figures: Iterable[AccountFigure]) -> list[IdentityCheck]:
 
 # --- balances at an instant ---------------------------------------------------------------------
 
-KIND_OF_ACCOUNT = "regexp_replace(a.code, '^(user|creator):[^:]+:', '\\1:*:')"
-"""A user's or creator's account as the pattern of its kind (``user:*:coins_value``): the
-reports sum them in the database, and classify a handful of kinds, not a million accounts."""
+KIND_OF_ACCOUNT = PARENT_CODE_SQL.format(
+    code="regexp_replace(a.code, '^(user|creator):[^:]+:', '\\1:*:')"
+)
+"""A user's or creator's account as the pattern of its kind (``user:*:coins_value``), and a
+platform sub-account as its platform account (``platform:coins:spent#3`` as
+``platform:coins:spent``): the reports sum them in the database, and classify a handful of
+kinds, not a million accounts."""
 FLOW_OF_ENTRY = (
     "CASE WHEN e.kind = 'payout' THEN 'payout:' || coalesce(e.refs->>'phase', '') ELSE e.kind END"
 )

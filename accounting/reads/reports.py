@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounting.ledger.chart import PARENT_CODE_SQL
 from accounting.ledger.tables import AccountRow, PostingRow
 
 
@@ -43,7 +44,8 @@ class TrialBalance:
 
 
 async def trial_balance(session: AsyncSession, as_of: datetime | None = None) -> TrialBalance:
-    """Every account's balance from its postings up to ``as_of`` (default: now)."""
+    """Every account's balance from its postings up to ``as_of`` (default: now); a platform
+    account's is the sum of its sub-accounts'."""
     at = as_of or await session.scalar(select(func.clock_timestamp()))
     assert at is not None
     sums = (
@@ -52,12 +54,15 @@ async def trial_balance(session: AsyncSession, as_of: datetime | None = None) ->
         .group_by(PostingRow.account_id)
         .subquery()
     )
+    code = literal_column(PARENT_CODE_SQL.format(code="account.code"), String).label("code")
+    balance = func.sum(sums.c.balance)
     rows = (
         await session.execute(
-            select(AccountRow.code, AccountRow.commodity, AccountRow.type, sums.c.balance)
+            select(code, AccountRow.commodity, AccountRow.type, balance)
             .join(sums, sums.c.account_id == AccountRow.id)
-            .where(sums.c.balance != 0)
-            .order_by(AccountRow.commodity, AccountRow.code)
+            .group_by(code, AccountRow.commodity, AccountRow.type)
+            .having(balance != 0)
+            .order_by(AccountRow.commodity, code)
         )
     ).all()
     lines = [
