@@ -201,7 +201,7 @@ class PurchaseService:
     ) -> tuple[PurchaseRow, bool]:
         """Insert the pending purchase, unless a concurrent request with the same key won the
         race (then its purchase, as a replay); the FX rate of its time is fixed now."""
-        inserted = await session.scalar(
+        row = await session.scalar(
             pg_insert(PurchaseRow)
             .values(
                 user_id=request.user_id,
@@ -216,14 +216,12 @@ class PurchaseService:
                 price_minor=request.paid_minor or offer.price_minor,
             )
             .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-            .returning(PurchaseRow.id)
+            .returning(PurchaseRow)
         )
-        if inserted is None:  # a concurrent request with the same key won the race
+        if row is None:  # a concurrent request with the same key won the race
             raced = await self._by_key(session, request.user_id, request.idempotency_key)
             assert raced is not None
             return raced, True
-        row = await session.get(PurchaseRow, inserted)
-        assert row is not None
         if request.currency != self.functional_currency:
             await fx.rate_at(session, request.currency, self.functional_currency, row.created_at)
         return row, False
