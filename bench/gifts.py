@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -76,7 +77,7 @@ async def seed_gifting(
 
 
 async def drive_gifts(
-    service: GiftService,
+    service: GiftService | Sequence[GiftService],
     setup: GiftingSetup,
     *,
     clients: int,
@@ -84,8 +85,11 @@ async def drive_gifts(
     warmup: float = 0.0,
 ) -> LoadResult:
     """``clients`` workers send gifts for ``seconds``, worker ``i`` as sender ``i % senders``,
-    each gift into a stream picked uniformly at random (with one stream, all to one creator)."""
+    each gift into a stream picked uniformly at random (with one stream, all to one creator).
+    With several services, worker ``i`` sends through service ``i % services``, as if each were
+    a process of its own (each batches its own gifts)."""
     picks = random.Random(20261125)
+    services = [service] if isinstance(service, GiftService) else list(service)
 
     async def attempt(client: int, sequence: int) -> None:
         request = GiftRequest(
@@ -95,7 +99,7 @@ async def drive_gifts(
             gift_code=GIFTS[sequence % len(GIFTS)],
             quantity=1,
         )
-        result = await service.send_gift(request)
+        result = await services[client % len(services)].send_gift(request)
         if result.replayed:
             raise NotAcknowledged(f"gift {result.gift.id} came back replayed")
 

@@ -70,7 +70,13 @@ def run_core_phase(
 
 
 async def _gifts(
-    url: URL, clients: int, seconds: float, warmup: float, creators: int, max_pool: int
+    url: URL,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    creators: int,
+    max_pool: int,
+    services: int = 1,
 ) -> PhaseResult:
     # Today a gift holds one connection for its whole transaction: one per worker, so none
     # waits, up to what the server allows (beyond it, workers queue for a connection).
@@ -82,7 +88,11 @@ async def _gifts(
         before_transactions = await transactions_at(url, settle=True)
         before_sizes = await table_sizes(url)
         load = await drive_gifts(
-            gift_service(sessions), setup, clients=clients, seconds=seconds, warmup=warmup
+            [gift_service(sessions) for _ in range(services)],
+            setup,
+            clients=clients,
+            seconds=seconds,
+            warmup=warmup,
         )
     finally:
         await engine.dispose()
@@ -101,11 +111,13 @@ def run_gift_phase(
     warmup: float,
     creators: int,
     max_pool: int = 1_000,
+    services: int = 1,
 ) -> PhaseResult:
     """Gifts through GiftService in this process: ``clients`` senders, each a worker with a
     wallet of its own (funded before the clock starts), into ``creators`` live streams; an
-    engine of ``min(clients, max_pool)`` connections."""
-    return asyncio.run(_gifts(url, clients, seconds, warmup, creators, max_pool))
+    engine of ``min(clients, max_pool)`` connections, shared by ``services`` gift services
+    (each batching its own workers' gifts, as a process of the service would)."""
+    return asyncio.run(_gifts(url, clients, seconds, warmup, creators, max_pool, services))
 
 
 async def _seed_for_http(url: URL, senders: int, creators: int) -> GiftingSetup:
