@@ -19,7 +19,7 @@ for the rest: a period's partial first and last hours, and whatever is not yet s
 through the journal's index ``(posted_at, id)`` and each entry's postings. So they grow with
 the hours, not with the postings or the accounts. Before any totals are stored, a balance at an
 instant is each account's running balance on its last posting before it (one probe of the index
-``(account_id, posted_at, account_seq)`` per account), and the movements each subject account's
+``(account_id, posted_at)`` per account), and the movements each subject account's
 postings of the period through the same index (measured on 2,000,000 postings over 10,000
 wallets: a balance sheet at a past instant 0.2-0.4 s, roll-forwards 1 s over 240,000 postings
 and 4 s over 1,000,000). The figures are the same, to the unit, either way.
