@@ -200,3 +200,26 @@ def test_the_sub_account_is_a_stable_hash_of_the_owner() -> None:
         chart.configure_platform_shards(before)
     with pytest.raises(ValueError):
         chart.configure_platform_shards(0)
+
+
+async def test_the_integrity_check_finds_a_sub_account_unlike_its_platform_account(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A report sums a sub-account into its platform account by code alone: one of another
+    type or commodity, or of no platform account, would be summed wrongly, and is reported."""
+    async with sessions.begin() as session:
+        await session.execute(
+            text(
+                "INSERT INTO account (code, commodity, type, contra, no_overdraft, normal_sign)"
+                " VALUES ('platform:revenue:gifts#5', 'USD', 'expense', false, false, 1),"
+                "        ('platform:coins:spent#2', 'COIN', 'equity', true, false, 1),"
+                "        ('platform:nothing#1', 'USD', 'revenue', false, false, -1)"
+            )
+        )
+    async with sessions() as session:
+        report = await integrity.check_integrity(session)
+    found = [v for v in report.violations if v.check == "sub_account_is_its_platform_accounts_twin"]
+    assert sorted(v.detail for v in found) == [
+        "sub-account platform:nothing#1 is not a twin of platform:nothing",
+        "sub-account platform:revenue:gifts#5 is not a twin of platform:revenue:gifts",
+    ]

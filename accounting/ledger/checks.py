@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from accounting.ledger.chart import PARENT_CODE_SQL
+
 
 class Check(NamedTuple):
     """One invariant's check: a query returning one line of text per violation."""
@@ -187,5 +189,17 @@ CHECKS: tuple[Check, ...] = (
                            AS previous_at
                   FROM posting p) h
          WHERE posted_at < previous_at""",
+    ),
+    Check(
+        5,
+        "sub_account_is_its_platform_accounts_twin",
+        f"""
+        SELECT format('sub-account %s is not a twin of %s', s.code, coalesce(p.code, s.parent))
+          FROM (SELECT *, {PARENT_CODE_SQL.format(code="code")} AS parent FROM account
+                 WHERE code LIKE 'platform:%#%') s
+          LEFT JOIN account p ON p.code = s.parent
+         WHERE p.id IS NULL  -- of no account: nothing sums it
+            OR (p.commodity, p.type, p.contra, p.no_overdraft, p.normal_sign) IS DISTINCT FROM
+               (s.commodity, s.type, s.contra, s.no_overdraft, s.normal_sign)""",
     ),
 )
