@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+from rich.table import Table
 from sqlalchemy.engine import URL
 
 from accounting.ledger import chart
@@ -57,6 +59,40 @@ class ShardSplit:
         """Gifts/s split over gifts/s whole (above 1.0: the split helps)."""
         whole = self.per_second(1)
         return self.per_second(self.shards) / whole if whole else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clients": CLIENTS,
+            "creators": CREATORS,
+            "services": self.services,
+            "shards": self.shards,
+            "whole_per_second": round(self.per_second(1), 1),
+            "split_per_second": round(self.per_second(self.shards), 1),
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "runs": [
+                {
+                    "shards": run.shards,
+                    "per_second": round(run.result.load.per_second, 1),
+                    "p99_ms": run.result.load.p99_ms,
+                    "platform_accounts_moved": run.sub_accounts,
+                }
+                for run in self.runs
+            ],
+        }
+
+    def table(self) -> Table:
+        table = Table(title="Core gifts with the hot platform accounts whole and split")
+        table.add_column("gifts")
+        table.add_column("whole, /s", justify="right")
+        table.add_column(f"split in {self.shards}, /s", justify="right")
+        table.add_column("ratio", justify="right")
+        table.add_row(
+            f"{CLIENTS} senders, {CREATORS} creators, {self.services} gift services",
+            f"{self.per_second(1):,.0f}",
+            f"{self.per_second(self.shards):,.0f}",
+            "-" if self.ratio is None else f"{self.ratio:.3f}",
+        )
+        return table
 
     def failures(self) -> list[str]:
         found = []

@@ -19,6 +19,7 @@ from bench.load import LoadResult
 from bench.mixed import MIX, MixedResult
 from bench.over_http import CpuUse, ServiceMemory
 from bench.pgbench import SCALE, Baseline
+from bench.platform_shards import ShardSplit
 from bench.replica_reads import ReplicaReads
 from bench.storage import StorageGrowth
 
@@ -228,6 +229,8 @@ class Report:
     plots: list[Path] = field(default_factory=list)
     replica_reads: ReplicaReads | None = None
     """Wallet and history reads over HTTP without and with a streaming replica."""
+    platform_shards: ShardSplit | None = None
+    """Core gifts with the hot platform accounts whole and split into sub-accounts."""
 
     @property
     def ok(self) -> bool:
@@ -239,6 +242,8 @@ class Report:
             found += self.history.failures()
         if self.replica_reads is not None:
             found += self.replica_reads.failures()
+        if self.platform_shards is not None:
+            found += self.platform_shards.failures()
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -256,6 +261,7 @@ class Report:
             "wallet_reads_by_history": self.history.to_json() if self.history else None,
             "graphql_caches": self.graphql_caches.to_json() if self.graphql_caches else None,
             "replica_reads": self.replica_reads.to_json() if self.replica_reads else None,
+            "platform_shards": self.platform_shards.to_json() if self.platform_shards else None,
             "plots": [str(path) for path in self.plots],
         }
 
@@ -470,4 +476,6 @@ class Report:
             console.print(finance)
         if self.replica_reads is not None:
             console.print(self.replica_reads.table())
+        if self.platform_shards is not None:
+            console.print(self.platform_shards.table())
         console.print(self.machine_table())

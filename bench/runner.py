@@ -35,6 +35,7 @@ from bench.phases import (
     run_http_phase,
     run_mixed_phase,
 )
+from bench.platform_shards import SHARDS, ShardSplit, run_shard_split
 from bench.plots import latency_plot, mixed_plot, throughput_plot
 from bench.replica_reads import run_replica_reads
 from bench.report import Figure, Report, Target
@@ -603,6 +604,8 @@ class _Measured:
     history: HistoryResult | None
     guard: GuardCost | None = None
     """Gifts with the period-close guard as installed and disabled."""
+    shards: ShardSplit | None = None
+    """Gifts with the hot platform accounts whole and split."""
 
 
 def run(options: Options, console: Console) -> int:
@@ -620,6 +623,7 @@ def run(options: Options, console: Console) -> int:
     replicas = run_replica_reads(seconds=read_seconds, warmup=read_warmup, say=console.print)
     report = _report(options, measured, caches, started_at, started)
     report.replica_reads = replicas
+    report.platform_shards = measured.shards
     report.print(console)
     report.write_json(options.output)
     console.print(f"JSON: {options.output}")
@@ -654,13 +658,17 @@ def _measure_on_server(options: Options, console: Console) -> _Measured:
             console.print(f"{phase.label}, {phase.clients} clients")
             results.append((phase, run_phase(server, template, phase, options, console, max_pool)))
         guard = _guard_phase(server, template, options, console, max_pool)
+        console.print(f"core gifts, platform accounts whole, then split in {SHARDS}, in turn")
+        shards = run_shard_split(
+            server, template, seconds=options.seconds, warmup=options.warmup, max_pool=max_pool
+        )
 
         console.print("pgbench again, after the ledger phases")
         after = run_pgbench(server, pgbench_db, options.seconds, console)
         server.drop(pgbench_db)
         history = _history_phase(server, template, options, console)
         server.drop(template)
-    return _Measured(machine, before, after, results, history, guard)
+    return _Measured(machine, before, after, results, history, guard, shards)
 
 
 def guard_phase(n: int, guard: bool) -> LedgerPhase:
