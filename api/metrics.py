@@ -2,7 +2,8 @@
 
 Counted as they happen: GraphQL operations by name and outcome, their latency, their error
 codes, gift batch sizes, webhook deliveries. Read when scraped: the database pool, the gifts
-waiting for a batch, and the transactions run again after a deadlock or a serialization failure
+waiting for a batch, and the transactions run again, by reason: a deadlock, a serialization
+failure, a lost connection, accounts asked for after a first lock
 (``accounting.ledger.posting.RETRIES``). The domain knows nothing of Prometheus: it keeps these
 figures, and this module reads them.
 

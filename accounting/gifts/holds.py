@@ -3,7 +3,8 @@
 Both the job (``coinbooks release-holds``) and reads of a creator's balances release what is
 due. Each gift is released at most once: the due gifts are locked (``SKIP LOCKED``, so
 concurrent releasers share the work instead of waiting) and marked with the release entry in
-the same transaction; one entry per creator per batch."""
+the same transaction; one entry per creator per batch, every creator's diamonds locked in one
+statement before the first of them posts (accounting/ledger/locks.py)."""
 
 from __future__ import annotations
 
