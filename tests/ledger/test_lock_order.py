@@ -155,16 +155,25 @@ ACCOUNT_LOCK = re.compile(
 )
 
 
-def test_only_the_helper_locks_account_rows() -> None:
-    """Account rows are locked in two places only: ``posting.lock_accounts`` and the gift
-    batch's reading statement, which records its locks through ``posting.locked_accounts``.
-    Every flow posts through ``post_entry`` or the gift batch, and so through them."""
+WRITES_POSTINGS = re.compile(r"INSERT INTO posting\b|insert\(PostingRow\)|(?<!class )PostingRow\(")
+
+
+def _modules_matching(pattern: re.Pattern[str]) -> list[str]:
     root = Path(__file__).resolve().parents[2] / "accounting"
-    lockers = sorted(
+    return sorted(
         str(path.relative_to(root))
         for path in root.rglob("*.py")
-        if ACCOUNT_LOCK.search(path.read_text())
+        if pattern.search(path.read_text())
     )
-    assert lockers == ["gifts/posting.py", "ledger/posting.py"]
+
+
+def test_only_the_helper_locks_account_rows() -> None:
+    """Postings are written in two places only, ``posting.post_entry`` (every flow but gifts
+    posts through it) and the gift batch; and account rows are locked in the same two only:
+    ``posting.lock_accounts`` and the gift batch's reading statement, which records its locks
+    through ``posting.locked_accounts``. So every posting path goes through the helper."""
+    assert _modules_matching(WRITES_POSTINGS) == ["gifts/posting.py", "ledger/posting.py"]
+    assert _modules_matching(ACCOUNT_LOCK) == ["gifts/posting.py", "ledger/posting.py"]
+    root = Path(__file__).resolve().parents[2] / "accounting"
     batch = (root / "gifts" / "posting.py").read_text()
     assert "locked_accounts(session, rows, wanted)" in batch
