@@ -38,6 +38,7 @@ from schema.inputs import CleanInputStrings
 from schema.journal import JournalQueries
 from schema.limits import QueryCost, depth_limit, hide_suggestions
 from schema.live import Subscription, SubscriptionsOverWebSocket
+from schema.node_queries import NodeQueries
 from schema.packages import PackageQueries
 from schema.payouts import PayoutMutations, PayoutQueries
 from schema.purchases import PurchaseMutations, PurchaseQueries
@@ -55,6 +56,7 @@ SDL_PATH = Path(__file__).parent / "schema.graphql"
 Query = merge_types(
     "Query",
     (
+        NodeQueries,
         PackageQueries,
         WalletQueries,
         PurchaseQueries,

@@ -127,6 +127,8 @@ def _any_books_or_wallet(principal: Principal, user_id: str) -> bool:
 FINANCE = only(may_read_books)
 
 QUERIES: Mapping[str, Access] = {
+    "node": SIGNED_IN,
+    "nodes": SIGNED_IN,
     "coinPackages": PUBLIC,
     "wallet": whose("userId", may_read_wallet),
     "transactions": whose("userId", may_read_wallet),

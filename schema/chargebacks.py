@@ -30,9 +30,10 @@ from schema.errors import (
     errors_in_payload,
     require_role,
 )
+from schema.nodes import pk_of
 from schema.pagination import Connection, check_first, connection, decode_cursor, page_start
 from schema.payloads import null_on_error, replayed_field
-from schema.scalars import BigInt, Money, parse_id
+from schema.scalars import BigInt, Money
 
 
 @strawberry.enum(description="How the provider took the purchase back.")
@@ -256,7 +257,7 @@ class ChargebackQueries:
         check_first(first)
         purchase = None
         if purchase_id is not None:
-            purchase = parse_id(purchase_id)
+            purchase = pk_of(purchase_id, "Purchase")
             if purchase is None:
                 raise ClientError(BAD_USER_INPUT, "'purchaseId' is not a purchase id")
         before = decode_cursor("provider_event", after)

@@ -41,6 +41,7 @@ from accounting.policy.access import Principal, may_read_books
 from accounting.policy.separation import SelfApprovalForbidden
 from schema.context import Info
 from schema.errors import MutationError, error_type, errors_in_payload, require_role
+from schema.nodes import pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
 from schema.scalars import parse_id
@@ -51,7 +52,7 @@ def require_finance(info: Info, what: str) -> Principal:
 
 
 def entry_id_of(id: strawberry.ID) -> int:
-    parsed = parse_id(id)
+    parsed = pk_of(id, "JournalEntry")
     if parsed is None:
         raise EntryNotFound(f"No journal entry {id}", field="entryId")
     return parsed

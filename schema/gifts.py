@@ -56,9 +56,10 @@ from schema.errors import (
     require_role,
     seen,
 )
+from schema.nodes import pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
-from schema.scalars import BigInt, Money, parse_id
+from schema.scalars import BigInt, Money
 from schema.streams import Stream, stream_id_of, stream_of
 from schema.wallet import Wallet, readable_user, wallet_of
 
@@ -310,7 +311,7 @@ class GiftMutations:
     @errors_in_payload(SendGiftPayload, SendGiftError)
     async def send_gift(self, info: Info, input: SendGiftInput) -> SendGiftPayload:
         sender_id = require_spender(info)
-        stream_id = parse_id(input.stream_id)
+        stream_id = pk_of(input.stream_id, "Stream")
         if stream_id is None:
             raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
         services = info.context.services
@@ -460,7 +461,7 @@ class GiftQueries:
     )
     async def stream_totals(self, info: Info, stream_id: strawberry.ID) -> StreamTotals | None:
         principal = require_principal(info)
-        wanted = parse_id(stream_id)
+        wanted = pk_of(stream_id, "Stream")
         if wanted is None:
             return None
         try:

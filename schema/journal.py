@@ -16,6 +16,7 @@ from accounting.reads import journal
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError
 from schema.finance import require_finance
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, Edge, PageInfo, check_first
 from schema.scalars import BigInt, parse_id
 
@@ -92,8 +93,7 @@ class JournalPosting:
 
 
 @strawberry.type(description="A balanced journal entry: debits equal credits per commodity.")
-class JournalEntry:
-    id: strawberry.ID
+class JournalEntry(Node):
     kind: str
     event_key: str = strawberry.field(description="The business event it records.")
     posted_at: datetime
@@ -114,7 +114,7 @@ def _entry(line: journal.JournalLine) -> JournalEntry:
         return strawberry.ID(str(value)) if value is not None else None
 
     return JournalEntry(
-        id=strawberry.ID(str(line.id)),
+        id=global_id("JournalEntry", line.id),
         kind=line.kind,
         event_key=line.event_key,
         posted_at=line.posted_at,
@@ -154,10 +154,10 @@ def decode_cursor(cursor: str | None) -> journal.JournalCursor | None:
         raise ClientError(BAD_USER_INPUT, "'after' is not a cursor from this list") from None
 
 
-def _id(value: strawberry.ID | None, field: str) -> int | None:
+def _id(value: strawberry.ID | None, field: str, type_name: str) -> int | None:
     if value is None:
         return None
-    parsed = parse_id(value)
+    parsed = pk_of(value, type_name) if type_name else parse_id(value)
     if parsed is None:
         raise ClientError(BAD_USER_INPUT, f"'{field}' is not an id")
     return parsed
@@ -175,11 +175,11 @@ def _filter(given: JournalFilter | None) -> journal.JournalFilter:
         account=given.account,
         user_id=given.user_id,
         actor=given.actor,
-        purchase_id=_id(given.purchase_id, "purchaseId"),
-        gift_id=_id(given.gift_id, "giftId"),
-        payout_id=_id(given.payout_id, "payoutId"),
-        refund_id=_id(given.refund_id, "refundId"),
-        chargeback_id=_id(given.chargeback_id, "chargebackId"),
+        purchase_id=_id(given.purchase_id, "purchaseId", "Purchase"),
+        gift_id=_id(given.gift_id, "giftId", ""),
+        payout_id=_id(given.payout_id, "payoutId", "Payout"),
+        refund_id=_id(given.refund_id, "refundId", ""),
+        chargeback_id=_id(given.chargeback_id, "chargebackId", ""),
         provider_reference=given.provider_reference,
     )
 
@@ -223,9 +223,13 @@ class JournalQueries:
     @strawberry.field(description="One journal entry by id; null when there is none.")
     async def journal_entry(self, info: Info, id: strawberry.ID) -> JournalEntry | None:
         require_finance(info)
-        entry_id = parse_id(id)
-        if entry_id is None:
-            return None
-        async with info.context.services.sessions() as session:
-            found = await journal.journal_entry(session, entry_id)
-        return _entry(found) if found is not None else None
+        entry_id = pk_of(id, "JournalEntry")
+        return await load_journal_entry(info, entry_id) if entry_id is not None else None
+
+
+async def load_journal_entry(info: Info, pk: int) -> JournalEntry | None:
+    """Journal entry ``pk``, for finance; None when there is none."""
+    require_finance(info)
+    async with info.context.services.sessions() as session:
+        found = await journal.journal_entry(session, pk)
+    return _entry(found) if found is not None else None

@@ -3,8 +3,9 @@
 - its depth, introspection included (:func:`depth_limit`);
 - its cost (:class:`QueryCost`): every object costs 1 and what is selected in it; a list holds
   ``first`` objects under a page (a field taking ``first``: a connection's ``edges``, a
-  leaderboard), one elsewhere; a mutation costs 10 more. Over the limit nothing runs; every
-  response reports the cost in ``extensions``;
+  leaderboard), as many as the ids a field taking ``ids`` names (``nodes``), one elsewhere;
+  a mutation costs 10 more. Over the limit nothing runs; every response reports the cost in
+  ``extensions``;
 - in production, no "Did you mean ...?" in any message (:func:`hide_suggestions`), so that
   misspelt names do not spell out the schema introspection would not show.
 """
@@ -49,6 +50,7 @@ field is the ``kind`` in the ninth ``ofType`` of a field's argument's type. Intr
 held to the depth limit, but never below this, so that development tools keep working."""
 
 PAGE_ARGUMENT = "first"
+IDS_ARGUMENT = "ids"
 MUTATION_COST = 10
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
@@ -178,6 +180,8 @@ class _Cost:
             return 1  # __schema, __type: introspection, off in production
         if PAGE_ARGUMENT in definition.args:
             page = self.first(node, definition.args[PAGE_ARGUMENT].default_value)
+        elif IDS_ARGUMENT in definition.args:
+            page = self.count(node, IDS_ARGUMENT)
         named = get_named_type(definition.type)
         selections = node.selection_set.selections
         if is_list_type(get_nullable_type(definition.type)):
@@ -194,6 +198,18 @@ class _Cost:
             selections = fragment.selection_set.selections
             self.spreads[key] = self.selection(selections, on, page, path | {name})
         return self.spreads[key]
+
+    def count(self, node: FieldNode, name: str) -> int:
+        """The items of the list argument ``name`` (``nodes(ids:)``), at least one."""
+        for argument in node.arguments or ():
+            if argument.name.value != name:
+                continue
+            if isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+            else:
+                value = value_from_ast_untyped(argument.value, self.variables)
+            return max(len(value), 1) if isinstance(value, list) else 1
+        return 1
 
     def first(self, node: FieldNode, default: Any) -> int:
         value = default

@@ -13,7 +13,8 @@ from accounting.gifts.events import GiftEvent
 from accounting.gifts.tables import StreamRow
 from schema.context import GiftSubscription, Info, LiveFeedEnded
 from schema.errors import BAD_USER_INPUT, NOT_FOUND, ClientError, require_principal
-from schema.scalars import MAX_BIG_INT, BigInt
+from schema.nodes import pk_of
+from schema.scalars import BigInt
 
 
 @strawberry.type(description="A gift just committed in a live stream.")
@@ -65,10 +66,10 @@ class LiveGifts:
 
 
 def _stream_number(stream_id: strawberry.ID) -> int:
-    text = str(stream_id).strip()
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_BIG_INT):
+    number = pk_of(stream_id, "Stream")
+    if number is None:
         raise ClientError(NOT_FOUND, f"No stream {stream_id}")
-    return int(text)
+    return number
 
 
 @strawberry.type

@@ -67,6 +67,7 @@ from schema.errors import (
     require_role,
     seen,
 )
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import AS_STORED, null_on_error, replayed_field
 from schema.scalars import BigInt, Money, parse_id
@@ -127,8 +128,7 @@ class PayoutEvent:
 
 
 @strawberry.type(description="Diamonds redeemed for cash, with every phase it went through.")
-class Payout:
-    id: strawberry.ID
+class Payout(Node):
     creator_id: str
     status: PayoutStatus
     diamonds_requested: BigInt
@@ -157,7 +157,7 @@ async def payouts_of(session: AsyncSession, rows: list[PayoutRow]) -> list[Payou
 
 def payout_of(row: PayoutRow, method: PayoutMethodRow, events: list[PayoutEventRow]) -> Payout:
     return Payout(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("Payout", row.id),
         creator_id=row.creator_id,
         status=PayoutStatus(row.status),
         diamonds_requested=BigInt(row.diamonds_requested),
@@ -430,7 +430,7 @@ class PayoutActionInput:
 @errors_in_payload(PayoutActionPayload, PayoutActionError)
 async def _advance(info: Info, input: PayoutActionInput, phase: PayoutPhase) -> PayoutActionPayload:
     principal = require_finance(info, f"mark payouts {phase}")
-    payout_id = parse_id(input.payout_id)
+    payout_id = pk_of(input.payout_id, "Payout")
     if payout_id is None:
         raise PayoutNotFound(f"No payout {input.payout_id}", field="payoutId")
     services = info.context.services
@@ -656,17 +656,8 @@ class PayoutQueries:
         "when there is no such payout."
     )
     async def payout(self, info: Info, id: strawberry.ID) -> Payout | None:
-        principal = require_principal(info)
-        payout_id = parse_id(id)
-        if payout_id is None:
-            return None
-        async with info.context.services.sessions() as session:
-            found = await payouts.payout_by_id(session, payout_id)
-            row = seen(found, lambda row: may_read_payouts(principal, row.creator_id))
-            if row is None:
-                return None
-            [payout] = await payouts_of(session, [row])
-        return payout
+        payout_id = pk_of(id, "Payout")
+        return await load_payout(info, payout_id) if payout_id is not None else None
 
     @strawberry.field(
         description="Every payout requested or sent and not yet resolved, newest first "
@@ -699,3 +690,16 @@ class PayoutQueries:
         return connection(
             "audit", [(row.id, audit_record_of(row)) for row in page.items], page.has_next
         )
+
+
+async def load_payout(info: Info, pk: int) -> Payout | None:
+    """Payout ``pk`` with its history, for its creator, support and finance; else None, the
+    same for one that does not exist."""
+    principal = require_principal(info)
+    async with info.context.services.sessions() as session:
+        found = await payouts.payout_by_id(session, pk)
+        row = seen(found, lambda row: may_read_payouts(principal, row.creator_id))
+        if row is None:
+            return None
+        [payout] = await payouts_of(session, [row])
+    return payout

@@ -19,7 +19,7 @@ from accounting.ledger.errors import (
     LedgerError,
 )
 from accounting.ledger.money import minor_to_micros
-from accounting.policy.access import Principal, may_buy_coins, may_read_wallet, may_refund
+from accounting.policy.access import may_buy_coins, may_read_wallet, may_refund
 from accounting.policy.separation import SelfApprovalForbidden
 from accounting.purchases.errors import (
     CustomAmountOutOfRange,
@@ -46,15 +46,15 @@ from schema.errors import (
     require_role,
     seen,
 )
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
-from schema.scalars import BigInt, Money, parse_id
+from schema.scalars import BigInt, Money
 from schema.wallet import Wallet, readable_user, wallet_of
 
 
 @strawberry.type(description="A purchase of coins, whatever became of it.")
-class Purchase:
-    id: strawberry.ID
+class Purchase(Node):
     user_id: str
     status: PurchaseStatus
     package_code: str | None = strawberry.field(description="Null for a custom amount.")
@@ -91,7 +91,7 @@ class Purchase:
 
 def purchase_of(row: PurchaseRow) -> Purchase:
     return Purchase(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("Purchase", row.id),
         user_id=row.user_id,
         status=PurchaseStatus(row.status),
         package_code=row.package_code,
@@ -358,9 +358,8 @@ class PurchaseQueries:
         "there is no such purchase (or it is not yours to see)."
     )
     async def purchase(self, info: Info, id: strawberry.ID) -> Purchase | None:
-        principal = require_principal(info)
-        row = await visible_purchase(info, principal, id)
-        return purchase_of(row) if row is not None else None
+        pk = pk_of(id, "Purchase")
+        return await load_purchase(info, pk) if pk is not None else None
 
     @strawberry.field(
         description="Whether a purchase may be refunded now, every reason if not, and what a "
@@ -370,7 +369,7 @@ class PurchaseQueries:
     async def refund_check(self, info: Info, purchase_id: strawberry.ID) -> RefundCheck | None:
         principal = require_principal(info)
         services = info.context.services
-        wanted = parse_id(purchase_id)
+        wanted = pk_of(purchase_id, "Purchase")
         if wanted is None:
             return None
         async with services.sessions() as session, session.begin():
@@ -404,20 +403,17 @@ def refund_of(row: RefundRow, purchase: PurchaseRow, functional_currency: str) -
 
 def purchase_id_of(id: strawberry.ID) -> int:
     """The purchase an input's ID names: ``PURCHASE_NOT_FOUND`` when it cannot name one."""
-    parsed = parse_id(id)
+    parsed = pk_of(id, "Purchase")
     if parsed is None:
         raise PurchaseNotFound(f"No purchase {id}", field="purchaseId")
     return parsed
 
 
-async def visible_purchase(
-    info: Info, principal: Principal, id: strawberry.ID
-) -> PurchaseRow | None:
-    """The purchase ``id`` names if the caller may see it (theirs, or support's and finance's);
-    else None, the same for one that does not exist."""
-    wanted = parse_id(id)
-    if wanted is None:
-        return None
+async def load_purchase(info: Info, pk: int) -> Purchase | None:
+    """Purchase ``pk`` if the caller may see it (theirs, or support's and finance's); else None,
+    the same for one that does not exist. ``purchase(id:)`` and ``node(id:)`` answer with it."""
+    principal = require_principal(info)
     async with info.context.services.sessions() as session:
-        found = await session.get(PurchaseRow, wanted)
-    return seen(found, lambda row: may_read_wallet(principal, row.user_id))
+        found = await session.get(PurchaseRow, pk)
+    row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
+    return purchase_of(row) if row is not None else None

@@ -35,6 +35,7 @@ from accounting.settlement.tables import (
 )
 from schema.context import Info
 from schema.errors import MutationError, error_type, errors_in_payload, require_role
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
 from schema.scalars import Money, parse_id
@@ -130,8 +131,7 @@ def line_of(row: SettlementLineRow) -> SettlementLine:
 
 
 @strawberry.type(description="A provider's settlement report, imported once per report id.")
-class SettlementReport:
-    id: strawberry.ID
+class SettlementReport(Node):
     provider: str
     report_id: str = strawberry.field(description="The provider's id of the report.")
     imported_by: str
@@ -152,7 +152,7 @@ class SettlementReport:
 
 def report_of(row: SettlementReportRow, lines: list[SettlementLineRow] | None) -> SettlementReport:
     return SettlementReport(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("SettlementReport", row.id),
         provider=row.provider,
         report_id=row.report_id,
         imported_by=row.imported_by,
@@ -380,12 +380,16 @@ class SettlementQueries:
     )
     async def settlement_report(self, info: Info, id: strawberry.ID) -> SettlementReport | None:
         require_finance(info, "read settlement reports")
-        report_pk = parse_id(id)
-        if report_pk is None:
+        report_pk = pk_of(id, "SettlementReport")
+        return await load_settlement_report(info, report_pk) if report_pk is not None else None
+
+
+async def load_settlement_report(info: Info, pk: int) -> SettlementReport | None:
+    """Settlement report ``pk`` with its lines, for finance; None when there is none."""
+    require_finance(info, "read settlement reports")
+    async with info.context.services.sessions() as session:
+        row = await session.get(SettlementReportRow, pk)
+        if row is None:
             return None
-        async with info.context.services.sessions() as session:
-            row = await session.get(SettlementReportRow, report_pk)
-            if row is None:
-                return None
-            lines = await service.report_lines(session, row.id)
-        return report_of(row, lines)
+        lines = await service.report_lines(session, row.id)
+    return report_of(row, lines)

@@ -27,9 +27,9 @@ from schema.errors import (
     require_principal,
     require_role,
 )
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error
-from schema.scalars import parse_id
 
 
 @strawberry.enum
@@ -39,8 +39,7 @@ class StreamStatus(Enum):
 
 
 @strawberry.type(description="A live stream of a creator: gifts are sent to it while it is live.")
-class Stream:
-    id: strawberry.ID
+class Stream(Node):
     creator_id: str
     title: str
     status: StreamStatus
@@ -50,7 +49,7 @@ class Stream:
 
 def stream_of(row: StreamRow) -> Stream:
     return Stream(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("Stream", row.id),
         creator_id=row.creator_id,
         title=row.title,
         status=StreamStatus(row.status),
@@ -59,9 +58,17 @@ def stream_of(row: StreamRow) -> Stream:
     )
 
 
+async def load_stream(info: Info, pk: int) -> Stream | None:
+    """Stream ``pk``, live or ended, for any signed-in caller; None when there is none."""
+    require_principal(info)
+    async with info.context.services.sessions() as session:
+        found = await streams.streams_by_id(session, [pk])
+    return stream_of(found[pk]) if pk in found else None
+
+
 def stream_id_of(id: strawberry.ID) -> int:
     """The stream an ID names, as a query argument: ``NOT_FOUND`` when it cannot name one."""
-    parsed = parse_id(id)
+    parsed = pk_of(id, "Stream")
     if parsed is None:
         raise ClientError(NOT_FOUND, f"No stream {id}")
     return parsed
@@ -118,7 +125,7 @@ class StreamMutations:
     @errors_in_payload(EndStreamPayload, EndStreamError)
     async def end_stream(self, info: Info, input: EndStreamInput) -> EndStreamPayload:
         creator_id = require_streamer(info)
-        stream_id = parse_id(input.stream_id)
+        stream_id = pk_of(input.stream_id, "Stream")
         if stream_id is None:
             raise StreamNotFound(f"No stream {input.stream_id}", field="streamId")
         sessions = info.context.services.sessions
@@ -132,13 +139,8 @@ class StreamQueries:
         description="One stream, live or ended (any signed-in caller); null when there is none."
     )
     async def stream(self, info: Info, id: strawberry.ID) -> Stream | None:
-        require_principal(info)
-        stream_id = parse_id(id)
-        if stream_id is None:
-            return None
-        async with info.context.services.sessions() as session:
-            found = await streams.streams_by_id(session, [stream_id])
-        return stream_of(found[stream_id]) if stream_id in found else None
+        pk = pk_of(id, "Stream")
+        return await load_stream(info, pk) if pk is not None else None
 
     @strawberry.field(description="Streams live now, newest first (any signed-in caller).")
     async def live_streams(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.gifts.service import GiftService
 from accounting.purchases.service import PurchaseService
+from schema.nodes import decode_global_id, global_id
 from tests.conftest import GraphQLClient
 from tests.reads.test_journal import Book, small_book
 
@@ -56,7 +57,14 @@ async def finance(gql: GraphQLClient, query: str, **variables: Any) -> dict[str,
 async def listed(gql: GraphQLClient, **variables: Any) -> list[str]:
     found = (await finance(gql, JOURNAL, first=100, **variables))["journal"]
     assert found["pageInfo"]["hasNextPage"] is False
-    return [edge["node"]["id"] for edge in found["edges"]]
+    return [row_id(edge["node"]["id"]) for edge in found["edges"]]
+
+
+def row_id(id: str) -> str:
+    """The row id a journal entry's global id names, as the entry ids its neighbours give."""
+    decoded = decode_global_id(id)
+    assert decoded is not None and decoded[0] == "JournalEntry", id
+    return str(decoded[1])
 
 
 async def test_finance_pages_through_the_journal_newest_first(
@@ -66,7 +74,7 @@ async def test_finance_pages_through_the_journal_newest_first(
     after = None
     while True:
         page = (await finance(gql, JOURNAL, first=3, after=after))["journal"]
-        seen.append([edge["node"]["id"] for edge in page["edges"]])
+        seen.append([row_id(edge["node"]["id"]) for edge in page["edges"]])
         assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
         if not page["pageInfo"]["hasNextPage"]:
             break
@@ -82,7 +90,7 @@ async def test_an_entry_with_its_postings_rates_and_references(
     assert entry["postedAt"]
     del entry["postedAt"]
     assert entry == {
-        "id": "1",
+        "id": global_id("JournalEntry", 1),
         "kind": "purchase",
         "eventKey": "purchase:1",
         "actor": "user:ana",

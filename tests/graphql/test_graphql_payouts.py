@@ -9,6 +9,7 @@ from typing import Any
 import pyotp
 import pytest
 
+from schema.nodes import pk_of
 from tests.conftest import GraphQLClient
 from tests.gifts.streaming import (
     ADMIN,
@@ -471,7 +472,10 @@ async def test_finance_sends_then_pays_and_everyone_sees_the_history(gql: GraphQ
     found = await earnings(gql, "bo")
     assert (found["diamonds"], found["payable"]["amount"]) == ("1000", "5.00")
     trail = data(
-        await gql(AUDIT, {"subject": f"payout:{payout_id}"}, user="adam", roles=ADMIN), "auditLog"
+        await gql(
+            AUDIT, {"subject": f"payout:{pk_of(payout_id, 'Payout')}"}, user="adam", roles=ADMIN
+        ),
+        "auditLog",
     )
     assert [e["node"]["action"] for e in trail["edges"]] == ["payout.paid", "payout.sent"]
 

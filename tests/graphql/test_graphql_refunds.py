@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL
 
 from api.app import create_app
 from api.settings import Settings
+from schema.nodes import pk_of
 from tests.conftest import GraphQLClient
 
 REFUND_CHECK = """
@@ -276,7 +277,7 @@ async def test_support_refunds_an_unspent_purchase_and_the_wallet_is_empty_again
     audit = await gql(
         """query A($s: String) {
              auditLog(subject: $s) { edges { node { actor action reason } } } }""",
-        {"s": f"purchase:{purchase}"},
+        {"s": f"purchase:{pk_of(purchase, 'Purchase')}"},  # audit subjects name row ids
         user="fin",
         roles=("finance",),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from schema.nodes import pk_of
 from tests.conftest import GraphQLClient
 from tests.gifts.streaming import (
     CREATOR,
@@ -103,7 +104,7 @@ async def test_a_creator_has_one_live_stream_at_a_time(gql: GraphQLClient) -> No
     assert payload["stream"] is None
     error = the_only_payload_error(payload)
     assert error["code"] == "STREAM_ALREADY_LIVE"
-    assert error["message"] == f"Stream {first} is still live: end it first"
+    assert error["message"] == f"Stream {pk_of(first, 'Stream')} is still live: end it first"
     assert [s["id"] for s in await live_streams(gql)] == [first]
 
     assert (await end_stream(gql, first))["errors"] == []
@@ -152,7 +153,7 @@ async def test_a_stream_ends_once(gql: GraphQLClient) -> None:
     assert payload["stream"] is None
     error = the_only_payload_error(payload)
     assert (error["code"], error["field"]) == ("STREAM_NOT_LIVE", "streamId")
-    assert error["message"] == f"Stream {stream_id} has already ended"
+    assert error["message"] == f"Stream {pk_of(stream_id, 'Stream')} has already ended"
 
 
 async def test_only_its_creator_ends_a_stream(gql: GraphQLClient) -> None:

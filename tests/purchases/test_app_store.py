@@ -27,6 +27,7 @@ from accounting.purchases.tables import PurchaseRow
 from api.app import create_app
 from api.auth import issue_token
 from api.settings import Settings
+from schema.nodes import pk_of
 from tests.purchases.app_store import (
     APP_APPLE_ID,
     BUNDLE_ID,
@@ -395,7 +396,7 @@ async def test_a_signed_refund_takes_the_purchase_back_once(
 
     assert first.status_code == 200 and again.status_code == 200
     assert first.json()["outcome"] == "charged_back"
-    assert first.json()["purchaseId"] == int(bought["purchase"]["id"])
+    assert first.json()["purchaseId"] == pk_of(bought["purchase"]["id"], "Purchase")
     assert again.json() == {**first.json(), "duplicate": True}
     assert wallet == {"wallet": {"coins": "0"}}
     async with sessions() as session:

@@ -1,0 +1,185 @@
+"""Global object identification over HTTP: every Node's id is a global id that node(id:) and
+nodes(ids:) fetch again as the type's own lookup answers it; lookups and inputs take the global
+id and, for this release, the row id; nodes is bounded and counted in the query's cost.
+
+The world: Ana buys 350 coins (purchase 1, journal entry 1); Bo goes live (stream 1)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from graphql import GraphQLInterfaceType
+
+from schema import build_schema
+from schema.node_queries import LOADERS, MAX_NODES
+from tests.conftest import GraphQLClient
+
+BUY = """
+mutation Buy($input: PurchaseCoinsInput!) {
+  purchaseCoins(input: $input) { purchase { id entryId } errors { code } }
+}
+"""
+GO_LIVE = """
+mutation Live($input: StartStreamInput!) {
+  startStream(input: $input) { stream { id } errors { code } }
+}
+"""
+NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
+NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+
+
+def encoded(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def the_world(gql: GraphQLClient) -> dict[str, Any]:
+    bought = await gql(
+        BUY,
+        {
+            "input": {
+                "idempotencyKey": "node-ana-0001",
+                "currency": "USD",
+                "channel": "WEB",
+                "provider": "CARD",
+                "paymentToken": "tok_success",
+                "packageCode": "coins_350",
+            }
+        },
+        user="ana",
+    )
+    live = await gql(GO_LIVE, {"input": {"title": "Bo live"}}, user="bo", roles=("creator",))
+    assert bought["data"]["purchaseCoins"]["errors"] == [], bought
+    assert live["data"]["startStream"]["errors"] == [], live
+    return {
+        "purchase": bought["data"]["purchaseCoins"]["purchase"],
+        "stream": live["data"]["startStream"]["stream"],
+    }
+
+
+async def test_ids_are_global_and_node_fetches_each_type_again(gql: GraphQLClient) -> None:
+    world = await the_world(gql)
+    purchase, stream = world["purchase"]["id"], world["stream"]["id"]
+
+    assert (purchase, stream) == (encoded("Purchase:1"), encoded("Stream:1"))
+    assert await gql(NODE, {"id": purchase}, user="ana") == {
+        "data": {"node": {"__typename": "Purchase", "id": purchase}}
+    }
+    assert await gql(NODE, {"id": stream}, user="ana") == {
+        "data": {"node": {"__typename": "Stream", "id": stream}}
+    }
+    entry = encoded(f"JournalEntry:{world['purchase']['entryId']}")
+    assert await gql(NODE, {"id": entry}, user="fin", roles=("finance",)) == {
+        "data": {"node": {"__typename": "JournalEntry", "id": entry}}
+    }
+
+
+async def test_lookups_take_the_global_id_and_the_row_id_alike(gql: GraphQLClient) -> None:
+    await the_world(gql)
+    query = "query($id: ID!) { purchase(id: $id) { id } stream(id: $id) { id } }"
+
+    by_global = await gql(
+        "query($p: ID!, $s: ID!) { purchase(id: $p) { id } stream(id: $s) { id } }",
+        {"p": encoded("Purchase:1"), "s": encoded("Stream:1")},
+        user="ana",
+    )
+    by_row = await gql(query, {"id": "1"}, user="ana")
+
+    expected = {"purchase": {"id": encoded("Purchase:1")}, "stream": {"id": encoded("Stream:1")}}
+    assert by_global == {"data": expected}
+    assert by_row == {"data": expected}
+
+
+async def test_a_global_id_of_another_type_names_nothing(gql: GraphQLClient) -> None:
+    """Stream 1 and purchase 1 both exist: the purchase lookup given the stream's global id
+    answers null, as does node for a type that is not a Node or an id that is not global."""
+    await the_world(gql)
+
+    wrong_type = await gql(
+        "query($id: ID!) { purchase(id: $id) { id } }", {"id": encoded("Stream:1")}, user="ana"
+    )
+    assert wrong_type == {"data": {"purchase": None}}
+    for id in ("1", encoded("Wallet:1"), encoded("Purchase:x"), encoded("Purchase"), "%%%"):
+        assert await gql(NODE, {"id": id}, user="ana") == {"data": {"node": None}}, id
+
+
+async def test_node_keeps_the_types_roles_a_journal_entry_is_finances(gql: GraphQLClient) -> None:
+    await the_world(gql)
+
+    reply = await gql(NODE, {"id": encoded("JournalEntry:1")}, user="ana")
+
+    assert reply["data"] == {"node": None}
+    assert [e["extensions"]["code"] for e in reply["errors"]] == ["FORBIDDEN"]
+    unsigned = await gql(NODE, {"id": encoded("Purchase:1")})
+    assert [e["extensions"]["code"] for e in unsigned["errors"]] == ["UNAUTHENTICATED"]
+
+
+async def test_nodes_answers_in_the_order_asked_with_null_where_node_does(
+    gql: GraphQLClient,
+) -> None:
+    await the_world(gql)
+    ids = [encoded("Stream:1"), encoded("Purchase:9"), encoded("Purchase:1"), "garbage"]
+
+    by_ana = await gql(NODES, {"ids": ids}, user="ana")
+    by_bo = await gql(NODES, {"ids": ids}, user="bo")  # Ana's purchase is not Bo's to see
+
+    stream = {"__typename": "Stream", "id": ids[0]}
+    purchase = {"__typename": "Purchase", "id": ids[2]}
+    assert by_ana == {"data": {"nodes": [stream, None, purchase, None]}}
+    assert by_bo == {"data": {"nodes": [stream, None, None, None]}}
+
+
+async def test_nodes_takes_at_most_a_page_of_ids(gql: GraphQLClient) -> None:
+    ids = [encoded(f"Purchase:{n}") for n in range(1, MAX_NODES + 2)]
+
+    at_most = await gql(NODES, {"ids": ids[:MAX_NODES]}, user="ana")
+    too_many = await gql(NODES, {"ids": ids}, user="ana")
+
+    assert at_most == {"data": {"nodes": [None] * MAX_NODES}}
+    assert [e["extensions"]["code"] for e in too_many["errors"]] == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize("count", [1, 10, 100])
+async def test_each_id_of_nodes_counts_in_the_query_cost(
+    client: httpx.AsyncClient, token: Callable[..., str], count: int
+) -> None:
+    """nodes { id } costs 1 per object (nothing below it is an object), so n ids cost n, the
+    same written in the document as sent in a variable; with a Money below each, 2 per id."""
+    ids = [encoded(f"Purchase:{n}") for n in range(1, count + 1)]
+    listed = ", ".join(f'"{id}"' for id in ids)
+    bearer = {"Authorization": f"Bearer {token('ana', 'viewer')}"}
+
+    async def cost(query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = {"query": query, "variables": variables or {}}
+        response = await client.post("/graphql", json=body, headers=bearer)
+        return response.json()["extensions"]["cost"]["requested"]
+
+    assert await cost(NODES, {"ids": ids}) == count
+    assert await cost(f"query {{ nodes(ids: [{listed}]) {{ id }} }}") == count
+    with_money = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Purchase { price { amount } } } }"
+    assert await cost(with_money, {"ids": ids}) == 2 * count
+
+
+async def test_many_pages_of_nodes_are_too_costly(gql: GraphQLClient) -> None:
+    """Six aliases of 100 ids with a Money below each: 6 x 100 x 2 = 1,200, over 1,000."""
+    ids = [encoded(f"Purchase:{n}") for n in range(1, MAX_NODES + 1)]
+    aliases = " ".join(
+        f"n{i}: nodes(ids: $ids) {{ ... on Purchase {{ price {{ amount }} }} }}" for i in range(6)
+    )
+
+    reply = await gql(f"query($ids: [ID!]!) {{ {aliases} }}", {"ids": ids}, user="ana")
+
+    assert reply["data"] is None
+    [error] = reply["errors"]
+    assert error["extensions"] == {"code": "QUERY_TOO_COSTLY", "cost": 1200, "limit": 1000}
+
+
+def test_every_node_type_of_the_schema_has_a_loader() -> None:
+    schema = build_schema()._schema
+    node = schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    implementing = {t.name for t in schema.get_possible_types(node)}
+    assert implementing == set(LOADERS)
