@@ -43,7 +43,7 @@ from accounting.gifts.tables import StreamRow
 from accounting.ledger import balances, chart
 from accounting.ledger.posting import in_transaction
 from accounting.purchases.service import PurchaseRequest, PurchaseService
-from accounting.reads import financials, reports
+from accounting.reads import financials, journal, reports
 
 SUB_ACCOUNTS_OF_FOUR = {
     # code: balance in the account's natural reading
@@ -182,6 +182,25 @@ async def test_every_report_sums_the_sub_accounts_to_the_same_figures(
     deferred = next(r for r in rolled if r.code == "deferred_revenue")
     assert (deferred.opening, deferred.closing) == (0, 3_493_000 + 3_421_715)
     assert report.ok, report.violations
+
+    # The journal filtered by a platform account finds the postings on all its sub-accounts,
+    # each named as posted (the breakdown).
+    async with sessions() as session:
+        page = await journal.journal_page(
+            session, journal.JournalFilter(account="platform:revenue:gifts"), newest_first=False
+        )
+    moved = [
+        (line.kind, posting.account_code, -posting.units)
+        for line in page.items
+        for posting in line.postings
+        if posting.account_code.startswith("platform:revenue:gifts")
+    ]
+    di_gifts = "platform:revenue:gifts#3" if shards == 4 else "platform:revenue:gifts"
+    assert moved == [
+        ("gift", "platform:revenue:gifts", 71_286 - 25_000),
+        ("gift", "platform:revenue:gifts", 1_425_714 - 500_000),
+        ("gift", di_gifts, 1_425_714 - 500_000),
+    ]
 
 
 def test_the_sub_account_is_a_stable_hash_of_the_owner() -> None:

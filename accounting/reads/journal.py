@@ -6,8 +6,9 @@ Filters combine (all must hold):
 
 - ``start`` / ``end``: posted in [start, end).
 - ``kind``: the entry's kind (``purchase``, ``gift``, ...).
-- ``account``: a posting on that account: the exact code, or every code that starts with it
-  when it ends with ``:`` (``creator:bo:`` is all of Bo's accounts).
+- ``account``: a posting on that account: the exact code (a platform account's with its
+  sub-accounts, ``platform:revenue:gifts#3``), or every code that starts with it when it ends
+  with ``:`` (``creator:bo:`` is all of Bo's accounts).
 - ``user_id``: a posting on any account of that user or creator (``user:<id>:...``,
   ``creator:<id>:...``).
 - ``actor``: who caused the entry (``user:ana``, ``system:settlement``...).
@@ -45,7 +46,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from accounting.chargebacks.tables import ChargebackRow
 from accounting.gifts.tables import GiftRow
-from accounting.ledger.chart import check_user_id
+from accounting.ledger.chart import check_user_id, with_sub_accounts
 from accounting.ledger.entries import EntryKind
 from accounting.ledger.errors import LedgerError
 from accounting.ledger.money import COMMODITIES, CommodityKind, format_micros
@@ -173,7 +174,7 @@ def conditions(wanted: JournalFilter) -> list[ColumnElement[bool]]:
         matches = (
             code.startswith(wanted.account, autoescape=True)
             if wanted.account.endswith(":")
-            else code == wanted.account
+            else code.in_(with_sub_accounts(wanted.account))
         )
         found.append(_posts_to(matches))
     if wanted.user_id is not None:
