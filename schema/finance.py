@@ -12,7 +12,7 @@ from accounting.policy.access import may_read_books
 from accounting.reads import reports
 from schema.context import Info
 from schema.errors import require_role
-from schema.scalars import BigInt
+from schema.scalars import CASH, BigInt, Money, money_of
 
 
 @strawberry.type(description="One account's balance in the trial balance, in smallest units.")
@@ -22,6 +22,8 @@ class TrialBalanceLine:
     type: str
     debit: BigInt
     credit: BigInt
+    debit_money: Money | None = strawberry.field(description=CASH)
+    credit_money: Money | None = strawberry.field(description=CASH)
 
 
 @strawberry.type(description="Debit and credit totals of one commodity: equal when balanced.")
@@ -29,6 +31,8 @@ class CommodityTotals:
     commodity: str
     debit: BigInt
     credit: BigInt
+    debit_money: Money | None = strawberry.field(description=CASH)
+    credit_money: Money | None = strawberry.field(description=CASH)
     balanced: bool
 
 
@@ -66,8 +70,10 @@ class AccountBalance:
     code: str
     commodity: str
     balance: BigInt = strawberry.field(
-        description="In the account's natural reading (a liability's credit balance is positive)."
+        description="In the account's natural reading (a liability's credit balance is "
+        "positive), in the commodity's smallest unit."
     )
+    balance_money: Money | None = strawberry.field(description=CASH)
     posting_count: BigInt
 
 
@@ -90,6 +96,8 @@ class FinanceQueries:
                     commodity=t.commodity,
                     debit=BigInt(t.debit),
                     credit=BigInt(t.credit),
+                    debit_money=money_of(t.debit, t.commodity),
+                    credit_money=money_of(t.credit, t.commodity),
                     balanced=t.balanced,
                 )
                 for t in found.totals
@@ -101,6 +109,8 @@ class FinanceQueries:
                     type=line.type,
                     debit=BigInt(line.debit),
                     credit=BigInt(line.credit),
+                    debit_money=money_of(line.debit, line.commodity),
+                    credit_money=money_of(line.credit, line.commodity),
                 )
                 for line in found.lines
             ],
@@ -140,5 +150,6 @@ class FinanceQueries:
             code=found.code,
             commodity=found.commodity,
             balance=BigInt(found.balance),
+            balance_money=money_of(found.balance, found.commodity),
             posting_count=BigInt(found.posting_count),
         )

@@ -14,7 +14,7 @@ from schema.context import Info
 from schema.enums import Currency
 from schema.errors import BAD_USER_INPUT, ClientError
 from schema.finance import require_finance
-from schema.scalars import BigInt
+from schema.scalars import CASH, BigInt, Money, money_of
 
 
 def decimal_of(amount: int, commodity: str) -> str:
@@ -35,7 +35,11 @@ class FinancialLine:
         "liabilities, equity and revenue credit-positive; a roll-forward's line as it moves "
         "the balance."
     )
-    decimal: str = strawberry.field(description="The amount in the commodity's unit: '4.99'.")
+    money: Money | None = strawberry.field(description=CASH)
+    decimal: str = strawberry.field(
+        description="The amount in the commodity's unit: '4.99'.",
+        deprecation_reason="Use money.amount (coins and diamonds: amount).",
+    )
     accounts: list[str] = strawberry.field(
         description="The accounts behind the line; a user's or creator's as a pattern "
         "('user:*:coins_value')."
@@ -52,6 +56,7 @@ class FinancialLine:
             label=line.label,
             commodity=line.commodity,
             amount=BigInt(line.amount),
+            money=money_of(line.amount, line.commodity),
             decimal=decimal_of(line.amount, line.commodity),
             accounts=[] if kinds else list(line.sources),
             entry_kinds=list(line.sources) if kinds else [],
@@ -70,6 +75,10 @@ class BalanceIdentity:
     equity: BigInt
     result: BigInt
     holds: bool
+    assets_money: Money | None = strawberry.field(description=CASH)
+    liabilities_money: Money | None = strawberry.field(description=CASH)
+    equity_money: Money | None = strawberry.field(description=CASH)
+    result_money: Money | None = strawberry.field(description=CASH)
 
 
 @strawberry.type(
@@ -110,13 +119,16 @@ class RollForward:
     label: str
     commodity: str
     opening: BigInt
-    opening_decimal: str
+    opening_money: Money | None = strawberry.field(description=CASH)
+    opening_decimal: str = strawberry.field(deprecation_reason="Use openingMoney.amount.")
     lines: list[FinancialLine]
     not_explained: BigInt = strawberry.field(
         description="What no entry of the period explains: zero in sound books; never hidden."
     )
+    not_explained_money: Money | None = strawberry.field(description=CASH)
     closing: BigInt
-    closing_decimal: str
+    closing_money: Money | None = strawberry.field(description=CASH)
+    closing_decimal: str = strawberry.field(deprecation_reason="Use closingMoney.amount.")
 
     @classmethod
     def of(cls, found: financials.RollForward) -> RollForward:
@@ -125,10 +137,13 @@ class RollForward:
             label=found.label,
             commodity=found.commodity,
             opening=BigInt(found.opening),
+            opening_money=money_of(found.opening, found.commodity),
             opening_decimal=decimal_of(found.opening, found.commodity),
             lines=[FinancialLine.of(line, kinds=True) for line in found.lines],
             not_explained=BigInt(found.not_explained),
+            not_explained_money=money_of(found.not_explained, found.commodity),
             closing=BigInt(found.closing),
+            closing_money=money_of(found.closing, found.commodity),
             closing_decimal=decimal_of(found.closing, found.commodity),
         )
 
@@ -159,6 +174,10 @@ class FinancialQueries:
                     equity=BigInt(c.equity),
                     result=BigInt(c.result),
                     holds=c.holds,
+                    assets_money=money_of(c.assets, c.commodity),
+                    liabilities_money=money_of(c.liabilities, c.commodity),
+                    equity_money=money_of(c.equity, c.commodity),
+                    result_money=money_of(c.result, c.commodity),
                 )
                 for c in found.checks
             ],

@@ -18,7 +18,7 @@ from schema.errors import BAD_USER_INPUT, ClientError
 from schema.finance import require_finance
 from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, Edge, PageInfo, check_first
-from schema.scalars import BigInt, parse_id
+from schema.scalars import BigInt, Money, money_of, parse_id
 
 CURSOR_KIND = "journal"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,6 +90,10 @@ class JournalPosting:
     units: BigInt = strawberry.field(
         description="Signed, in the smallest unit (micro-units for money): debit positive."
     )
+    money: Money | None = strawberry.field(
+        description="The signed units as Money when the commodity is a currency (debit "
+        "positive); null for coins and diamonds."
+    )
 
 
 @strawberry.type(description="A balanced journal entry: debits equal credits per commodity.")
@@ -131,6 +135,7 @@ def _entry(line: journal.JournalLine) -> JournalEntry:
                 side=PostingSide(str(p.side)),
                 amount=p.amount,
                 units=BigInt(p.units),
+                money=money_of(p.units, p.commodity),
             )
             for p in line.postings
         ],

@@ -8,7 +8,7 @@ from typing import NewType
 import strawberry
 from graphql import GraphQLError
 
-from accounting.ledger.money import format_micros
+from accounting.ledger.money import COMMODITIES, CommodityKind, format_micros
 from schema.enums import Currency
 
 MAX_BIG_INT = 2**63 - 1
@@ -111,14 +111,38 @@ DAY_SCALAR = strawberry.scalar(
 )
 
 
-@strawberry.type(description="An amount of money: a decimal string in whole currency units.")
+@strawberry.type(
+    description="An amount of money, exact to a micro-unit: every cash amount of the schema is "
+    "one (coins and diamonds are counts, BigInt)."
+)
 class Money:
-    amount: str = strawberry.field(description='Decimal string, e.g. "4.99" or "0.014257".')
+    amount: str = strawberry.field(
+        description='Decimal string in whole currency units, e.g. "4.99" or "0.014257".'
+    )
     currency: Currency = strawberry.field(description="ISO 4217 code.")
+    micros: BigInt = strawberry.field(
+        description='The same amount in millionths of the currency\'s unit: "4990000" for 4.99.'
+    )
 
     @classmethod
     def of(cls, micros: int, currency: str) -> Money:
-        return cls(amount=format_micros(micros, currency), currency=Currency(currency))
+        return cls(
+            amount=format_micros(micros, currency),
+            currency=Currency(currency),
+            micros=BigInt(micros),
+        )
+
+
+CASH = "The same amount as Money when the commodity is a currency; null for coins and diamonds."
+"""The description of a Money beside an amount of any commodity."""
+
+
+def money_of(units: int, commodity: str) -> Money | None:
+    """``units`` of ``commodity`` as Money (micro-units of a currency); None for coins and
+    diamonds, which are counts."""
+    if COMMODITIES[commodity].kind is not CommodityKind.FIAT:
+        return None
+    return Money.of(units, commodity)
 
 
 def parse_id(id: str) -> int | None:

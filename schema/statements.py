@@ -11,7 +11,6 @@ import strawberry
 
 from accounting.ledger import chart
 from accounting.ledger.errors import LedgerError
-from accounting.ledger.money import COMMODITIES, CommodityKind
 from accounting.ledger.pages import Page
 from accounting.policy.access import (
     Principal,
@@ -25,7 +24,7 @@ from accounting.reads.statements import account_statement
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, NOT_FOUND, ClientError, forbidden, require_principal
 from schema.pagination import Connection, connection, page_start
-from schema.scalars import BigInt, Money
+from schema.scalars import BigInt, Money, money_of
 
 CURSOR_KIND = "statement"
 
@@ -43,8 +42,7 @@ class StatementAmount:
 
 
 def amount_of(units: int, commodity: str) -> StatementAmount:
-    fiat = COMMODITIES[commodity].kind is CommodityKind.FIAT
-    return StatementAmount(units=BigInt(units), money=Money.of(units, commodity) if fiat else None)
+    return StatementAmount(units=BigInt(units), money=money_of(units, commodity))
 
 
 @strawberry.type(description="One posting to the account: a journal entry seen from it.")
