@@ -401,4 +401,4 @@ class CorrectionQueries:
                 before_id=before,
             )
         items = [(row.id, proposal_of(row)) for row in page.items]
-        return connection("adjustment_proposal", items, page.has_next)
+        return connection("adjustment_proposal", items, page.has_next, page.total)

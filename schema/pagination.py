@@ -30,6 +30,12 @@ class Edge(Generic[T]):
 class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
+    total_count: int | None = strawberry.field(
+        default=None,
+        description="Every item of the list, all pages together, where counting is cheap "
+        "(settlementReports, reconciliationExceptions, adjustmentProposals); null on every "
+        "other list, whose length grows with the history: walk it with hasNextPage.",
+    )
 
 
 def check_first(first: int) -> int:
@@ -64,9 +70,12 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         raise ClientError(BAD_USER_INPUT, "'after' is not a cursor from this list") from None
 
 
-def connection(kind: str, items: list[tuple[int, T]], has_next: bool) -> Connection[T]:
+def connection(
+    kind: str, items: list[tuple[int, T]], has_next: bool, total: int | None = None
+) -> Connection[T]:
     edges = [Edge(cursor=encode_cursor(kind, position), node=node) for position, node in items]
     return Connection(
         edges=edges,
         page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+        total_count=total,
     )

@@ -361,7 +361,7 @@ class SettlementQueries:
                 before_id=before,
             )
         items = [(row.id, exception_of(row)) for row in page.items]
-        return connection("reconciliation_exception", items, page.has_next)
+        return connection("reconciliation_exception", items, page.has_next, page.total)
 
     @strawberry.field(description="Settlement reports imported, newest first (finance role).")
     async def settlement_reports(
@@ -372,7 +372,7 @@ class SettlementQueries:
         async with info.context.services.sessions() as session:
             page = await service.settlement_reports(session, first=first, before_id=before)
         items = [(row.id, report_of(row, None)) for row in page.items]
-        return connection("settlement_report", items, page.has_next)
+        return connection("settlement_report", items, page.has_next, page.total)
 
     @strawberry.field(
         description="A settlement report with its lines as they reconciled (finance role); "

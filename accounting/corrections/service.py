@@ -433,7 +433,7 @@ async def adjustment_proposals(
     """Proposals, newest first, all or of one status."""
     conditions = [] if status is None else [AdjustmentProposalRow.status == status]
     return await newest_first(
-        session, AdjustmentProposalRow, *conditions, first=first, before_id=before_id
+        session, AdjustmentProposalRow, *conditions, first=first, before_id=before_id, counted=True
     )
 
 

@@ -566,14 +566,21 @@ async def reconciliation_exceptions(
     if provider is not None:
         conditions.append(ReconciliationExceptionRow.provider == provider)
     return await newest_first(
-        session, ReconciliationExceptionRow, *conditions, first=first, before_id=before_id
+        session,
+        ReconciliationExceptionRow,
+        *conditions,
+        first=first,
+        before_id=before_id,
+        counted=True,
     )
 
 
 async def settlement_reports(
     session: AsyncSession, *, first: int = 20, before_id: int | None = None
 ) -> Page[SettlementReportRow]:
-    return await newest_first(session, SettlementReportRow, first=first, before_id=before_id)
+    return await newest_first(
+        session, SettlementReportRow, first=first, before_id=before_id, counted=True
+    )
 
 
 async def report_lines(session: AsyncSession, report_pk: int) -> list[SettlementLineRow]:
