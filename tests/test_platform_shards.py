@@ -43,7 +43,7 @@ from accounting.gifts.tables import StreamRow
 from accounting.ledger import balances, chart
 from accounting.ledger.posting import in_transaction
 from accounting.purchases.service import PurchaseRequest, PurchaseService
-from accounting.reads import financials, journal, reports
+from accounting.reads import financials, journal, reports, statements
 
 SUB_ACCOUNTS_OF_FOUR = {
     # code: balance in the account's natural reading
@@ -200,6 +200,29 @@ async def test_every_report_sums_the_sub_accounts_to_the_same_figures(
         ("gift", "platform:revenue:gifts", 71_286 - 25_000),
         ("gift", "platform:revenue:gifts", 1_425_714 - 500_000),
         ("gift", di_gifts, 1_425_714 - 500_000),
+    ]
+
+    # The statement of a platform account: its sub-accounts as one, in time order, the running
+    # balance the whole account's, paged by the movement's place in the period.
+    async with sessions() as session:
+        found = await statements.account_statement(
+            session, "platform:revenue:gifts", start, end, first=2
+        )
+        assert found is not None
+        rest = await statements.later_movements(
+            session, "platform:revenue:gifts", start, end, after=found.movements.items[-1].seq
+        )
+    assert (found.opening, found.closing, found.total_in, found.total_out) == (
+        0,
+        1_897_714,
+        1_897_714,
+        0,
+    )
+    assert found.movement_count == 3 and found.movements.has_next and not rest.has_next
+    assert [(m.seq, m.amount, m.balance_after) for m in found.movements.items + rest.items] == [
+        (1, 46_286, 46_286),
+        (2, 925_714, 972_000),
+        (3, 925_714, 1_897_714),
     ]
 
 

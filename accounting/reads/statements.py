@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounting.ledger.chart import with_sub_accounts
 from accounting.ledger.pages import Page, page_size
 from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
 
@@ -123,17 +124,17 @@ async def _totals(
 
 
 async def _counterparties(
-    session: AsyncSession, account_id: int, entry_ids: list[int]
+    session: AsyncSession, account_ids: list[int], entry_ids: list[int]
 ) -> dict[int, tuple[str, ...]]:
-    """The other accounts of each of ``entry_ids``: one probe of the posting's entry index per
-    entry."""
+    """The other accounts (not ``account_ids``) of each of ``entry_ids``: one probe of the
+    posting's entry index per entry."""
     if not entry_ids:
         return {}
     rows = (
         await session.execute(
             select(PostingRow.entry_id, AccountRow.code)
             .join(AccountRow, AccountRow.id == PostingRow.account_id)
-            .where(PostingRow.entry_id.in_(entry_ids), PostingRow.account_id != account_id)
+            .where(PostingRow.entry_id.in_(entry_ids), PostingRow.account_id.not_in(account_ids))
             .distinct()
             .order_by(PostingRow.entry_id, AccountRow.code)
         )
@@ -162,7 +163,7 @@ async def _page(
         )
     ).all()
     shown = rows[:size]
-    others = await _counterparties(session, account.id, sorted({e.id for _, e in shown}))
+    others = await _counterparties(session, [account.id], sorted({e.id for _, e in shown}))
     sign = account.normal_sign
     items = [
         StatementMovement(
@@ -195,9 +196,12 @@ async def account_statement(
     Its statements read one snapshot (it opens the session's transaction as repeatable read),
     so the figures agree with each other while entries are being posted."""
     await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-    account = await session.scalar(select(AccountRow).where(AccountRow.code == account_code))
-    if account is None:
+    accounts = await _accounts_of(session, account_code)
+    if len(accounts) > 1:
+        return await _summed_statement(session, account_code, accounts, start, end, first, after)
+    if not accounts:
         return None
+    account = accounts[0]
     bounds = await _bounds(session, account.id, start, end)
     total_in, total_out = await _totals(session, account.id, account.normal_sign, bounds)
     return AccountStatement(
@@ -226,8 +230,107 @@ async def later_movements(
     """The page of the statement's movements after the sequence number ``after`` (the last of
     the page before), for a reader going through a long statement page by page: read in the
     same transaction as :func:`account_statement`, it sees the same snapshot."""
-    account = await session.scalar(select(AccountRow).where(AccountRow.code == account_code))
-    if account is None:
+    accounts = await _accounts_of(session, account_code)
+    if len(accounts) > 1:
+        opening = sum([(await _bounds(session, a.id, start, end)).opening for a in accounts])
+        return await _summed_page(session, accounts, start, end, opening, first, after)
+    if not accounts:
         return Page([], False)
-    bounds = await _bounds(session, account.id, start, end)
-    return await _page(session, account, bounds, first, after)
+    bounds = await _bounds(session, accounts[0].id, start, end)
+    return await _page(session, accounts[0], bounds, first, after)
+
+
+# --- a platform account with sub-accounts: their sum ------------------------------------------
+
+
+async def _accounts_of(session: AsyncSession, code: str) -> list[AccountRow]:
+    """The account ``code``, or a platform account and the sub-accounts it has."""
+    found = await session.scalars(
+        select(AccountRow).where(AccountRow.code.in_(with_sub_accounts(code))).order_by("id")
+    )
+    return list(found.all())
+
+
+async def _summed_statement(
+    session: AsyncSession,
+    code: str,
+    accounts: list[AccountRow],
+    start: datetime,
+    end: datetime,
+    first: int,
+    after: int | None,
+) -> AccountStatement:
+    """The statement of a platform account split into sub-accounts, as one account: each
+    figure the sum of the sub-accounts', the movements of all of them in time order. A
+    movement's ``seq`` is then its place among the period's movements (the cursor), and its
+    ``balance_after`` the sum of the sub-accounts' after it."""
+    sign = accounts[0].normal_sign
+    bounds = [await _bounds(session, account.id, start, end) for account in accounts]
+    totals = [
+        await _totals(session, account.id, sign, bound)
+        for account, bound in zip(accounts, bounds, strict=True)
+    ]
+    opening = sum(bound.opening for bound in bounds)
+    return AccountStatement(
+        code=code,
+        commodity=accounts[0].commodity,
+        start=start,
+        end=end,
+        opening=opening * sign,
+        closing=sum(bound.closing for bound in bounds) * sign,
+        total_in=sum(total[0] for total in totals),
+        total_out=sum(total[1] for total in totals),
+        movement_count=sum(bound.last_seq - bound.after_seq for bound in bounds),
+        movements=await _summed_page(session, accounts, start, end, opening, first, after),
+    )
+
+
+_FAMILY_MOVEMENTS = """
+    SELECT p.entry_id, p.amount, p.posted_at, p.account_id, p.account_seq FROM posting p
+     WHERE p.account_id = ANY(CAST(:ids AS bigint[]))
+       AND p.posted_at >= :start AND p.posted_at < :end
+     ORDER BY p.posted_at, p.account_id, p.account_seq"""
+_MOVED_BEFORE = text(f"SELECT coalesce(sum(amount), 0) FROM ({_FAMILY_MOVEMENTS} LIMIT :n) m")
+_FAMILY_PAGE = text(
+    "SELECT m.entry_id, m.posted_at, e.kind, e.memo, m.amount"
+    f"  FROM ({_FAMILY_MOVEMENTS} OFFSET :n LIMIT :size) m"
+    "  JOIN journal_entry e ON e.id = m.entry_id"
+    " ORDER BY m.posted_at, m.account_id, m.account_seq"
+)
+
+
+async def _summed_page(
+    session: AsyncSession,
+    accounts: list[AccountRow],
+    start: datetime,
+    end: datetime,
+    opening: int,
+    first: int,
+    after: int | None,
+) -> Page[StatementMovement]:
+    """One page of the sub-accounts' movements, after the ``after``-th of the period: what moved
+    before it is summed, so each movement's running balance is the whole account's."""
+    size, skipped = page_size(first), after or 0
+    window = {"ids": [a.id for a in accounts], "start": start, "end": end, "n": skipped}
+    balance = opening + int(await session.scalar(_MOVED_BEFORE, window) or 0)
+    rows = (await session.execute(_FAMILY_PAGE, {**window, "size": size + 1})).all()
+    shown = rows[:size]
+    others = await _counterparties(
+        session, [a.id for a in accounts], sorted({row.entry_id for row in shown})
+    )
+    sign, items = accounts[0].normal_sign, []
+    for place, row in enumerate(shown, start=skipped + 1):
+        balance += row.amount
+        items.append(
+            StatementMovement(
+                seq=place,
+                entry_id=row.entry_id,
+                posted_at=row.posted_at,
+                kind=row.kind,
+                memo=row.memo,
+                amount=row.amount * sign,
+                balance_after=balance * sign,
+                counterparties=others.get(row.entry_id, ()),
+            )
+        )
+    return Page(items, len(rows) > size)
