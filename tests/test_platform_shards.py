@@ -36,6 +36,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting import integrity
+from accounting.chargebacks.rules import (
+    ChargebackFacts,
+    CreatorClawback,
+    LossPolicy,
+    chargeback_amounts,
+    chargeback_entry,
+)
 from accounting.gifts.posting import GiftRequest
 from accounting.gifts.service import FeatureRequest, GiftService
 from accounting.gifts.streams import start_stream
@@ -265,3 +272,41 @@ async def test_the_integrity_check_finds_a_sub_account_unlike_its_platform_accou
         "sub-account platform:nothing#1 is not a twin of platform:nothing",
         "sub-account platform:revenue:gifts#5 is not a twin of platform:revenue:gifts",
     ]
+
+
+def test_a_chargeback_claws_diamonds_back_to_each_creators_sub_account() -> None:
+    """Ana's charged-back purchase funded gifts still pending at Bo (100 diamonds), Di (50) and
+    Gus (30). Split in four, Bo's diamonds return to sub-account 0 (the account itself), Di's
+    and Gus's both to sub-account 3: one posting each, 100 and 50 + 30 = 80, and the entry's
+    diamonds balance (180 back from the creators' pending accounts)."""
+    clawbacks = (
+        CreatorClawback("bo", 100, 500_000),
+        CreatorClawback("di", 50, 250_000),
+        CreatorClawback("gus", 30, 150_000),
+    )
+    amounts = chargeback_amounts(
+        coins=1_000,
+        value_paid_micros=10_000_000,
+        wallet_coins=200,
+        wallet_value_micros=2_000_000,
+        payable_clawed_micros=900_000,
+    )
+    facts = ChargebackFacts(
+        1, "ana", "card", "USD", 10_000_000, 10_000_000, "USD", amounts, clawbacks,
+        LossPolicy.FRAUD_LOSS, "dispute dp_1",
+    )  # fmt: skip
+    before = chart.configure_platform_shards(4)
+    try:
+        entry = chargeback_entry(facts, actor="system:webhooks")
+    finally:
+        chart.configure_platform_shards(before)
+    diamonds = {
+        p.account.code: p.amount for p in entry.postings if p.account.commodity == "DIAMOND"
+    }
+    assert diamonds == {
+        "creator:bo:diamonds:pending": 100,
+        "creator:di:diamonds:pending": 50,
+        "creator:gus:diamonds:pending": 30,
+        "platform:diamonds:issued": -100,
+        "platform:diamonds:issued#3": -80,
+    }
