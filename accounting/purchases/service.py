@@ -3,8 +3,9 @@ once, when the provider's answer says the money was taken (now, or later on a lo
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -13,11 +14,12 @@ from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, select,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounting.ledger import fx, idempotency
-from accounting.ledger.chart import PROVIDERS, check_user_id
-from accounting.ledger.errors import IdempotencyKeyReused, InvalidAmount
+from accounting.ledger import chart, fx, idempotency
+from accounting.ledger.chart import PROVIDERS, AccountSpec, check_user_id
+from accounting.ledger.errors import IdempotencyKeyReused, InvalidAmount, LedgerError
+from accounting.ledger.group_commit import GroupCommit
 from accounting.ledger.money import fiat
-from accounting.ledger.posting import in_transaction, post_entry
+from accounting.ledger.posting import in_transaction, lock_accounts, post_entry
 from accounting.policy import standing
 from accounting.purchases import catalog
 from accounting.purchases.catalog import Offer
@@ -28,7 +30,7 @@ from accounting.purchases.errors import (
 )
 from accounting.purchases.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
 from accounting.purchases.payments import ChargeOutcome, ChargeResult, PaymentGateway
-from accounting.purchases.repayment import ReceivablePolicy, repay_first
+from accounting.purchases.repayment import ReceivablePolicy, owed, repay_first
 from accounting.purchases.rules import PurchaseFacts, purchase_entry, purchase_value_micros
 from accounting.purchases.tables import PurchaseRow
 
@@ -112,6 +114,12 @@ class PurchaseService:
         self.unanswered_grace = unanswered_grace
         self.daily_coin_limit = daily_coin_limit
         self.receivable_policy = receivable_policy
+        self.completions: GroupCommit[tuple[int, ChargeResult], PurchaseRow] = GroupCommit(
+            self._complete_batch, key=lambda completion: completion[0]
+        )
+        """Purchases whose charges succeeded, completed together (accounting/ledger/
+        group_commit.py): the hot platform accounts (coins issued, the provider's clearing
+        account, fees) are locked and moved by one transaction per batch, not per purchase."""
 
     def _check(self, request: PurchaseRequest) -> None:
         check_user_id(request.user_id)
@@ -308,40 +316,121 @@ class PurchaseService:
         return counts
 
     async def _resolve(self, purchase_id: int, result: ChargeResult) -> PurchaseRow:
-        async def resolve(session: AsyncSession) -> PurchaseRow:
-            purchase = await session.get(PurchaseRow, purchase_id, with_for_update=True)
-            assert purchase is not None
-            if purchase.status != "pending":
-                return purchase  # settled already, by a racing retry or a provider event
-            if result.outcome is ChargeOutcome.NOT_FOUND:
-                now = await session.scalar(select(func.now()))
-                if now is not None and now - purchase.created_at < self.unanswered_grace:
-                    return purchase  # a first charge may still be on its way to the provider
-            if result.outcome is ChargeOutcome.SUCCEEDED:
-                facts = await self._facts(session, purchase, result.reference or "")
-                facts = await self._repay_first(session, facts)
-                posted = await post_entry(
-                    session, purchase_entry(facts, actor=f"user:{purchase.user_id}")
-                )
-                purchase.status = "completed"
-                purchase.entry_id = posted.id
-                purchase.provider_reference = result.reference
-                purchase.settled_at = posted.posted_at
-                purchase.receivable_repaid_micros = facts.receivable_repaid_micros
-                purchase.coins_withheld = facts.coins_withheld
-            elif result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.NOT_FOUND):
-                settled_at = await session.scalar(select(func.now()))
-                purchase.status = "failed"
-                purchase.failure_code = result.decline_code or "not_charged"
-                purchase.failure_message = result.message or "The payment did not go through"
-                purchase.provider_reference = result.reference
-                purchase.settled_at = settled_at
-            await session.flush()
-            return purchase
-
-        purchase = await in_transaction(self._sessions, resolve)
+        """Settle the purchase on the provider's answer. A charge that succeeded is completed
+        through the group commit (its entry posted with those of the purchases completing at
+        the same time, in one transaction); any other answer alone."""
+        if result.outcome is ChargeOutcome.SUCCEEDED:
+            purchase = await self.completions.submit((purchase_id, result))
+        else:
+            purchase = await in_transaction(
+                self._sessions, lambda session: self._resolve_one(session, purchase_id, result)
+            )
         log.info("purchase %s is %s", purchase.id, purchase.status)
         return purchase
+
+    async def _resolve_one(
+        self, session: AsyncSession, purchase_id: int, result: ChargeResult
+    ) -> PurchaseRow:
+        purchase = await session.get(PurchaseRow, purchase_id, with_for_update=True)
+        assert purchase is not None
+        return await self._settle_locked(session, purchase, result)
+
+    async def _settle_locked(
+        self, session: AsyncSession, purchase: PurchaseRow, result: ChargeResult
+    ) -> PurchaseRow:
+        """Settle ``purchase``, locked by this transaction, on ``result`` (at most once)."""
+        if purchase.status != "pending":
+            return purchase  # settled already, by a racing retry or a provider event
+        if result.outcome is ChargeOutcome.NOT_FOUND:
+            now = await session.scalar(select(func.now()))
+            if now is not None and now - purchase.created_at < self.unanswered_grace:
+                return purchase  # a first charge may still be on its way to the provider
+        if result.outcome is ChargeOutcome.SUCCEEDED:
+            facts = await self._facts(session, purchase, result.reference or "")
+            facts = await self._repay_first(session, facts)
+            posted = await post_entry(
+                session, purchase_entry(facts, actor=f"user:{purchase.user_id}")
+            )
+            purchase.status = "completed"
+            purchase.entry_id = posted.id
+            purchase.provider_reference = result.reference
+            purchase.settled_at = posted.posted_at
+            purchase.receivable_repaid_micros = facts.receivable_repaid_micros
+            purchase.coins_withheld = facts.coins_withheld
+        elif result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.NOT_FOUND):
+            settled_at = await session.scalar(select(func.now()))
+            purchase.status = "failed"
+            purchase.failure_code = result.decline_code or "not_charged"
+            purchase.failure_message = result.message or "The payment did not go through"
+            purchase.provider_reference = result.reference
+            purchase.settled_at = settled_at
+        await session.flush()
+        return purchase
+
+    async def _complete_batch(
+        self, completions: Sequence[tuple[int, ChargeResult]]
+    ) -> list[PurchaseRow | Exception]:
+        """Complete the purchases whose charges succeeded, in one transaction: their rows locked
+        first, then every account their entries post to in one lock (ascending id order, as
+        every poster locks), then each entry posted in turn under a savepoint of its own, so a
+        purchase refused is refused alone. Should the transaction fail as a whole, each
+        purchase is completed alone."""
+        try:
+            return await in_transaction(
+                self._sessions, lambda session: self._complete_locked(session, completions)
+            )
+        except Exception:
+            log.exception("completing %d purchases together failed; one by one", len(completions))
+        outcomes: list[PurchaseRow | Exception] = []
+        for purchase_id, result in completions:
+            try:
+                alone = functools.partial(self._resolve_one, purchase_id=purchase_id, result=result)
+                outcomes.append(await in_transaction(self._sessions, alone))
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    async def _complete_locked(
+        self, session: AsyncSession, completions: Sequence[tuple[int, ChargeResult]]
+    ) -> list[PurchaseRow | Exception]:
+        ids = sorted({purchase_id for purchase_id, _ in completions})
+        rows = await session.scalars(
+            select(PurchaseRow)
+            .where(PurchaseRow.id.in_(ids))
+            .order_by(PurchaseRow.id)
+            .with_for_update()
+        )
+        purchases = {row.id: row for row in rows}
+        await lock_accounts(session, await self._accounts_of(session, purchases.values()))
+        outcomes: list[PurchaseRow | Exception] = []
+        for purchase_id, result in completions:
+            try:
+                async with session.begin_nested():
+                    outcomes.append(
+                        await self._settle_locked(session, purchases[purchase_id], result)
+                    )
+            except LedgerError as refused:
+                outcomes.append(refused)
+        return outcomes
+
+    async def _accounts_of(
+        self, session: AsyncSession, purchases: Iterable[PurchaseRow]
+    ) -> list[AccountSpec]:
+        """Every account the pending purchases' entries may post to: the entry's, and the
+        buyer's receivable where the buyer owes one (a purchase repays it first)."""
+        accounts: dict[str, AccountSpec] = {}
+        for purchase in purchases:
+            if purchase.status != "pending":
+                continue
+            facts = await self._facts(session, purchase, "")
+            entry = purchase_entry(facts, actor=f"user:{purchase.user_id}")
+            accounts.update((p.account.code, p.account) for p in entry.postings)
+            if self.receivable_policy is not ReceivablePolicy.NONE and (
+                await owed(session, purchase.user_id, self.functional_currency) > 0
+            ):
+                receivable = chart.user_receivable(purchase.user_id, self.functional_currency)
+                accounts[receivable.code] = receivable
+        return list(accounts.values())
 
     async def _facts(
         self, session: AsyncSession, purchase: PurchaseRow, reference: str
