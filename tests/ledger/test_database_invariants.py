@@ -830,7 +830,7 @@ async def test_integrity_check_is_clean_on_real_books(
     assert report.ok
     assert report.entries == 8  # six purchases, a spend, its reversal
     assert report.checks == [name for _, name, _ in CHECKS]
-    assert len(report.checks) == 55  # 47, breakage's two, the close's three, receivables' three
+    assert len(report.checks) == 56  # 48, breakage's two, the close's three, receivables' three
 
 
 async def corrupt(raw: asyncpg.Connection, table: str, statement: str, *args: Any) -> None:
