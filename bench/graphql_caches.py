@@ -25,7 +25,7 @@ query WalletScreen($first: Int!, $after: String) {
     edges { cursor node { entryId kind postedAt coins coinsAfter value { amount currency } memo } }
     pageInfo { hasNextPage endCursor }
   }
-  coinPackages(currency: "USD", channel: WEB) { code totalCoins price { amount currency } }
+  coinPackages(currency: USD, channel: WEB) { code totalCoins price { amount currency } }
 }
 fragment PurchaseParts on Purchase {
   id status packageCode coins bonusCoins channel provider

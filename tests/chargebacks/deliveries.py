@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounting.chargebacks.provider_events import sign
 from accounting.purchases.tables import PurchaseRow
 from api.settings import DEVELOPMENT_WEBHOOK_SECRET
+from schema.nodes import pk_of
 
 _ids = itertools.count(1)
 
@@ -42,10 +43,17 @@ async def deliver(
     return await http.post(f"/webhooks/{provider}", content=body, headers=headers)
 
 
+def row_id(purchase_id: int | str) -> int:
+    """The row a purchase's id names: its global id (GraphQL) or its row id (the domain)."""
+    found = pk_of(str(purchase_id), "Purchase")
+    assert found is not None, purchase_id
+    return found
+
+
 async def reference_of(sessions: async_sessionmaker[AsyncSession], purchase_id: int | str) -> str:
     async with sessions() as session:
         reference = await session.scalar(
-            select(PurchaseRow.provider_reference).where(PurchaseRow.id == int(purchase_id))
+            select(PurchaseRow.provider_reference).where(PurchaseRow.id == row_id(purchase_id))
         )
     assert reference is not None
     return reference

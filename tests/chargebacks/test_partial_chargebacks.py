@@ -34,7 +34,7 @@ from accounting.ledger.tables import JournalEntryRow
 from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.purchases.tables import CoinPackageRow, PackagePriceRow
 from accounting.reads import financials
-from tests.chargebacks.deliveries import deliver, dispute, provider_refund, reference_of
+from tests.chargebacks.deliveries import deliver, dispute, provider_refund, reference_of, row_id
 from tests.chargebacks.test_chargeback_tracing import integrity_violations
 from tests.chargebacks.test_webhooks import PRICE_350, books_ok, coins_of, count
 from tests.conftest import GraphQLClient
@@ -256,7 +256,8 @@ async def test_refunds_at_the_provider_in_pieces_take_back_every_coin_and_no_mor
         (250, 176, 2_500_000),
         (249, 174, 2_490_000),
     ]
-    assert keys == [f"chargeback:{purchase}", f"chargeback:{purchase}:2"]
+    row = row_id(purchase)
+    assert keys == [f"chargeback:{row}", f"chargeback:{row}:2"]
     assert await integrity_violations(sessions) == []
     await books_ok(gql)
 
@@ -294,8 +295,8 @@ async def test_a_takeback_beyond_the_price_is_refused_in_the_currencys_unit_and_
 
     assert reply.json()["outcome"] == "refused", reply.text
     assert (await event_of(sessions)).detail == (
-        f"CHARGEBACK_EXCEEDS_PURCHASE: The provider takes back 5.00 USD of purchase {purchase}:"
-        " 4.99 USD of its price of 4.99 USD is left"
+        "CHARGEBACK_EXCEEDS_PURCHASE: The provider takes back 5.00 USD of purchase "
+        f"{row_id(purchase)}: 4.99 USD of its price of 4.99 USD is left"
     )
     assert await count(sessions, JournalEntryRow) == before
     assert await count(sessions, ChargebackRow) == 0
@@ -315,7 +316,7 @@ async def test_a_takeback_in_another_currency_is_left_for_finance_in_each_curren
 
     assert reply.json()["outcome"] == "amount_mismatch", reply.text
     assert (await event_of(sessions)).detail == (
-        f"The provider takes back 4.99 EUR; purchase {purchase} was 4.99 USD"
+        f"The provider takes back 4.99 EUR; purchase {row_id(purchase)} was 4.99 USD"
     )
     assert await books_ok(gql) == before
 
@@ -351,7 +352,7 @@ async def test_a_piece_disputed_and_won_is_undone_and_the_other_piece_stands(
             select(JournalEntryRow.event_key).where(JournalEntryRow.kind == "chargeback_won")
         )
     assert [tuple(s) for s in statuses] == [("provider_refund", "final"), ("dispute", "won")]
-    assert won_key == f"chargeback:{purchase}:won"
+    assert won_key == f"chargeback:{row_id(purchase)}:won"
     await books_ok(gql)
 
 
@@ -374,11 +375,11 @@ async def test_the_integrity_check_finds_chargebacks_taking_back_more_than_the_p
                 " p.currency, p.price_minor, 0, 0, 0, 0, 0, 0, 0, 'receivable', 0, 'final',"
                 " now() FROM purchase p WHERE p.id = :id"
             ),
-            {"id": int(purchase)},
+            {"id": row_id(purchase)},
         )
     violations = await integrity_violations(sessions)
     assert (
-        f"chargeback_posted_once: purchase {purchase} of 499 minor units of USD:"
+        f"chargeback_posted_once: purchase {row_id(purchase)} of 499 minor units of USD:"
         " its chargebacks took back 998"
     ) in violations, violations
 

@@ -22,6 +22,7 @@ from tests.chargebacks.deliveries import (
     google_voided,
     provider_refund,
     reference_of,
+    row_id,
 )
 from tests.conftest import GraphQLClient
 from tests.graphql.test_graphql_refunds import BOOKS, buy, check, codes
@@ -162,7 +163,7 @@ async def test_a_card_dispute_claws_the_coins_back_books_the_fee_and_freezes_the
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["outcome"] == "charged_back" and answer["duplicate"] is False
-    assert answer["purchaseId"] == int(purchase)
+    assert answer["purchaseId"] == row_id(purchase)
     assert await coins_of(gql, "ana") == "0"
     assert await balance(gql, "platform:clearing:card:USD") == clearing - 4_990_000 - 15_000_000
     assert await balance(gql, "platform:expense:dispute_fees:USD") == 15_000_000
@@ -385,7 +386,7 @@ async def test_support_and_finance_read_chargebacks_and_finance_reads_provider_e
     await deliver(client, "card", dispute(reference, amount=PRICE_350, dispute_id="dp_9"))
     await deliver(client, "card", dispute(reference, amount=PRICE_350), signature="")
     expected: dict[str, Any] = {
-        "purchaseId": purchase,
+        "purchaseId": str(row_id(purchase)),  # a reference field: the row id this release
         "userId": "ana",
         "provider": "card",
         "kind": "DISPUTE",
