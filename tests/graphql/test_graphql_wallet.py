@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from schema.nodes import pk_of
 from tests.conftest import GraphQLClient
 
 PURCHASE_COINS = """
@@ -227,7 +228,9 @@ async def test_transactions_page_by_keyset_newest_first_each_movement_exactly_on
     movements, sizes = await all_movements(gql, first=4)
 
     assert sizes == [4, 2]
-    assert [m["purchaseId"] for m in movements] == [p["id"] for p in reversed(bought)]
+    # A movement's purchaseId is a reference field: the row id this release.
+    rows = [str(pk_of(p["id"], "Purchase")) for p in reversed(bought)]
+    assert [m["purchaseId"] for m in movements] == rows
     assert [m["entryId"] for m in movements] == [p["entryId"] for p in reversed(bought)]
     assert [m["coins"] for m in movements] == ["350", "70", "1400", "700", "350", "70"]
     assert {m["kind"] for m in movements} == {"purchase"}
