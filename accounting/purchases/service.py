@@ -20,6 +20,7 @@ from accounting.ledger.errors import IdempotencyKeyReused, InvalidAmount, Ledger
 from accounting.ledger.group_commit import GroupCommit
 from accounting.ledger.money import fiat
 from accounting.ledger.posting import in_transaction, lock_accounts, post_entry
+from accounting.ledger.tables import AccountRow
 from accounting.policy import standing
 from accounting.purchases import catalog
 from accounting.purchases.catalog import Offer
@@ -30,7 +31,7 @@ from accounting.purchases.errors import (
 )
 from accounting.purchases.fees import CHANNEL_PROVIDERS, FeeSchedule, fee_schedules
 from accounting.purchases.payments import ChargeOutcome, ChargeResult, PaymentGateway
-from accounting.purchases.repayment import ReceivablePolicy, owed, repay_first
+from accounting.purchases.repayment import ReceivablePolicy, repay_first
 from accounting.purchases.rules import PurchaseFacts, purchase_entry, purchase_value_micros
 from accounting.purchases.tables import PurchaseRow
 
@@ -419,17 +420,22 @@ class PurchaseService:
         """Every account the pending purchases' entries may post to: the entry's, and the
         buyer's receivable where the buyer owes one (a purchase repays it first)."""
         accounts: dict[str, AccountSpec] = {}
+        receivables: dict[str, AccountSpec] = {}
         for purchase in purchases:
             if purchase.status != "pending":
                 continue
             facts = await self._facts(session, purchase, "")
             entry = purchase_entry(facts, actor=f"user:{purchase.user_id}")
             accounts.update((p.account.code, p.account) for p in entry.postings)
-            if self.receivable_policy is not ReceivablePolicy.NONE and (
-                await owed(session, purchase.user_id, self.functional_currency) > 0
-            ):
-                receivable = chart.user_receivable(purchase.user_id, self.functional_currency)
-                accounts[receivable.code] = receivable
+            receivable = chart.user_receivable(purchase.user_id, self.functional_currency)
+            receivables[receivable.code] = receivable
+        if self.receivable_policy is not ReceivablePolicy.NONE and receivables:
+            owing = await session.scalars(  # the buyers who owe, in one read
+                select(AccountRow.code).where(
+                    AccountRow.code.in_(list(receivables)), AccountRow.balance > 0
+                )
+            )
+            accounts.update((code, receivables[code]) for code in owing)
         return list(accounts.values())
 
     async def _facts(
