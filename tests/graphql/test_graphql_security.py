@@ -136,7 +136,7 @@ async def test_without_a_token_every_protected_operation_is_unauthenticated(
 
 
 async def test_the_coin_package_catalog_is_public(gql: GraphQLClient) -> None:
-    reply = await gql('query { coinPackages(currency: USD, channel: WEB) { code } }')
+    reply = await gql("query { coinPackages(currency: USD, channel: WEB) { code } }")
 
     assert "errors" not in reply, reply
     assert len(reply["data"]["coinPackages"]) == 7
@@ -403,7 +403,7 @@ async def test_a_bad_big_int_literal_is_refused_plainly_and_buys_nothing(
             "Value cannot represent a DateTime",
         ),
         (
-            'query($c: Channel!) { coinPackages(currency: USD, channel: $c) { code } }',
+            "query($c: Channel!) { coinPackages(currency: USD, channel: $c) { code } }",
             {"c": "TV"},
             "does not exist in 'Channel' enum",
         ),
@@ -615,7 +615,7 @@ async def test_development_serves_graphiql_and_answers_introspection(
 
 async def test_queries_are_not_taken_over_get(client: httpx.AsyncClient) -> None:
     response = await client.get(
-        "/graphql", params={"query": '{ coinPackages(currency: USD, channel: WEB) { code } }'}
+        "/graphql", params={"query": "{ coinPackages(currency: USD, channel: WEB) { code } }"}
     )
 
     assert response.status_code == 400
@@ -627,7 +627,7 @@ async def test_queries_are_not_taken_over_get(client: httpx.AsyncClient) -> None
 
 def padded_body(size: int) -> bytes:
     """A valid GraphQL request of exactly ``size`` bytes (JSON allows trailing whitespace)."""
-    body = json.dumps({"query": '{ coinPackages(currency: USD, channel: WEB) { code } }'})
+    body = json.dumps({"query": "{ coinPackages(currency: USD, channel: WEB) { code } }"})
     return body.encode() + b" " * (size - len(body))
 
 

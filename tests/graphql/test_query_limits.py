@@ -52,21 +52,21 @@ MISSPELT: list[tuple[str, str, dict[str, Any], str, str]] = [
     ),
     (
         "type",
-        'query($c: Chanel!) { coinPackages(currency: USD, channel: $c) { code } }',
+        "query($c: Chanel!) { coinPackages(currency: USD, channel: $c) { code } }",
         {},
         "Unknown type 'Chanel'.",
         "'Channel'",
     ),
     (
         "enum value",
-        'query { coinPackages(currency: USD, channel: WBE) { code } }',
+        "query { coinPackages(currency: USD, channel: WBE) { code } }",
         {},
         "Value 'WBE' does not exist in 'Channel' enum.",
         "'WEB'",
     ),
     (
         "enum value in a variable",
-        'query($c: Channel!) { coinPackages(currency: USD, channel: $c) { code } }',
+        "query($c: Channel!) { coinPackages(currency: USD, channel: $c) { code } }",
         {"c": "WBE"},
         "Variable '$c' has invalid value: Value 'WBE' does not exist in 'Channel' enum.",
         "'WEB'",
@@ -229,7 +229,7 @@ async def test_the_cost_is_in_the_extensions_of_every_response(
         "cost": {"requested": 915, "limit": 1000}
     }
     # A list that is not a page counts one object: 1. Refused without a token: still 1.
-    catalog = 'query { coinPackages(currency: USD, channel: WEB) { code } }'
+    catalog = "query { coinPackages(currency: USD, channel: WEB) { code } }"
     assert await extensions(catalog) == {"cost": {"requested": 1, "limit": 1000}}
     assert await extensions("query { wallet { coins } }") == {
         "cost": {"requested": 1, "limit": 1000}
