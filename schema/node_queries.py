@@ -52,8 +52,9 @@ class NodeQueries:
 
     @strawberry.field(
         description=f"Objects by their global ids, in the order asked, each as node(id:) "
-        f"answers it (null where it does). At most {MAX_NODES} ids; each counts as an item of a "
-        "page in the query's cost."
+        f"answers it (null where it does; an id of a type your roles may not read refuses the "
+        f"whole list, FORBIDDEN). At most {MAX_NODES} ids; each counts as an item of a page in "
+        "the query's cost."
     )
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         require_principal(info)

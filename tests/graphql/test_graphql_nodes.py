@@ -183,3 +183,17 @@ def test_every_node_type_of_the_schema_has_a_loader() -> None:
     assert isinstance(node, GraphQLInterfaceType)
     implementing = {t.name for t in schema.get_possible_types(node)}
     assert implementing == set(LOADERS)
+
+
+async def test_nodes_naming_a_type_the_roles_may_not_read_is_refused_whole(
+    gql: GraphQLClient,
+) -> None:
+    """Ana's own purchase beside a journal entry (finance's): FORBIDDEN, as journalEntry is."""
+    await the_world(gql)
+
+    reply = await gql(
+        NODES, {"ids": [encoded("Purchase:1"), encoded("JournalEntry:1")]}, user="ana"
+    )
+
+    assert reply["data"] is None
+    assert [e["extensions"]["code"] for e in reply["errors"]] == ["FORBIDDEN"]
