@@ -3,8 +3,7 @@ links; filtered, and paged by keyset on (postedAt, id)."""
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Annotated, cast
 
@@ -17,11 +16,18 @@ from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError
 from schema.finance import require_finance
 from schema.nodes import Node, global_id, pk_of
-from schema.pagination import Connection, Edge, PageInfo, check_first
+from schema.pagination import (
+    Connection,
+    Edge,
+    PageInfo,
+    check_first,
+    decode_instant_cursor,
+    encode_cursor,
+    instant_position,
+)
 from schema.scalars import BigInt, Money, money_of, parse_id
 
 CURSOR_KIND = "journal"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @strawberry.enum(description="The order of the journal's entries, by postedAt then id.")
@@ -142,23 +148,6 @@ def _entry(line: journal.JournalLine) -> JournalEntry:
     )
 
 
-def encode_cursor(posted_at: datetime, entry_id: int) -> str:
-    micros = (posted_at - EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{CURSOR_KIND}:{micros}:{entry_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> journal.JournalCursor | None:
-    if cursor is None:
-        return None
-    try:
-        kind, micros, entry_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if kind != CURSOR_KIND:
-            raise ValueError(kind)
-        return EPOCH + timedelta(microseconds=int(micros)), int(entry_id)
-    except (ValueError, OverflowError):
-        raise ClientError(BAD_USER_INPUT, "'after' is not a cursor from this list") from None
-
-
 def _id(value: strawberry.ID | None, field: str, type_name: str) -> int | None:
     if value is None:
         return None
@@ -205,7 +194,7 @@ class JournalQueries:
     ) -> Connection[JournalEntry]:
         require_finance(info)
         check_first(first)
-        wanted, start = _filter(filter), decode_cursor(after)
+        wanted, start = _filter(filter), decode_instant_cursor(CURSOR_KIND, after)
         try:
             async with info.context.services.sessions() as session:
                 page = await journal.journal_page(
@@ -217,7 +206,13 @@ class JournalQueries:
                 )
         except LedgerError as error:
             raise ClientError(BAD_USER_INPUT, error.message) from None
-        edges = [Edge(cursor=encode_cursor(e.posted_at, e.id), node=_entry(e)) for e in page.items]
+        edges = [
+            Edge(
+                cursor=encode_cursor(CURSOR_KIND, instant_position(e.posted_at, e.id)),
+                node=_entry(e),
+            )
+            for e in page.items
+        ]
         return Connection(
             edges=edges,
             page_info=PageInfo(

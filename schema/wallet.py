@@ -13,7 +13,13 @@ from accounting.policy.access import Principal, may_read_wallet
 from accounting.reads.history import wallet_history
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError, forbidden, require_principal
-from schema.pagination import Connection, connection, page_start
+from schema.pagination import (
+    Connection,
+    check_first,
+    connection,
+    decode_instant_cursor,
+    instant_position,
+)
 from schema.scalars import BigInt, Money
 
 
@@ -89,19 +95,20 @@ class WalletQueries:
         self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[WalletMovement]:
         _, wanted = readable_user(info, user_id)
-        before = page_start("movement", first, after)
+        check_first(first)
+        before = decode_instant_cursor("movement", after)
         async with info.context.services.sessions() as session:
             page = await wallet_history(
                 session,
                 wanted,
                 info.context.services.functional_currency,
                 first=first,
-                before_seq=before,
+                before=before,
             )
         currency = info.context.services.functional_currency
         items = [
             (
-                m.seq,
+                instant_position(*m.cursor),
                 WalletMovement(
                     entry_id=strawberry.ID(str(m.entry_id)),
                     kind=m.kind,

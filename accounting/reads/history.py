@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -15,11 +15,15 @@ from accounting.ledger.pages import Page, newest_first, page_size
 from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
 from accounting.purchases.tables import PurchaseRow
 
+HistoryCursor = tuple[datetime, int]
+"""Where a page of a wallet's history ends: the movement's instant and sequence number, so the
+next page starts with one probe of the history index ``(account_id, posted_at)``."""
+
 
 @dataclass(frozen=True, slots=True)
 class WalletMovement:
     seq: int
-    """Position in the wallet's history (the cursor)."""
+    """Position in the wallet's history."""
     entry_id: int
     kind: str
     posted_at: datetime
@@ -31,6 +35,11 @@ class WalletMovement:
     memo: str
     refs: dict[str, Any]
 
+    @property
+    def cursor(self) -> HistoryCursor:
+        """The next page starts after this movement."""
+        return self.posted_at, self.seq
+
 
 async def wallet_history(
     session: AsyncSession,
@@ -38,8 +47,11 @@ async def wallet_history(
     functional_currency: str,
     *,
     first: int = 20,
-    before_seq: int | None = None,
+    before: HistoryCursor | None = None,
 ) -> Page[WalletMovement]:
+    """One page of the wallet's movements, newest first, older than ``before`` (the cursor of
+    the previous page's last movement): a page reads its own movements and no others, however
+    deep it is."""
     coins_account = await session.scalar(
         select(AccountRow.id).where(AccountRow.code == chart.user_coins(user_id).code)
     )
@@ -61,12 +73,17 @@ async def wallet_history(
         )
         .where(PostingRow.account_id == coins_account)
         # Newest first along the index (account_id, posted_at): an account's time order is its
-        # sequence order; a page after the first passes over the newer movements to its cursor.
+        # sequence order, so the cursor's instant bounds the index scan and its sequence number
+        # settles the movements of that one instant.
         .order_by(PostingRow.posted_at.desc(), PostingRow.account_seq.desc())
         .limit(size + 1)
     )
-    if before_seq is not None:
-        statement = statement.where(PostingRow.account_seq < before_seq)
+    if before is not None:
+        at, seq = before
+        statement = statement.where(
+            PostingRow.posted_at <= at,
+            or_(PostingRow.posted_at < at, PostingRow.account_seq < seq),
+        )
     rows = (await session.execute(statement)).all()
     items = [
         WalletMovement(

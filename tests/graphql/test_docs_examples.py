@@ -24,7 +24,9 @@ replaced by a placeholder, and its secret kept for that user; an example whose `
 code of a time step of its own, since a code serves once (``tests/payouts/clock.py``).
 
 An example's variables may name a purchase's reference at the payment provider as
-"{{providerReference of purchase 7}}" (a settlement report does): it is sent with the real one.
+"{{providerReference of purchase 7}}" (a settlement report does): it is sent with the real one;
+and "{{endCursor above}}" is sent as the ``endCursor`` of the reply before it (a cursor of a
+list walked by time holds an instant, which is compared as an instant is: not at all).
 
 Provider webhooks are not GraphQL, but the guide shows them in the same way, and they run in
 the same order: a marker line naming the provider, then the event as the provider sends it
@@ -41,6 +43,7 @@ reply block from the real reply (and skips). Review the diff before committing i
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -77,6 +80,8 @@ WEBHOOK = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 REFERENCE = re.compile(r"\{\{providerReference of purchase (\d+)\}\}")
+END_CURSOR = "{{endCursor above}}"
+"""In an example's variables: the ``endCursor`` of the example before it."""
 
 CLOCK_FIELDS = frozenset(
     {
@@ -169,6 +174,28 @@ def deliveries(text: str) -> list[Delivery]:
     ]
 
 
+def end_cursor(reply: Any) -> str | None:
+    """The ``endCursor`` of a reply's page, wherever it is in the reply."""
+    if isinstance(reply, dict):
+        info = reply.get("pageInfo")
+        if isinstance(info, dict) and isinstance(info.get("endCursor"), str):
+            return str(info["endCursor"])
+        reply = list(reply.values())
+    if isinstance(reply, list):
+        return next((c for c in map(end_cursor, reply) if c is not None), None)
+    return None
+
+
+def instant_cursor(value: str) -> str | None:
+    """A cursor of a list walked by time ("kind:microseconds:number", base64) with its instant
+    left out, as an instant is: what the rest of it names does not depend on the clock."""
+    try:
+        kind, micros, number = base64.urlsafe_b64decode(value.encode()).decode().split(":")
+    except ValueError:
+        return None
+    return f"<{kind} cursor at an instant, {number}>" if micros.isdigit() else None
+
+
 async def with_references(gql: GraphQLClient, text: str, where: object) -> str:
     """``text`` with each "{{providerReference of purchase N}}" replaced by that reference."""
     for number in set(REFERENCE.findall(text)):
@@ -213,6 +240,8 @@ def normalised(value: Any, key: str | None = None) -> Any:
         return [normalised(v) for v in value]
     if key in CLOCK_FIELDS and isinstance(value, str) and is_instant(value):
         return "<instant>"
+    if key in {"cursor", "endCursor"} and isinstance(value, str) and instant_cursor(value):
+        return instant_cursor(value)
     if key == "providerReference" and isinstance(value, str) and PROVIDER_REFERENCE.match(value):
         return "<provider reference>"
     if key == "provisioningUri" and isinstance(value, str) and PROVISIONING_URI.match(value):
@@ -300,7 +329,10 @@ async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQ
             continue
         example = step
         variables = with_current_code(example.variables, secrets.get(example.user))
-        variables = json.loads(await with_references(gql, json.dumps(variables), example))
+        given = json.dumps(variables)
+        if END_CURSOR in given:
+            given = given.replace(END_CURSOR, end_cursor(replies[-1][1]) or "")
+        variables = json.loads(await with_references(gql, given, example))
         reply = await gql(example.query, variables, user=example.user, roles=example.roles)
         replies.append((example, reply))
         for uri in provisioning_uris(reply):
@@ -328,6 +360,11 @@ async def test_every_example_in_the_guide_gives_the_documented_reply(gql: GraphQ
         ({"createdAt": "2026-11-25T15:51:45.087112+00:00"}, {"createdAt": "<instant>"}),
         ({"settledAt": None}, {"settledAt": None}),
         ({"createdAt": "yesterday"}, {"createdAt": "yesterday"}),
+        (
+            {"cursor": "bW92ZW1lbnQ6MTc5NjQ3NTg4NDU0NDA2MTo0"},  # movement:1796475884544061:4
+            {"cursor": "<movement cursor at an instant, 4>"},
+        ),
+        ({"endCursor": "cHVyY2hhc2U6Mw=="}, {"endCursor": "cHVyY2hhc2U6Mw=="}),  # purchase:3
         ({"asOf": "2026-01-01T00:00:00"}, {"asOf": "2026-01-01T00:00:00"}),  # no offset: kept
         (
             {"providerReference": "sbx_card_0fba33a50d45a7eb"},

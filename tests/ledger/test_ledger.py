@@ -11,7 +11,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accounting.ledger import chart
@@ -36,7 +36,7 @@ from accounting.ledger.posting import (
 )
 from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
 from accounting.purchases.service import PurchaseRequest, PurchaseService
-from accounting.reads.history import WalletMovement, wallet_history
+from accounting.reads.history import HistoryCursor, WalletMovement, wallet_history
 from accounting.reads.reports import trial_balance
 
 ISSUED = chart.coins_issued()
@@ -568,14 +568,14 @@ async def test_wallet_history_pages_return_every_movement_once(
     assert len(expected) == 23
 
     pages: list[list[WalletMovement]] = []
-    cursor: int | None = None
+    cursor: HistoryCursor | None = None
     while True:
         async with sessions() as session:
-            page = await wallet_history(session, "ana", "USD", first=5, before_seq=cursor)
+            page = await wallet_history(session, "ana", "USD", first=5, before=cursor)
         pages.append(page.items)
         if not page.has_next:
             break
-        cursor = page.items[-1].seq
+        cursor = page.items[-1].cursor
         assert len(pages) < 10, "pagination does not end"
 
     assert [len(items) for items in pages] == [5, 5, 5, 5, 3]
@@ -591,6 +591,38 @@ async def test_wallet_history_pages_return_every_movement_once(
     purchase = movements[-1]
     assert (purchase.kind, purchase.coins, purchase.value_micros) == ("purchase", 70, 1_090_000)
     assert all(m.value_micros == 0 for m in movements[:-1])
+
+
+async def test_a_deep_wallet_history_page_reads_only_its_own_movements(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Ana is granted one coin 60 times: 60 movements. The page of five after the 50th newest
+    reads its five movements from the history index, not the 50 newer ones it would pass over
+    if the cursor held only a sequence number (the history index is (account, instant)).
+    Counted by PostgreSQL for the reading transaction alone, with the plan held to an index
+    scan as on a long history."""
+    for number in range(60):
+        await post(sessions, grant("ana", 1, f"grant:ana:{number}"))
+    async with sessions() as session:
+        newest = await wallet_history(session, "ana", "USD", first=50)
+    cursor = newest.items[-1].cursor
+    assert newest.items[-1].seq == 11
+
+    returned = text(
+        "SELECT pg_stat_get_xact_tuples_returned('ix_posting_account_history'::regclass)"
+    )
+    async with sessions() as session, session.begin():
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+        await session.execute(text("SET LOCAL enable_bitmapscan = off"))
+        before = await session.scalar(returned)  # what this connection read and did not report
+        page = await wallet_history(session, "ana", "USD", first=5, before=cursor)
+        read = await session.scalar(returned) - before
+    assert [m.seq for m in page.items] == [10, 9, 8, 7, 6] and page.has_next
+    # the cursor's own movement (its instant, filtered out by its number), the five, one more
+    # that tells there is a next page, and one more that ends the sort of that last instant's
+    # movements by number: 8, however deep the page (a cursor of the number alone also read
+    # the 50 newer movements)
+    assert read == 1 + 5 + 1 + 1
 
 
 async def test_wallet_history_page_size_is_bounded(
