@@ -12,7 +12,7 @@ from schema.errors import BAD_USER_INPUT, ClientError, require_principal
 from schema.journal import load_journal_entry
 from schema.nodes import Node, decode_global_id
 from schema.payouts import load_payout
-from schema.purchases import load_purchase
+from schema.purchases import load_purchase, load_refund
 from schema.settlement import load_settlement_report
 from schema.streams import load_stream
 
@@ -27,6 +27,7 @@ LOADERS: Mapping[str, Loader] = {
     "Payout": load_payout,
     "SettlementReport": load_settlement_report,
     "JournalEntry": load_journal_entry,
+    "Refund": load_refund,
 }
 """Every type that implements Node, and the loader its own lookup answers with."""
 

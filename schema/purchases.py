@@ -181,8 +181,7 @@ class RefundPurchaseError(MutationError):
 
 
 @strawberry.type(description="A refunded purchase: who refunded it, why, and what moved.")
-class Refund:
-    id: strawberry.ID
+class Refund(Node):
     purchase_id: strawberry.ID
     entry_id: strawberry.ID = strawberry.field(description="The journal entry of the refund.")
     coins: BigInt
@@ -388,7 +387,7 @@ class PurchaseQueries:
 
 def refund_of(row: RefundRow, purchase: PurchaseRow, functional_currency: str) -> Refund:
     return Refund(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("Refund", row.id),
         purchase_id=strawberry.ID(str(row.purchase_id)),
         entry_id=strawberry.ID(str(row.entry_id)),
         coins=BigInt(row.coins),
@@ -407,6 +406,20 @@ def purchase_id_of(id: strawberry.ID) -> int:
     if parsed is None:
         raise PurchaseNotFound(f"No purchase {id}", field="purchaseId")
     return parsed
+
+
+async def load_refund(info: Info, pk: int) -> Refund | None:
+    """Refund ``pk`` if the caller may see its purchase (the buyer's, or support's and
+    finance's); else None, the same for one that does not exist. ``node(id:)`` answers with it."""
+    principal = require_principal(info)
+    services = info.context.services
+    async with services.sessions() as session:
+        refund = await session.get(RefundRow, pk)
+        found = None if refund is None else await session.get(PurchaseRow, refund.purchase_id)
+    purchase = seen(found, lambda row: may_read_wallet(principal, row.user_id))
+    if refund is None or purchase is None:
+        return None
+    return refund_of(refund, purchase, services.functional_currency)
 
 
 async def load_purchase(info: Info, pk: int) -> Purchase | None:

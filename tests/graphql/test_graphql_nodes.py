@@ -16,6 +16,7 @@ from graphql import GraphQLInterfaceType
 
 from schema import build_schema
 from schema.node_queries import LOADERS, MAX_NODES
+from schema.nodes import decode_global_id, global_id
 from tests.conftest import GraphQLClient
 
 BUY = """
@@ -26,6 +27,11 @@ mutation Buy($input: PurchaseCoinsInput!) {
 GO_LIVE = """
 mutation Live($input: StartStreamInput!) {
   startStream(input: $input) { stream { id } errors { code } }
+}
+"""
+REFUND = """
+mutation Refund($input: RefundPurchaseInput!) {
+  refundPurchase(input: $input) { refund { id } errors { code } }
 }
 """
 NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
@@ -197,3 +203,51 @@ async def test_nodes_naming_a_type_the_roles_may_not_read_is_refused_whole(
 
     assert reply["data"] is None
     assert [e["extensions"]["code"] for e in reply["errors"]] == ["FORBIDDEN"]
+
+
+async def assert_node_answers_as_its_lookup(
+    gql: GraphQLClient,
+    id: str,
+    owner: tuple[str, tuple[str, ...]],
+    stranger: tuple[str, tuple[str, ...]] | None = None,
+) -> None:
+    """``id`` is a Node the owner fetches with node and nodes, and an id of its type that names
+    nothing is null for them; for the stranger, ``id`` answers exactly as that missing id."""
+    type_name, _ = decode_global_id(id) or ("", 0)
+    nobodys = global_id(type_name, 987654)
+    user, roles = owner
+    expected = {"__typename": type_name, "id": id}
+    assert await gql(NODE, {"id": id}, user=user, roles=roles) == {"data": {"node": expected}}
+    assert await gql(NODES, {"ids": [id, nobodys]}, user=user, roles=roles) == {
+        "data": {"nodes": [expected, None]}
+    }
+    if stranger is None:
+        return
+    user, roles = stranger
+    for query, variables, missing in (
+        (NODE, {"id": id}, {"id": nobodys}),
+        (NODES, {"ids": [id]}, {"ids": [nobodys]}),
+    ):
+        theirs = await gql(query, variables, user=user, roles=roles)
+        assert theirs == await gql(query, missing, user=user, roles=roles)
+        assert theirs["data"] in ({"node": None}, {"nodes": [None]}), theirs
+
+
+async def test_a_refund_is_a_node_for_its_buyer_and_support(gql: GraphQLClient) -> None:
+    """Sam in support refunds Ana's purchase 1: refund 1, seen by Ana and support, and by
+    nobody else (Bo's node(id:) answers as for refund 987654)."""
+    await the_world(gql)
+    done = await gql(
+        REFUND,
+        {"input": {"purchaseId": encoded("Purchase:1"), "idempotencyKey": "node-refund-0001",
+                   "reason": "asked"}},
+        user="sam",
+        roles=("support",),
+    )  # fmt: skip
+    refund = done["data"]["refundPurchase"]["refund"]["id"]
+
+    assert refund == encoded("Refund:1")
+    await assert_node_answers_as_its_lookup(gql, refund, ("ana", ("viewer",)), ("bo", ("viewer",)))
+    await assert_node_answers_as_its_lookup(
+        gql, refund, ("sam", ("support",)), ("cy", ("creator",))
+    )
