@@ -30,7 +30,7 @@ from schema.errors import (
     errors_in_payload,
     require_role,
 )
-from schema.nodes import pk_of
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, check_first, connection, decode_cursor, page_start
 from schema.payloads import null_on_error, replayed_field
 from schema.scalars import BigInt, Money
@@ -71,8 +71,7 @@ class Clawback:
 
 
 @strawberry.type(description="A purchase taken back by its provider, and what it moved.")
-class Chargeback:
-    id: strawberry.ID
+class Chargeback(Node):
     purchase_id: strawberry.ID
     user_id: str
     provider: str
@@ -100,7 +99,7 @@ class Chargeback:
 
 def chargeback_of(row: ChargebackRow, clawed: list[ChargebackClawbackRow], fc: str) -> Chargeback:
     return Chargeback(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("Chargeback", row.id),
         purchase_id=strawberry.ID(str(row.purchase_id)),
         user_id=row.user_id,
         provider=row.provider,
@@ -212,6 +211,21 @@ def refused_delivery_of(row: WebhookRefusalRow) -> RefusedDelivery:
     )
 
 
+READ_CHARGEBACKS = "read chargebacks without the support or finance role"
+
+
+async def load_chargeback(info: Info, pk: int) -> Chargeback | None:
+    """Chargeback ``pk`` for support and finance (FORBIDDEN to other roles, as the list is);
+    None when there is none. ``node(id:)`` answers with it."""
+    require_role(info, may_read_chargebacks, READ_CHARGEBACKS)
+    async with info.context.services.reads() as session:
+        row = await session.get(ChargebackRow, pk)
+        if row is None:
+            return None
+        clawed = await chargebacks.clawbacks_of(session, [row.id])
+    return chargeback_of(row, clawed[row.id], info.context.services.functional_currency)
+
+
 @strawberry.type
 class ChargebackQueries:
     @strawberry.field(
@@ -220,8 +234,7 @@ class ChargebackQueries:
     async def chargebacks(
         self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[Chargeback]:
-        what = "read chargebacks without the support or finance role"
-        require_role(info, may_read_chargebacks, what)
+        require_role(info, may_read_chargebacks, READ_CHARGEBACKS)
         check_first(first)
         if user_id is not None:
             try:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import strawberry
 
+from schema.chargebacks import load_chargeback
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError, require_principal
 from schema.journal import load_journal_entry
@@ -28,6 +29,7 @@ LOADERS: Mapping[str, Loader] = {
     "SettlementReport": load_settlement_report,
     "JournalEntry": load_journal_entry,
     "Refund": load_refund,
+    "Chargeback": load_chargeback,
 }
 """Every type that implements Node, and the loader its own lookup answers with."""
 

@@ -13,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from graphql import GraphQLInterfaceType
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from schema import build_schema
 from schema.node_queries import LOADERS, MAX_NODES
 from schema.nodes import decode_global_id, global_id
+from tests.chargebacks.deliveries import deliver, dispute, reference_of
 from tests.conftest import GraphQLClient
+from tests.graphql.test_graphql_refunds import buy
 
 BUY = """
 mutation Buy($input: PurchaseCoinsInput!) {
@@ -34,6 +37,7 @@ mutation Refund($input: RefundPurchaseInput!) {
   refundPurchase(input: $input) { refund { id } errors { code } }
 }
 """
+CHARGEBACKS = "{ chargebacks { edges { node { id } } } }"
 NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
 
@@ -251,3 +255,32 @@ async def test_a_refund_is_a_node_for_its_buyer_and_support(gql: GraphQLClient) 
     await assert_node_answers_as_its_lookup(
         gql, refund, ("sam", ("support",)), ("cy", ("creator",))
     )
+
+
+async def assert_node_refused_to(
+    gql: GraphQLClient, id: str, user: str, roles: tuple[str, ...]
+) -> None:
+    """node and nodes refuse ``id`` to a role that may not read its type, as its list does."""
+    for query, variables in ((NODE, {"id": id}), (NODES, {"ids": [id]})):
+        reply = await gql(query, variables, user=user, roles=roles)
+        assert [e["extensions"]["code"] for e in reply["errors"]] == ["FORBIDDEN"], reply
+
+
+async def test_a_chargeback_is_a_node_for_support_and_finance(
+    gql: GraphQLClient, client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Ana's bank disputes her purchase: chargeback 1, read by support and finance alone; Ana
+    herself gets the role error that chargebacks(userId:) gives her."""
+    purchase = await buy(gql)
+    reference = await reference_of(sessions, purchase)
+    response = await deliver(client, "card", dispute(reference, amount=499, fee=1500))
+    assert response.status_code == 200, response.text
+    listed = await gql(CHARGEBACKS, user="sam", roles=("support",))
+    [edge] = listed["data"]["chargebacks"]["edges"]
+    chargeback = edge["node"]["id"]
+
+    assert chargeback == encoded("Chargeback:1")
+    for reader in (("sam", ("support",)), ("fin", ("finance",))):
+        await assert_node_answers_as_its_lookup(gql, chargeback, reader)
+    await assert_node_refused_to(gql, chargeback, "ana", ("viewer",))
+    await assert_node_refused_to(gql, encoded("Chargeback:987654"), "ana", ("viewer",))
