@@ -41,10 +41,9 @@ from accounting.policy.access import Principal, may_read_books
 from accounting.policy.separation import SelfApprovalForbidden
 from schema.context import Info
 from schema.errors import MutationError, error_type, errors_in_payload, require_role
-from schema.nodes import pk_of
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
-from schema.scalars import parse_id
 
 
 def require_finance(info: Info, what: str) -> Principal:
@@ -59,7 +58,7 @@ def entry_id_of(id: strawberry.ID) -> int:
 
 
 def proposal_id_of(id: strawberry.ID) -> int:
-    parsed = parse_id(id)
+    parsed = pk_of(id, "AdjustmentProposal")
     if parsed is None:
         raise ProposalNotFound(f"No adjustment proposal {id}", field="proposalId")
     return parsed
@@ -152,8 +151,7 @@ class AdjustmentPosting:
     description="A manual adjusting entry: proposed by one finance person, posted when another "
     "approves it, or rejected."
 )
-class AdjustmentProposal:
-    id: strawberry.ID
+class AdjustmentProposal(Node):
     status: AdjustmentStatus
     proposed_by: str
     reason: str
@@ -170,7 +168,7 @@ class AdjustmentProposal:
 
 def proposal_of(row: AdjustmentProposalRow) -> AdjustmentProposal:
     return AdjustmentProposal(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("AdjustmentProposal", row.id),
         status=AdjustmentStatus(row.status),
         proposed_by=row.proposed_by,
         reason=row.reason,
@@ -378,6 +376,18 @@ class CorrectionMutations:
         return RejectAdjustmentPayload(proposal=proposal_of(row), errors=[])
 
 
+READ_PROPOSALS = "read adjustment proposals"
+
+
+async def load_adjustment_proposal(info: Info, pk: int) -> AdjustmentProposal | None:
+    """Proposal ``pk`` for finance (FORBIDDEN to other roles, as adjustmentProposals is); None
+    when there is none. ``node(id:)`` answers with it."""
+    require_finance(info, READ_PROPOSALS)
+    async with info.context.services.sessions() as session:
+        row = await session.get(AdjustmentProposalRow, pk)
+    return None if row is None else proposal_of(row)
+
+
 @strawberry.type
 class CorrectionQueries:
     @strawberry.field(
@@ -391,7 +401,7 @@ class CorrectionQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[AdjustmentProposal]:
-        require_finance(info, "read adjustment proposals")
+        require_finance(info, READ_PROPOSALS)
         before = page_start("adjustment_proposal", first, after)
         async with info.context.services.sessions() as session:
             page = await service.adjustment_proposals(

@@ -9,6 +9,7 @@ import strawberry
 
 from schema.chargebacks import load_chargeback
 from schema.context import Info
+from schema.corrections import load_adjustment_proposal
 from schema.errors import BAD_USER_INPUT, ClientError, require_principal
 from schema.journal import load_journal_entry
 from schema.nodes import Node, decode_global_id
@@ -30,6 +31,7 @@ LOADERS: Mapping[str, Loader] = {
     "JournalEntry": load_journal_entry,
     "Refund": load_refund,
     "Chargeback": load_chargeback,
+    "AdjustmentProposal": load_adjustment_proposal,
 }
 """Every type that implements Node, and the loader its own lookup answers with."""
 

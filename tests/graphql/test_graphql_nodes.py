@@ -20,6 +20,7 @@ from schema.node_queries import LOADERS, MAX_NODES
 from schema.nodes import decode_global_id, global_id
 from tests.chargebacks.deliveries import deliver, dispute, reference_of
 from tests.conftest import GraphQLClient
+from tests.graphql.test_graphql_corrections import PROPOSE, REJECT, as_finance, fee_input
 from tests.graphql.test_graphql_refunds import buy
 
 BUY = """
@@ -284,3 +285,22 @@ async def test_a_chargeback_is_a_node_for_support_and_finance(
         await assert_node_answers_as_its_lookup(gql, chargeback, reader)
     await assert_node_refused_to(gql, chargeback, "ana", ("viewer",))
     await assert_node_refused_to(gql, encoded("Chargeback:987654"), "ana", ("viewer",))
+
+
+async def test_an_adjustment_proposal_is_a_node_for_finance(gql: GraphQLClient) -> None:
+    """Fin proposes proposal 1 (global id); another finance person fetches it and rejects it
+    by that global id; a viewer gets the role error for it and for a missing one alike."""
+    proposed = await as_finance(gql, PROPOSE, {"input": fee_input()})
+    proposal = proposed["proposal"]["id"]
+
+    assert proposal == encoded("AdjustmentProposal:1")
+    await assert_node_answers_as_its_lookup(gql, proposal, ("fin-b", ("finance",)))
+    await assert_node_refused_to(gql, proposal, "ana", ("viewer",))
+    await assert_node_refused_to(gql, encoded("AdjustmentProposal:987654"), "ana", ("viewer",))
+    rejected = await as_finance(
+        gql, REJECT, {"input": {"proposalId": proposal, "reason": "booked twice"}}, "fin-b"
+    )
+    assert (rejected["errors"], rejected["proposal"]["status"]) == ([], "REJECTED")
+    other_type = {"input": {"proposalId": encoded("Refund:1"), "reason": "no such proposal"}}
+    refused = await as_finance(gql, REJECT, other_type, "fin-b")
+    assert [e["code"] for e in refused["errors"]] == ["PROPOSAL_NOT_FOUND"]
