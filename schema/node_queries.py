@@ -15,7 +15,7 @@ from schema.journal import load_journal_entry
 from schema.nodes import Node, decode_global_id
 from schema.payouts import load_payout
 from schema.purchases import load_purchase, load_refund
-from schema.settlement import load_settlement_report
+from schema.settlement import load_reconciliation_exception, load_settlement_report
 from schema.streams import load_stream
 
 MAX_NODES = 100
@@ -32,6 +32,7 @@ LOADERS: Mapping[str, Loader] = {
     "Refund": load_refund,
     "Chargeback": load_chargeback,
     "AdjustmentProposal": load_adjustment_proposal,
+    "ReconciliationException": load_reconciliation_exception,
 }
 """Every type that implements Node, and the loader its own lookup answers with."""
 

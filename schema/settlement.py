@@ -38,7 +38,7 @@ from schema.errors import MutationError, error_type, errors_in_payload, require_
 from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
-from schema.scalars import Money, parse_id
+from schema.scalars import Money
 
 
 def require_finance(info: Info, what: str) -> Principal:
@@ -169,8 +169,7 @@ def report_of(row: SettlementReportRow, lines: list[SettlementLineRow] | None) -
     description="What a settlement report and the ledger disagree on, open until finance "
     "resolves it."
 )
-class ReconciliationException:
-    id: strawberry.ID
+class ReconciliationException(Node):
     report_id: strawberry.ID = strawberry.field(description="The settlement report that found it.")
     kind: ReconciliationExceptionKind
     provider: str
@@ -195,7 +194,7 @@ class ReconciliationException:
 
 def exception_of(row: ReconciliationExceptionRow) -> ReconciliationException:
     return ReconciliationException(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("ReconciliationException", row.id),
         report_id=strawberry.ID(str(row.report_id)),
         kind=ReconciliationExceptionKind(row.kind),
         provider=row.provider,
@@ -282,7 +281,7 @@ class ResolveReconciliationExceptionPayload:
 
 
 def exception_id_of(id: strawberry.ID) -> int:
-    parsed = parse_id(id)
+    parsed = pk_of(id, "ReconciliationException")
     if parsed is None:
         raise ExceptionNotFound(f"No reconciliation exception {id}", field="exceptionId")
     return parsed
@@ -350,7 +349,7 @@ class SettlementQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[ReconciliationException]:
-        require_finance(info, "read reconciliation exceptions")
+        require_finance(info, READ_EXCEPTIONS)
         before = page_start("reconciliation_exception", first, after)
         async with info.context.services.sessions() as session:
             page = await service.reconciliation_exceptions(
@@ -382,6 +381,18 @@ class SettlementQueries:
         require_finance(info, "read settlement reports")
         report_pk = pk_of(id, "SettlementReport")
         return await load_settlement_report(info, report_pk) if report_pk is not None else None
+
+
+READ_EXCEPTIONS = "read reconciliation exceptions"
+
+
+async def load_reconciliation_exception(info: Info, pk: int) -> ReconciliationException | None:
+    """Reconciliation exception ``pk`` for finance (FORBIDDEN to other roles, as
+    reconciliationExceptions is); None when there is none. ``node(id:)`` answers with it."""
+    require_finance(info, READ_EXCEPTIONS)
+    async with info.context.services.sessions() as session:
+        row = await session.get(ReconciliationExceptionRow, pk)
+    return None if row is None else exception_of(row)
 
 
 async def load_settlement_report(info: Info, pk: int) -> SettlementReport | None:

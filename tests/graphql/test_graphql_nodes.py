@@ -15,6 +15,7 @@ import pytest
 from graphql import GraphQLInterfaceType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounting.purchases.service import PurchaseService
 from schema import build_schema
 from schema.node_queries import LOADERS, MAX_NODES
 from schema.nodes import decode_global_id, global_id
@@ -22,6 +23,8 @@ from tests.chargebacks.deliveries import deliver, dispute, reference_of
 from tests.conftest import GraphQLClient
 from tests.graphql.test_graphql_corrections import PROPOSE, REJECT, as_finance, fee_input
 from tests.graphql.test_graphql_refunds import buy
+from tests.settlement.test_graphql_settlement import IMPORT, RESOLVE, book
+from tests.settlement.test_graphql_settlement import as_finance as as_settlement_finance
 
 BUY = """
 mutation Buy($input: PurchaseCoinsInput!) {
@@ -304,3 +307,26 @@ async def test_an_adjustment_proposal_is_a_node_for_finance(gql: GraphQLClient) 
     other_type = {"input": {"proposalId": encoded("Refund:1"), "reason": "no such proposal"}}
     refused = await as_finance(gql, REJECT, other_type, "fin-b")
     assert [e["code"] for e in refused["errors"]] == ["PROPOSAL_NOT_FOUND"]
+
+
+async def test_a_reconciliation_exception_is_a_node_for_finance(
+    gql: GraphQLClient, purchases: PurchaseService
+) -> None:
+    """A card report with an unknown charge (ch_ghost) and Ana's and Bo's charges: ch_ghost is
+    missing in the ledger. Finance fetches its exception by its global id and accepts it by that
+    id; a viewer gets the role error for it and for a missing one alike."""
+    imported = await as_settlement_finance(
+        gql, IMPORT, {"input": {"report": await book(purchases)}}
+    )
+    ghost = {x["providerReference"]: x for x in imported["exceptions"]}["ch_ghost"]["id"]
+
+    assert (decode_global_id(ghost) or ("", 0))[0] == "ReconciliationException"
+    await assert_node_answers_as_its_lookup(gql, ghost, ("fin", ("finance",)))
+    await assert_node_refused_to(gql, ghost, "ana", ("viewer",))
+    await assert_node_refused_to(
+        gql, global_id("ReconciliationException", 987654), "ana", ("viewer",)
+    )
+    accept = {"exceptionId": ghost, "action": "ACCEPT", "reason": "a provider test charge",
+              "idempotencyKey": "node-accept-ghost-1"}  # fmt: skip
+    resolved = await as_settlement_finance(gql, RESOLVE, {"input": accept})
+    assert (resolved["errors"], resolved["exception"]["id"]) == ([], ghost)
