@@ -119,6 +119,7 @@ class ServiceProcess(LocalProcess):
             "warning",
             "--no-access-log",
         ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)  # bench/results/ is not in git
         self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             command, env=env, stdout=self._log, stderr=subprocess.STDOUT
