@@ -619,10 +619,10 @@ async def test_a_deep_wallet_history_page_reads_only_its_own_movements(
         read = await session.scalar(returned) - before
     assert [m.seq for m in page.items] == [10, 9, 8, 7, 6] and page.has_next
     # the cursor's own movement (its instant, filtered out by its number), the five, one more
-    # that tells there is a next page, and one more that ends the sort of that last instant's
-    # movements by number: 8, however deep the page (a cursor of the number alone also read
-    # the 50 newer movements)
-    assert read == 1 + 5 + 1 + 1
+    # that tells there is a next page, one more that ends the sort of that last instant's
+    # movements by number: 8 on PostgreSQL 18, a few more where a plan reads ahead (11 on 15);
+    # never the 50 newer movements a cursor of the number alone passed over (58 and more)
+    assert 1 + 5 + 1 + 1 <= read < 50
 
 
 async def test_wallet_history_page_size_is_bounded(
