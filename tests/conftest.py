@@ -35,6 +35,7 @@ from api.database import create_engine, libpq_url, migrate, session_factory
 from api.local_postgres import LocalPostgres
 from api.settings import Settings
 from tests.payouts.clock import TOTP_CLOCK
+from tests.serving import uvicorn_logging
 
 T = TypeVar("T")
 ZERO = timedelta(0)
@@ -149,6 +150,16 @@ def accounts_named_up_front() -> Iterator[None]:
     before = RETRIES[LOCK_ORDER]
     yield
     assert RETRIES[LOCK_ORDER] == before, "a transaction asked for accounts after its first lock"
+
+
+@pytest.fixture(autouse=True)
+def uvicorn_logging_left_alone() -> Iterator[None]:
+    """A test that serves the app in-process leaves uvicorn's loggers handing their records to
+    the root logger, as ``coinbooks serve`` sets them (tests/serving.py): a test that did not
+    would hide the access log from every later test of the process."""
+    before = uvicorn_logging()
+    yield
+    assert uvicorn_logging() == before, "uvicorn's loggers were reconfigured; use tests/serving.py"
 
 
 @pytest.fixture

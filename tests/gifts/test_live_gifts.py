@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -41,6 +39,7 @@ from api.gift_feed import FeedLimits, PostgresGiftFeed
 from api.settings import Settings
 from schema.context import FeedEnd, LiveFeedEnded
 from tests.conftest import without_cost
+from tests.serving import served_in_process
 
 WAIT_SECONDS = 5.0
 """The deadline of anything that should happen."""
@@ -71,12 +70,6 @@ def new_key(prefix: str = "live") -> str:
 # --- the service, served --------------------------------------------------------------------
 
 
-class InProcessServer(uvicorn.Server):
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # leave the test runner's signal handlers alone
-
-
 @dataclass
 class Served:
     app: Starlette
@@ -100,25 +93,10 @@ class Served:
 async def serving(settings: Settings, db_url: URL) -> AsyncIterator[Served]:
     """The app under uvicorn (lifespan included) on a free localhost port."""
     app = create_app(settings, db_url)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = InProcessServer(
-        uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
-    )
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while not server.started:
-                assert not task.done(), "the server stopped while starting"
-                await asyncio.sleep(0.01)
+    async with served_in_process(app, wait_seconds=WAIT_SECONDS) as port:
         served = Served(app, port)
         await served.feed.wait_listening(WAIT_SECONDS)
         yield served
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_SECONDS * 2)
-        listener.close()
 
 
 @pytest.fixture

@@ -4,23 +4,21 @@ access line too, through a real uvicorn), and the request id's round trip."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.engine import URL
 
 from api.app import create_app
 from api.logs import handler, log_format_of
 from api.settings import Settings
 from tests.conftest import GraphQLClient
+from tests.serving import served_in_process
 
 WALLET = "query MyWallet { wallet { coins } }"
 
@@ -118,20 +116,10 @@ async def test_a_well_formed_request_id_is_echoed_and_any_other_is_replaced(
 async def served(settings: Settings, db_url: URL) -> AsyncIterator[str]:
     """The app under a real uvicorn, its loggers left to ours as ``coinbooks serve`` does."""
     app = create_app(settings, db_url)
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_config=None, log_level="info", lifespan="off")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
-    for _ in range(1000):  # ten seconds at most
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+        async with served_in_process(app, lifespan="off", log_level="info") as port:
+            yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        await serving
         await app.state.engine.dispose()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from graphql import parse
 from sqlalchemy.engine import URL
 from starlette.applications import Starlette
@@ -36,7 +34,8 @@ from api.replicas import (
     parse_position,
 )
 from api.settings import Settings
-from tests.gifts.test_live_gifts import InProcessServer, Viewer, websocket
+from tests.gifts.test_live_gifts import Viewer, websocket
+from tests.serving import served_in_process
 
 WAIT_SECONDS = 15.0
 """The deadline of anything that should happen (a replica catching up, a server starting)."""
@@ -161,24 +160,10 @@ async def serving(settings: Settings) -> AsyncIterator[Service]:
     """The app under uvicorn, lifespan (and so the replicas' health checks) included."""
     assert settings.database_url is not None
     app = create_app(settings, settings.database_url)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    server = InProcessServer(
-        uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
-    )
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while not server.started:
-                assert not task.done(), "the server stopped while starting"
-                await asyncio.sleep(0.01)
-        service = Service(settings, listener.getsockname()[1], app)
+    async with served_in_process(app, wait_seconds=WAIT_SECONDS) as port:
+        service = Service(settings, port, app)
         await replica_up(service)
         yield service
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, WAIT_SECONDS * 2)
-        listener.close()
 
 
 async def replica_up(service: Service) -> None:
