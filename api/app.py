@@ -370,6 +370,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         ),
     )
     purchases = purchase_service(settings, sessions)
+    stores = store_purchases(settings, sessions, purchases)
     services = Services(
         sessions=sessions,
         reads=read_session_factory(engine),
@@ -380,7 +381,8 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         gift_feed=gift_feed,
         refund_policy=RefundPolicy(window=timedelta(days=settings.refund_window_days)),
         breakage_policy=BreakagePolicy(after_days=settings.breakage_after_days),
-        store_purchases=store_purchases(settings, sessions, purchases),
+        store_purchases=stores,
+        account_tokens=stores.account_tokens,
     )
     metrics = Metrics()
     metrics.watch(engine, services.gifts.batches)

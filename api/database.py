@@ -34,6 +34,7 @@ from accounting.ledger.chart import PROVIDERS
 from accounting.payouts.sealing import PayoutKeys
 from accounting.payouts.second_factor import SecondFactor, Throttle
 from accounting.payouts.service import PayoutPolicy, PayoutService
+from accounting.purchases.account_tokens import AccountTokens
 from accounting.purchases.fees import fee_schedules
 from accounting.purchases.payments import NoGateway, ProviderGateways
 from accounting.purchases.payments.app_store import AppStoreConfig, AppStoreVerifier
@@ -173,7 +174,20 @@ def store_purchases(
 ) -> StorePurchases:
     """Purchases proven by a store's signed transaction: Apple's, when configured."""
     apple = app_store_verifier(settings)
-    return StorePurchases(sessions, purchases, {"apple": apple} if apple is not None else {})
+    return StorePurchases(
+        sessions,
+        purchases,
+        {"apple": apple} if apple is not None else {},
+        account_tokens(settings),
+    )
+
+
+def account_tokens(settings: Settings) -> AccountTokens:
+    """Whose a store transaction is: its ``appAccountToken``, required unless turned off."""
+    return AccountTokens(
+        namespace=settings.apple_account_token_namespace,
+        required=settings.apple_require_account_token,
+    )
 
 
 async def ensure_database(server_url: str | URL, name: str) -> URL:

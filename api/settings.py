@@ -7,6 +7,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from uuid import UUID
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -19,6 +20,7 @@ from accounting.chargebacks.rules import LossPolicy
 from accounting.ledger.chart import MAX_PLATFORM_SHARDS, PROVIDERS
 from accounting.ledger.money import FIAT_CODES
 from accounting.payouts.sealing import decode_key
+from accounting.purchases import account_tokens
 from accounting.purchases.repayment import ReceivablePolicy
 
 DEVELOPMENT_JWT_SECRET = "coinbooks-development-key-not-for-production-use"
@@ -157,6 +159,13 @@ class Settings(BaseSettings):
     apple_products: dict[str, str] = Field(default_factory=dict)
     """Each App Store product id and the coin package it grants, as JSON:
     ``{"com.example.coins350": "coins_350"}``."""
+    apple_account_token_namespace: UUID = account_tokens.DEFAULT_NAMESPACE
+    """The namespace of users' account tokens (``appAccountToken``, a UUIDv5 of the user id):
+    set once, before the first purchase; changing it refuses transactions bought under the old
+    tokens (docs/payments.md)."""
+    apple_require_account_token: bool = True
+    """Whether a transaction without an ``appAccountToken`` is refused; false takes those of
+    app releases from before the token, for whichever user presents them first."""
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)

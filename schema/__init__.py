@@ -45,7 +45,7 @@ from schema.purchases import PurchaseMutations, PurchaseQueries
 from schema.scalars import BIG_INT_SCALAR, DAY_SCALAR, INSTANT_SCALAR, BigInt
 from schema.settlement import SettlementMutations, SettlementQueries
 from schema.statements import StatementQueries
-from schema.store_purchases import StorePurchaseMutations
+from schema.store_purchases import StorePurchaseMutations, StorePurchaseQueries
 from schema.streams import StreamMutations, StreamQueries
 from schema.wallet import WalletQueries
 
@@ -60,6 +60,7 @@ Query = merge_types(
         PackageQueries,
         WalletQueries,
         PurchaseQueries,
+        StorePurchaseQueries,
         FinanceQueries,
         FinancialQueries,
         StreamQueries,

@@ -135,6 +135,7 @@ QUERIES: Mapping[str, Access] = {
     "purchases": whose("userId", may_read_wallet),
     "purchase": seen(may_read_wallet),
     "refundCheck": seen(may_read_wallet),
+    "appAccountToken": only(may_buy_coins),
     "trialBalance": FINANCE,
     "integrityReport": FINANCE,
     "accountBalance": FINANCE,

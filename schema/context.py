@@ -15,6 +15,7 @@ from accounting.gifts.events import GiftEvent
 from accounting.gifts.service import GiftService
 from accounting.payouts.service import PayoutService
 from accounting.policy.access import Principal
+from accounting.purchases.account_tokens import AccountTokens
 from accounting.purchases.service import PurchaseService
 from accounting.purchases.store import StorePurchases
 from accounting.refunds.service import RefundPolicy
@@ -80,6 +81,8 @@ class Services:
     breakage_policy: BreakagePolicy = field(default_factory=BreakagePolicy)
     store_purchases: StorePurchases | None = None
     """Purchases proven by an app store's signed transaction (none taken when unset)."""
+    account_tokens: AccountTokens = field(default_factory=AccountTokens)
+    """Users' account tokens, which the store purchases check (``appAccountToken``)."""
 
 
 @dataclass(slots=True)

@@ -1,5 +1,6 @@
 """Buying coins in an app store: purchaseCoinsInAppStore, proven by the store's signed
-transaction (accounting/purchases/store.py)."""
+transaction (accounting/purchases/store.py), and appAccountToken, the caller's token the app
+sets on each purchase so that its transaction buys coins for that caller alone."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from accounting.policy.access import may_buy_coins
 from accounting.purchases.errors import (
     PackageNotFound,
     PaymentAlreadyUsed,
+    PaymentForAnotherAccount,
     PaymentForAnotherApp,
     PaymentNotVerified,
     PaymentRevoked,
+    PaymentWithoutAccountToken,
     PaymentWrongEnvironment,
     PriceNotAvailable,
     ProductNotSold,
@@ -50,6 +53,8 @@ class AppStore(Enum):
     PaymentWrongEnvironment,
     ProductNotSold,
     PaymentRevoked,
+    PaymentForAnotherAccount,
+    PaymentWithoutAccountToken,
     PaymentAlreadyUsed,
     PackageNotFound,
     PriceNotAvailable,
@@ -86,11 +91,28 @@ class PurchaseCoinsInAppStoreInput:
 
 
 @strawberry.type
+class StorePurchaseQueries:
+    @strawberry.field(
+        description="Your account token for App Store purchases: a UUID (lower case, with "
+        "hyphens), the same on every call and every device. The iOS app sets it on every "
+        "purchase (StoreKit 2: Product.purchase(options: [.appAccountToken(token)])); "
+        "purchaseCoinsInAppStore then takes the transaction from you alone and refuses it to "
+        "anyone else (PAYMENT_FOR_ANOTHER_ACCOUNT)."
+    )
+    def app_account_token(self, info: Info) -> str:
+        principal = require_role(
+            info, may_buy_coins, "buy coins without the viewer or creator role"
+        )
+        return str(info.context.services.account_tokens.of(principal.user_id))
+
+
+@strawberry.type
 class StorePurchaseMutations:
     @strawberry.mutation(
         description="Buy coins paid in an app store: the store's signed transaction is "
         "verified (its signature, its certificate chain to the store's root, the app, the "
-        "environment) and its product's coin package granted, once per transaction."
+        "environment, its account token: yours, see appAccountToken) and its product's coin "
+        "package granted, once per transaction."
     )
     @errors_in_payload(PurchaseCoinsInAppStorePayload, PurchaseCoinsInAppStoreError)
     async def purchase_coins_in_app_store(

@@ -71,6 +71,16 @@ BAD_SETTINGS = [
         {"COINBOOKS_WEBHOOK_SECRETS": "{card"},
         "coinbooks: COINBOOKS_WEBHOOK_SECRETS: not valid JSON",
     ),
+    (
+        {"COINBOOKS_APPLE_ACCOUNT_TOKEN_NAMESPACE": "not-a-uuid"},
+        "coinbooks: COINBOOKS_APPLE_ACCOUNT_TOKEN_NAMESPACE: input should be a valid UUID, "
+        "invalid character: found `n` at 0: 'not-a-uuid'",
+    ),
+    (
+        {"COINBOOKS_APPLE_REQUIRE_ACCOUNT_TOKEN": "maybe"},
+        "coinbooks: COINBOOKS_APPLE_REQUIRE_ACCOUNT_TOKEN: input should be a valid boolean, "
+        "unable to interpret input: 'maybe'",
+    ),
     ({"DATABASE_URL": "not a url"}, "coinbooks: DATABASE_URL: not a database URL"),
     (  # the value is not repeated: it may hold a password
         {"DATABASE_URL": "mysql://ana:secret@db/x"},

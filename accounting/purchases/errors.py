@@ -68,3 +68,16 @@ class PaymentAlreadyUsed(LedgerError):
     """A store's transaction that granted another user's purchase: a transaction grants once."""
 
     code = "PAYMENT_ALREADY_USED"
+
+
+class PaymentForAnotherAccount(LedgerError):
+    """A store's transaction bought for another user: the account token signed into it
+    (Apple's ``appAccountToken``) is not the presenting user's."""
+
+    code = "PAYMENT_FOR_ANOTHER_ACCOUNT"
+
+
+class PaymentWithoutAccountToken(LedgerError):
+    """A store's transaction that carries no account token, where one is required."""
+
+    code = "PAYMENT_WITHOUT_ACCOUNT_TOKEN"

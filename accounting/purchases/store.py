@@ -2,12 +2,17 @@
 the proof. It is verified (offline, by the store's :class:`TransactionVerifier`), then recorded
 as a purchase under the store's transaction id and completed, exactly once per transaction.
 
+A transaction is its buyer's: the account token signed into it must be the presenting user's
+(accounting/purchases/account_tokens.py), checked before anything is looked up or written, so
+that a leaked transaction buys nothing for anyone else (``PAYMENT_FOR_ANOTHER_ACCOUNT``); one
+without a token is refused where tokens are required (``PAYMENT_WITHOUT_ACCOUNT_TOKEN``).
+
 One transaction grants once. Requests presenting the same transaction queue on a lock of its id;
 the first records the purchase, every later one (under any idempotency key) finds it by its
-provider reference and answers with it as a replay; presented by another user, it is refused
-(``PAYMENT_ALREADY_USED``). A purchase recorded but not yet completed (the process stopped in
-between) is completed when the transaction is presented again, as the store's client does until
-the app finishes the transaction."""
+provider reference and answers with it as a replay; presented by another user (a transaction
+without a token, where none is required), it is refused (``PAYMENT_ALREADY_USED``). A purchase
+recorded but not yet completed (the process stopped in between) is completed when the
+transaction is presented again, as the store's client does until the app finishes it."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from accounting.ledger.chart import check_user_id
 from accounting.ledger.errors import IdempotencyKeyReused
 from accounting.ledger.money import fiat
 from accounting.ledger.posting import in_transaction
+from accounting.purchases.account_tokens import AccountTokens
 from accounting.purchases.errors import (
     PaymentAlreadyUsed,
     PaymentNotVerified,
@@ -51,10 +57,12 @@ class StorePurchases:
         sessions: async_sessionmaker[AsyncSession],
         purchases: PurchaseService,
         verifiers: Mapping[str, TransactionVerifier],
+        account_tokens: AccountTokens | None = None,
     ) -> None:
         self._sessions = sessions
         self._purchases = purchases
         self.verifiers = dict(verifiers)
+        self.account_tokens = account_tokens or AccountTokens()
 
     async def purchase(self, request: StorePurchaseRequest) -> PurchaseResult:
         """Verify the transaction and grant its package, once per transaction."""
@@ -66,6 +74,7 @@ class StorePurchases:
                 f"The {request.provider} store is not configured on this service", field="store"
             )
         payment = verifier.verify_transaction(request.signed_transaction)
+        self.account_tokens.check(payment.account_token, request.user_id)
         purchase, replayed = await in_transaction(
             self._sessions, lambda session: self._record(session, request, verifier, payment)
         )

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from accounting.purchases.account_tokens import account_token
+
 WWDR_MARKER = x509.ObjectIdentifier("1.2.840.113635.100.6.2.1")
 RECEIPT_SIGNING_MARKER = x509.ObjectIdentifier("1.2.840.113635.100.6.11.1")
 BUNDLE_ID = "com.coinbooks.app"
@@ -127,8 +129,11 @@ class AppStore:
             headers={"x5c": [self.leaf.x5c, self.intermediate.x5c, self.root.x5c]},
         )
 
-    def transaction(self, transaction_id: str = "2000000123456789", **fields: Any) -> str:
-        return self.sign(transaction_payload(transaction_id, **fields))
+    def transaction(
+        self, transaction_id: str = "2000000123456789", *, buyer: str | None = "ana", **fields: Any
+    ) -> str:
+        """A transaction bought by ``buyer``: its ``appAccountToken`` is theirs (None: none)."""
+        return self.sign(transaction_payload(transaction_id, buyer=buyer, **fields))
 
     def notification(
         self,
@@ -160,9 +165,12 @@ def millis(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def transaction_payload(transaction_id: str, **fields: Any) -> dict[str, Any]:
+def transaction_payload(
+    transaction_id: str, *, buyer: str | None = "ana", **fields: Any
+) -> dict[str, Any]:
     """A consumable's transaction as the App Store signs it (5.49 USD, the iOS price of 350
-    coins)."""
+    coins), bought by ``buyer``: the app set their account token (under the default namespace)
+    on the purchase; None, no token."""
     now = datetime.now(UTC)
     payload: dict[str, Any] = {
         "transactionId": transaction_id,
@@ -181,6 +189,8 @@ def transaction_payload(transaction_id: str, **fields: Any) -> dict[str, Any]:
         "currency": "USD",
         "price": 5490,
     }
+    if buyer is not None:
+        payload["appAccountToken"] = str(account_token(buyer))
     payload.update(fields)
     return payload
 

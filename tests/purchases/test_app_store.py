@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -206,13 +207,16 @@ async def test_apples_price_is_what_the_purchase_records(apple: Buyer, store: Ap
     assert reply["wallet"] == {"coins": "350", "coinsValue": {"amount": "5.99", "currency": "USD"}}
 
 
-async def test_a_transaction_presented_by_another_user_is_refused(
-    apple: Buyer, store: AppStore, sessions: async_sessionmaker[AsyncSession]
+async def test_a_tokenless_transaction_presented_by_another_user_is_refused(
+    db_url: URL, root_file: Path, store: AppStore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    signed = store.transaction()
-    await apple.buy(signed)
-
-    stolen = await apple.buy(signed, key="apple-key-0003", user="bo")
+    # Tokens not required (app releases from before them): a transaction without one is the
+    # first presenter's, and refused to everyone else once it granted.
+    settings = apple_settings(db_url, root_file, apple_require_account_token=False)
+    signed = store.transaction(buyer=None)
+    async with buyer_of(settings, db_url) as apple:
+        await apple.buy(signed)
+        stolen = await apple.buy(signed, key="apple-key-0003", user="bo")
 
     assert stolen == {
         "purchase": None,
@@ -378,6 +382,151 @@ async def test_production_sells_coins_through_apple(
     assert paid["purchase"] == granted(paid["purchase"]["id"])
     assert paid["wallet"]["coins"] == "350"
     assert await rows(sessions, PurchaseRow) == 1
+
+
+# --- Account tokens (appAccountToken) ----------------------------------------------------------
+
+TOKEN = "query { appAccountToken }"
+
+
+def refused(code: str) -> dict[str, Any]:
+    return {
+        "purchase": None,
+        "wallet": None,
+        "replayed": False,
+        "errors": [{"code": code, "field": "signedTransaction"}],
+    }
+
+
+async def test_a_transaction_bought_for_another_user_is_refused_and_its_buyer_redeems_it(
+    apple: Buyer, store: AppStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # Ana bought 350 coins; her app set her token on the purchase. Bo got hold of the signed
+    # transaction and presents it before she does.
+    signed = store.transaction(buyer="ana")
+
+    stolen = await apple.buy(signed, key="apple-key-bo-01", user="bo")
+
+    assert stolen == refused("PAYMENT_FOR_ANOTHER_ACCOUNT")
+    assert await rows(sessions, PurchaseRow) == 0
+    assert await rows(sessions, JournalEntryRow) == 0
+
+    # Ana presents it: 350 coins worth the 5.49 USD she paid (5490 milliunits), and Bo's
+    # wallet is as empty as before.
+    redeemed = await apple.buy(signed, user="ana")
+    again = await apple.buy(signed, key="apple-key-bo-02", user="bo")
+    replay = await apple.buy(signed, key="apple-key-0002", user="ana")
+
+    assert redeemed == {
+        "purchase": granted(redeemed["purchase"]["id"]),
+        "wallet": {"coins": "350", "coinsValue": {"amount": "5.49", "currency": "USD"}},
+        "replayed": False,
+        "errors": [],
+    }
+    # Redeemed, it is still not Bo's; Ana presenting it again replays it, granting nothing.
+    assert again == refused("PAYMENT_FOR_ANOTHER_ACCOUNT")
+    assert replay == {**redeemed, "replayed": True}
+    assert await apple.graphql("query { wallet { coins } }", {}, user="bo") == {
+        "wallet": {"coins": "0"}
+    }
+    assert await rows(sessions, PurchaseRow) == 1
+    assert await rows(sessions, JournalEntryRow) == 1
+
+
+async def test_each_user_buys_with_their_own_token(apple: Buyer, store: AppStore) -> None:
+    ana = await apple.buy(store.transaction("2000000000000011", buyer="ana"), user="ana")
+    bo = await apple.buy(
+        store.transaction("2000000000000012", buyer="bo"), key="apple-key-bo-01", user="bo"
+    )
+
+    # 350 coins and 5.49 USD of value each, in each one's own wallet.
+    for reply, user in ((ana, "ana"), (bo, "bo")):
+        assert reply["purchase"]["userId"] == user
+        assert reply["purchase"]["status"] == "COMPLETED"
+        assert reply["wallet"] == {
+            "coins": "350",
+            "coinsValue": {"amount": "5.49", "currency": "USD"},
+        }
+
+
+NOT_BOUND: list[tuple[str, Any, str]] = [
+    ("no token", lambda s: s.transaction(buyer=None), "PAYMENT_WITHOUT_ACCOUNT_TOKEN"),
+    ("another user's", lambda s: s.transaction(buyer="bo"), "PAYMENT_FOR_ANOTHER_ACCOUNT"),
+    (
+        "not a UUID",
+        lambda s: s.transaction(appAccountToken="ana"),
+        "PAYMENT_FOR_ANOTHER_ACCOUNT",
+    ),
+    (
+        "the user id under another namespace",
+        lambda s: s.transaction(appAccountToken=str(uuid.uuid5(uuid.NAMESPACE_DNS, "ana"))),
+        "PAYMENT_FOR_ANOTHER_ACCOUNT",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "code"), NOT_BOUND, ids=[n[0] for n in NOT_BOUND])
+async def test_a_transaction_not_bought_for_the_presenter_is_refused_and_writes_nothing(
+    apple: Buyer,
+    store: AppStore,
+    sessions: async_sessionmaker[AsyncSession],
+    case: str,
+    make: Any,
+    code: str,
+) -> None:
+    reply = await apple.buy(make(store), user="ana")
+
+    assert reply == refused(code)
+    assert await apple.graphql("query { wallet { coins } }", {}) == {"wallet": {"coins": "0"}}
+    assert await rows(sessions, PurchaseRow) == 0
+    assert await rows(sessions, JournalEntryRow) == 0
+
+
+async def test_a_tokenless_transaction_is_taken_where_tokens_are_not_required(
+    db_url: URL, root_file: Path, store: AppStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    settings = apple_settings(db_url, root_file, apple_require_account_token=False)
+
+    async with buyer_of(settings, db_url) as apple:
+        tokenless = await apple.buy(store.transaction("2000000123456789", buyer=None))
+        # Not required is not unchecked: a token, when there is one, must be the presenter's.
+        not_bos = await apple.buy(
+            store.transaction("2000000000000002", buyer="ana"), key="apple-key-bo-01", user="bo"
+        )
+
+    # An app release from before the token: 350 coins for the 5.49 USD paid.
+    assert tokenless["purchase"] == granted(tokenless["purchase"]["id"])
+    assert tokenless["wallet"] == {
+        "coins": "350",
+        "coinsValue": {"amount": "5.49", "currency": "USD"},
+    }
+    assert not_bos == refused("PAYMENT_FOR_ANOTHER_ACCOUNT")
+    assert await rows(sessions, PurchaseRow) == 1
+
+
+async def test_the_user_reads_the_token_that_buys_for_them(
+    db_url: URL, root_file: Path, store: AppStore
+) -> None:
+    namespace = uuid.UUID("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f")
+    settings = apple_settings(db_url, root_file, apple_account_token_namespace=namespace)
+
+    async with buyer_of(settings, db_url) as apple:
+        ana = (await apple.graphql(TOKEN, {}, user="ana"))["appAccountToken"]
+        again = (await apple.graphql(TOKEN, {}, user="ana"))["appAccountToken"]
+        bo = (await apple.graphql(TOKEN, {}, user="bo"))["appAccountToken"]
+        # The app sets the token it read on the purchase; the transaction buys for Ana.
+        bought = await apple.buy(store.transaction(appAccountToken=ana), user="ana")
+        # Under the default namespace the token is another: this service refuses it.
+        default = await apple.buy(
+            store.transaction("2000000000000002", buyer="ana"), key="apple-key-0002"
+        )
+
+    # uuid5 of the user id under the configured namespace, the same on every read.
+    assert ana == again == str(uuid.uuid5(namespace, "ana"))
+    assert bo == str(uuid.uuid5(namespace, "bo")) != ana
+    assert bought["purchase"] == granted(bought["purchase"]["id"])
+    assert bought["wallet"]["coins"] == "350"
+    assert default == refused("PAYMENT_FOR_ANOTHER_ACCOUNT")
 
 
 # --- App Store Server Notifications V2 -----------------------------------------------------------

@@ -113,6 +113,9 @@ class VerifiedPayment:
     price_micros: int | None
     """What the buyer paid, when the store says it, in micro-units of ``currency``."""
     environment: str
+    account_token: str | None = None
+    """The account token the app set on the purchase, as signed (Apple's ``appAccountToken``):
+    whose purchase it is (accounting/purchases/account_tokens.py); None when it set none."""
 
 
 class TransactionVerifier(Protocol):

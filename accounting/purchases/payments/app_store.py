@@ -3,7 +3,8 @@
 chain to the configured Apple roots (each certificate valid when the data was signed, the
 intermediate and the leaf carrying Apple's markers), then the bundle id, the app's Apple id (for
 notifications), the environment, and the product, mapped to a coin package. Apple's transaction
-id is the purchase's provider reference: one transaction grants once."""
+id is the purchase's provider reference: one transaction grants once. The transaction's
+``appAccountToken`` says whose it is (checked in accounting/purchases/store.py)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,7 @@ class AppStoreVerifier:
             currency=transaction.currency,
             price_micros=_price_micros(transaction),
             environment=self.config.environment,
+            account_token=transaction.appAccountToken,
         )
 
 
