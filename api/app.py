@@ -37,7 +37,7 @@ from accounting.close import service as close_service
 from accounting.ledger import chart
 from accounting.reads import period_totals
 from accounting.refunds.service import RefundPolicy
-from api.auth import InvalidToken, principal_from_header, token_keys
+from api.auth import InvalidToken, principal_from_header, token_keyring
 from api.database import (
     create_engine,
     gift_service,
@@ -53,7 +53,7 @@ from api.gift_feed import FeedLimits, PostgresGiftFeed
 from api.graphiql import asset_routes, offline_page
 from api.health import health_routes
 from api.logs import configure_logging, log_format_of, route_through_logging
-from api.metrics import Metrics
+from api.metrics import KeyFileFigures, Metrics
 from api.operations import observed
 from api.replicas import WAL_POSITION_HEADER, ReplicaFigures, ReplicaSet, read_routing
 from api.settings import Settings, get_settings
@@ -355,7 +355,7 @@ async def keep_totals_current(
 
 
 def create_app(settings: Settings, database_url: str | URL) -> Starlette:
-    token_keys(settings)  # weak or unusable token keys refuse the start (TokenKeyError)
+    keyring = token_keyring(settings)  # weak or unusable keys refuse the start (TokenKeyError)
     chart.configure_platform_shards(settings.platform_shards)
     route_through_logging()
     engine = create_engine(
@@ -386,6 +386,8 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
     )
     metrics = Metrics()
     metrics.watch(engine, services.gifts.batches)
+    if keyring.source is not None:  # a JWKS file, read again when it changes
+        metrics.watch_also(KeyFileFigures(keyring))
     replicas = replica_set(settings, engine, services, metrics)
     graphql = CoinbooksGraphQL(services, settings, metrics, replicas)
 

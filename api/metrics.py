@@ -4,8 +4,8 @@ Counted as they happen: GraphQL operations by name and outcome, their latency, t
 codes, gift batch sizes, webhook deliveries. Read when scraped: the database pool, the gifts
 waiting for a batch, and the transactions run again, by reason: a deadlock, a serialization
 failure, a lost connection, accounts asked for after a first lock
-(``accounting.ledger.posting.RETRIES``). The domain knows nothing of Prometheus: it keeps these
-figures, and this module reads them.
+(``accounting.ledger.posting.RETRIES``), and the reads of the token keys' JWKS file. The
+domain knows nothing of Prometheus: it keeps these figures, and this module reads them.
 
 Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (an empty directory, the same
 for every worker, set before the service starts) the counters and histograms are those of all
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client import (
@@ -98,6 +98,41 @@ class ReadWhenScraped(Collector):
         for state, reason in RETRY_REASONS.items():
             retries.add_metric([reason], posting.RETRIES[state])
         yield retries
+
+
+class KeyFile(Protocol):
+    """What is read of the token keys' JWKS file (``api.auth.TokenKeyring``)."""
+
+    @property
+    def reloads(self) -> Mapping[str, int]: ...
+
+    @property
+    def stale(self) -> bool: ...
+
+
+class KeyFileFigures(Collector):
+    """The JWKS file's reads after the start, by outcome, and whether it is unusable, read at
+    each scrape."""
+
+    def __init__(self, key_file: KeyFile) -> None:
+        self.key_file = key_file
+
+    def collect(self) -> Iterable[Metric]:
+        reloads = CounterMetricFamily(
+            "coinbooks_jwt_jwks_reloads",
+            "Reads of the changed JWKS file after the start: new keys loaded, the same keys "
+            "(unchanged), or a file that cannot be used (failed: the last good keys stay)",
+            labels=["outcome"],
+        )
+        for outcome, count in self.key_file.reloads.items():
+            reloads.add_metric([outcome], count)
+        yield reloads
+        yield GaugeMetricFamily(
+            "coinbooks_jwt_jwks_stale",
+            "1 while the JWKS file, when last read, could not be used and the last good keys "
+            "verify tokens",
+            value=1 if self.key_file.stale else 0,
+        )
 
 
 class Metrics:

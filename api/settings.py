@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     """A PEM public key verifying RS256, ES256 or EdDSA tokens."""
     jwt_jwks_file: Path | None = None
     """A JWKS file (the provider's published keys) verifying them, a token's key by its kid."""
+    jwt_jwks_reload_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """How often, at most, the JWKS file is looked at again for rotated keys (when a token
+    arrives); 0: at every token. The file is read again only when it changed."""
     jwt_private_key_file: Path | None = None
     """A PEM private key with which ``coinbooks token`` issues RS256, ES256 or EdDSA tokens
     (e.g. for tests against a staging service); unset, it refuses to."""
