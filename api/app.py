@@ -384,7 +384,7 @@ def create_app(settings: Settings, database_url: str | URL) -> Starlette:
         store_purchases=stores,
         account_tokens=stores.account_tokens,
     )
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_token)
     metrics.watch(engine, services.gifts.batches)
     if keyring.source is not None:  # a JWKS file, read again when it changes
         metrics.watch_also(KeyFileFigures(keyring))

@@ -14,6 +14,7 @@ workers together; the figures read when scraped are those of the worker that ans
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -138,7 +139,9 @@ class KeyFileFigures(Collector):
 class Metrics:
     """The service's metrics, in a registry of its own (one per application)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+        """The bearer token ``GET /metrics`` asks for (``COINBOOKS_METRICS_TOKEN``), if any."""
         self.registry = CollectorRegistry()
         self._names: set[str] = set()
         self._live: list[Collector] = []
@@ -225,4 +228,20 @@ class Metrics:
         return generate_latest(registry)
 
     async def endpoint(self, request: Request) -> Response:
+        if self.token is not None and not _bears(request, self.token):
+            return Response(
+                "GET /metrics takes the metrics token: Authorization: Bearer <token>\n",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                media_type="text/plain",
+            )
         return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _bears(request: Request, token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>``, compared in constant
+    time."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())

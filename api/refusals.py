@@ -33,7 +33,7 @@ _CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 _SETTINGS_ERROR_FIELD = re.compile(r'field "(\w+)"')
-_SECRET = re.compile("SECRET|KEY|URL|PASSWORD")
+_SECRET = re.compile("SECRET|KEY|URL|PASSWORD|METRICS_TOKEN")
 """Variables whose values a refusal does not repeat (they may hold a password)."""
 
 

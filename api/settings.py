@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -29,6 +30,8 @@ DEVELOPMENT_WEBHOOK_SECRET = "coinbooks-development-webhook-{provider}"
 ``coinbooks-development-webhook-card``) unless ``COINBOOKS_WEBHOOK_SECRETS`` names its own."""
 DEVELOPMENT_SECRETS_KEY = "Y29pbmJvb2tzLWRldmVsb3BtZW50LXNlY3JldHMta2U="
 """32 bytes anyone can read (``coinbooks-development-secrets-ke``): production refuses it."""
+METRICS_TOKEN = re.compile(r"[!-~]{32,512}")
+"""What ``COINBOOKS_METRICS_TOKEN`` may be: long enough not to be guessed, one header word."""
 
 
 def default_data_dir() -> Path:
@@ -66,6 +69,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     """``json`` (a JSON object a line) or ``console`` (readable lines); by default JSON in
     production and readable in development."""
+    metrics_token: str | None = None
+    """When set, ``GET /metrics`` answers only ``Authorization: Bearer <this token>`` (32 to 512
+    visible ASCII characters); unset, it answers whoever reaches it."""
 
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
     """The HS256 key; in production at least 32 bytes (256 bits) of random."""
@@ -236,6 +242,13 @@ class Settings(BaseSettings):
     def _a_currency_of_the_ledger(cls, value: str) -> str:
         if value not in FIAT_CODES:
             raise ValueError(f"not a currency of the ledger (one of {', '.join(FIAT_CODES)})")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_is_long(cls, value: str | None) -> str | None:
+        if value is not None and not METRICS_TOKEN.fullmatch(value):
+            raise ValueError("32 to 512 visible ASCII characters, no spaces")
         return value
 
     @field_validator("secrets_key")

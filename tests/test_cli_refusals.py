@@ -81,6 +81,10 @@ BAD_SETTINGS = [
         "coinbooks: COINBOOKS_APPLE_REQUIRE_ACCOUNT_TOKEN: input should be a valid boolean, "
         "unable to interpret input: 'maybe'",
     ),
+    (  # the value is not repeated: it is a secret
+        {"COINBOOKS_METRICS_TOKEN": "short secret"},
+        "coinbooks: COINBOOKS_METRICS_TOKEN: 32 to 512 visible ASCII characters, no spaces",
+    ),
     ({"DATABASE_URL": "not a url"}, "coinbooks: DATABASE_URL: not a database URL"),
     (  # the value is not repeated: it may hold a password
         {"DATABASE_URL": "mysql://ana:secret@db/x"},

@@ -3,9 +3,15 @@ declined purchase and a refused webhook, each counter carries the right labels a
 
 from __future__ import annotations
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from collections.abc import AsyncIterator
 
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import URL
+
+from api.app import create_app
+from api.settings import Settings
 from tests.chargebacks.deliveries import deliver
 from tests.conftest import GraphQLClient
 from tests.gifts.streaming import buy_coins, send_gift, start_stream
@@ -86,3 +92,48 @@ async def test_operation_names_beyond_the_limit_count_as_other(
     assert value(samples, requests, operation="other", outcome="ok") == 1
     assert value(samples, requests, operation="Name7", outcome="ok") == 1
     assert value(samples, requests, operation="Fresh", outcome="ok") == 0
+
+
+SCRAPE_TOKEN = "scrape-" + "k" * 33
+"""A metrics token of 40 characters."""
+
+
+@pytest.fixture
+async def guarded(settings: Settings, db_url: URL) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with ``COINBOOKS_METRICS_TOKEN`` set."""
+    app = create_app(settings.model_copy(update={"metrics_token": SCRAPE_TOKEN}), db_url)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://coinbooks.test") as http:
+        yield http
+    await app.state.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong", f"Basic {SCRAPE_TOKEN}", f"Bearer {SCRAPE_TOKEN}x", "Bearer"],
+    ids=["none", "wrong", "not-bearer", "longer", "empty"],
+)
+async def test_with_a_metrics_token_a_scrape_without_it_is_refused(
+    guarded: httpx.AsyncClient, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await guarded.get("/metrics", headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="metrics"'
+    assert "coinbooks_" not in response.text
+
+
+async def test_with_a_metrics_token_a_scrape_bearing_it_is_answered(
+    guarded: httpx.AsyncClient,
+) -> None:
+    response = await guarded.get("/metrics", headers={"Authorization": f"bearer {SCRAPE_TOKEN}"})
+
+    assert response.status_code == 200
+    assert "coinbooks_db_pool_size" in response.text
+
+
+async def test_without_a_metrics_token_anyone_who_reaches_it_scrapes(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get("/metrics")).status_code == 200
