@@ -176,8 +176,9 @@ async def statement_rows(
     session: AsyncSession, wanted: StatementRequest
 ) -> AsyncIterator[report_rows.Row]:
     """The statement's rows, its movements read a keyset page at a time: the first page with
-    the whole period's figures, the next ones over the same bounds (the statement's snapshot:
-    its transaction is repeatable read), so a long statement costs its movements once."""
+    the whole period's figures, each next one after the last movement's cursor in the same
+    snapshot (the statement's transaction is repeatable read), so a long statement costs its
+    movements once."""
     found = await statements.account_statement(
         session, wanted.account, wanted.start, wanted.end, first=MAX_PAGE
     )
@@ -189,7 +190,12 @@ async def statement_rows(
         yield report_rows.statement_movement(found, movement)
     while page.has_next:
         page = await statements.later_movements(
-            session, found.code, wanted.start, wanted.end, after=page.items[-1].seq, first=MAX_PAGE
+            session,
+            found.code,
+            wanted.start,
+            wanted.end,
+            after=page.items[-1].cursor,
+            first=MAX_PAGE,
         )
         for movement in page.items:
             yield report_rows.statement_movement(found, movement)

@@ -4,10 +4,12 @@ own diamonds' and payable's; support any user's wallet and any creator's diamond
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from accounting.ledger import chart
 from accounting.ledger.errors import LedgerError
@@ -20,10 +22,16 @@ from accounting.policy.access import (
 )
 from accounting.reads.statements import AccountStatement as Found
 from accounting.reads.statements import StatementMovement as FoundMovement
-from accounting.reads.statements import account_statement
+from accounting.reads.statements import UnknownCursor, account_statement
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, NOT_FOUND, ClientError, forbidden, require_principal
-from schema.pagination import Connection, connection, page_start
+from schema.pagination import (
+    Connection,
+    check_first,
+    connection,
+    decode_instant_cursor,
+    instant_position,
+)
 from schema.scalars import BigInt, Money, money_of
 
 CURSOR_KIND = "statement"
@@ -73,15 +81,25 @@ class AccountStatement:
     to: datetime
     opening: StatementAmount = strawberry.field(description="The balance at 'from'.")
     closing: StatementAmount = strawberry.field(description="The balance at 'to'.")
-    total_in: StatementAmount = strawberry.field(description="What increased the account.")
+    total_in: StatementAmount = strawberry.field(
+        resolver=lambda self: self.read_totals()[0], description="What increased the account."
+    )
     total_out: StatementAmount = strawberry.field(
-        description="What decreased it, as a positive amount."
+        resolver=lambda self: self.read_totals()[1],
+        description="What decreased it, as a positive amount.",
     )
     movement_count: BigInt
     movements: Connection[StatementMovement] = strawberry.field(
         description="The period's movements, oldest first (as a statement reads: each one's "
         "balanceAfter follows from the one before)."
     )
+    totals: strawberry.Private[tuple[StatementAmount, StatementAmount] | None]
+    """In and out; read only when the query asks for them (they sum the whole period)."""
+
+    def read_totals(self) -> tuple[StatementAmount, StatementAmount]:
+        if self.totals is None:  # the resolver reads them whenever the query names them
+            raise ClientError(BAD_USER_INPUT, "The totals were not read")
+        return self.totals
 
 
 def _owner(code: str, currency: str) -> tuple[str, str] | None:
@@ -124,8 +142,8 @@ def may_read_statement(principal: Principal, code: str, currency: str) -> bool:
     return may_read_earnings(principal, user_id)
 
 
-def _movement(m: FoundMovement, commodity: str) -> tuple[int, StatementMovement]:
-    return m.seq, StatementMovement(
+def _movement(m: FoundMovement, commodity: str) -> tuple[str, StatementMovement]:
+    return instant_position(*m.cursor), StatementMovement(
         entry_id=strawberry.ID(str(m.entry_id)),
         posted_at=m.posted_at,
         kind=m.kind,
@@ -146,11 +164,34 @@ def statement_of(found: Found) -> AccountStatement:
         to=found.end,
         opening=amount_of(found.opening, c),
         closing=amount_of(found.closing, c),
-        total_in=amount_of(found.total_in, c),
-        total_out=amount_of(found.total_out, c),
         movement_count=BigInt(found.movement_count),
         movements=connection(CURSOR_KIND, [_movement(m, c) for m in page.items], page.has_next),
+        totals=(
+            None
+            if found.total_in is None or found.total_out is None
+            else (amount_of(found.total_in, c), amount_of(found.total_out, c))
+        ),
     )
+
+
+TOTALS = frozenset({"totalIn", "totalOut"})
+
+
+def _names(selections: Sequence[Selection], names: frozenset[str]) -> bool:
+    """Whether ``selections`` (fragments included) name one of ``names``."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name in names:
+                return True
+        elif _names(selection.selections, names):
+            return True
+    return False
+
+
+def asks_for_totals(info: Info) -> bool:
+    """Whether the query reads the statement's totals: the one figure that reads every
+    movement of the period, so a page that does not ask for it reads only its own."""
+    return any(_names(field.selections, TOTALS) for field in info.selected_fields)
 
 
 def _check_period(start: datetime, end: datetime) -> None:
@@ -158,6 +199,24 @@ def _check_period(start: datetime, end: datetime) -> None:
         raise ClientError(BAD_USER_INPUT, "Send 'from' and 'to' with a UTC offset")
     if end <= start:
         raise ClientError(BAD_USER_INPUT, "'to' must be after 'from'")
+
+
+async def _read(
+    info: Info,
+    code: str,
+    start: datetime,
+    end: datetime,
+    first: int,
+    after: tuple[datetime, int] | None,
+) -> Found | None:
+    """The statement, with its totals when the query asks for them."""
+    async with info.context.services.sessions() as session:
+        try:
+            return await account_statement(
+                session, code, start, end, first=first, after=after, totals=asks_for_totals(info)
+            )
+        except UnknownCursor:
+            raise ClientError(BAD_USER_INPUT, "'after' is not a cursor from this list") from None
 
 
 @strawberry.type
@@ -183,11 +242,9 @@ class StatementQueries:
         if not may_read_statement(principal, account_code, currency):
             raise forbidden(f"read the statement of {account_code}")
         _check_period(from_, to)
-        after_seq = page_start(CURSOR_KIND, first, after)
-        async with info.context.services.sessions() as session:
-            found = await account_statement(
-                session, account_code, from_, to, first=first, after=after_seq
-            )
+        check_first(first)
+        cursor = decode_instant_cursor(CURSOR_KIND, after)
+        found = await _read(info, account_code, from_, to, first, cursor)
         if found is not None:
             return statement_of(found)
         if not may_read_books(principal):  # one's own account, not opened yet: nothing in it

@@ -88,11 +88,14 @@ def statement_movement(statement: AccountStatement, movement: StatementMovement)
 
 
 def statement_closing(statement: AccountStatement) -> list[Row]:
-    """``total_in``, ``total_out`` and ``closing``: the whole period's."""
-    commodity = statement.commodity
+    """``total_in``, ``total_out`` and ``closing``: the whole period's (the statement read
+    with its totals)."""
+    commodity, total_in, total_out = statement.commodity, statement.total_in, statement.total_out
+    if total_in is None or total_out is None:
+        raise ValueError("the statement was read without its totals")
     return [
-        _statement_row(statement, "total_in", amount=amount_text(statement.total_in, commodity)),
-        _statement_row(statement, "total_out", amount=amount_text(-statement.total_out, commodity)),
+        _statement_row(statement, "total_in", amount=amount_text(total_in, commodity)),
+        _statement_row(statement, "total_out", amount=amount_text(-total_out, commodity)),
         _statement_row(
             statement,
             "closing",

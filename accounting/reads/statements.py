@@ -5,9 +5,13 @@ posted exactly at ``end`` belongs to the next period, so the closing balance of 
 the opening balance of the next. An account's postings are in time order (``posted_at`` is
 taken after the account is locked), so a period is a range of the account's sequence numbers:
 the opening and closing balances are the running balances of the last posting before ``start``
-and before ``end``, each one probe of the index ``(account_id, posted_at)``, and the period's
-movements are one range of that index, in the same order: the totals read the range whole, and
-a page reads it from the start of the period, passing over the movements up to its cursor.
+and before ``end``, each one probe of the index ``(account_id, posted_at)``.
+
+The movements are in the order ``(posted_at, account, sequence number)`` and read by keyset: a
+page starts right after its cursor (the instant and posting id of the page before's last
+movement) with one probe of that index, so a page deep in a long period reads its own
+movements and no others. Only the totals in and out read the whole period (one range of the
+index), and only when they are asked for.
 
 Every amount is in the account's natural reading (what a user holds, what the platform owes or
 earned), in the commodity's smallest unit: ``in`` is what increased it, ``out`` what decreased.
@@ -17,19 +21,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.ledger.chart import with_sub_accounts
+from accounting.ledger.errors import LedgerError
 from accounting.ledger.pages import Page, page_size
-from accounting.ledger.tables import AccountRow, JournalEntryRow, PostingRow
+from accounting.ledger.tables import AccountRow, PostingRow
+
+StatementCursor = tuple[datetime, int]
+"""Where a page of a statement ends: its last movement's instant and posting id."""
+
+
+class UnknownCursor(LedgerError):
+    """The cursor names no movement of this statement (another account's, another period's)."""
+
+    code = "UNKNOWN_CURSOR"
 
 
 @dataclass(frozen=True, slots=True)
 class StatementMovement:
     seq: int
-    """The posting's place in the account's history (the cursor)."""
+    """The posting's place in its account's history (in its sub-account's, for a platform
+    account split into sub-accounts)."""
+    posting_id: int
     entry_id: int
     posted_at: datetime
     kind: str
@@ -37,8 +54,14 @@ class StatementMovement:
     amount: int
     """Positive when it increased the account (natural reading), negative when it decreased it."""
     balance_after: int
+    """The account's balance after it (the sum of the sub-accounts', for a split account)."""
     counterparties: tuple[str, ...]
     """The codes of the entry's other accounts, in code order."""
+
+    @property
+    def cursor(self) -> StatementCursor:
+        """The next page starts after this movement."""
+        return self.posted_at, self.posting_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +72,10 @@ class AccountStatement:
     end: datetime
     opening: int
     closing: int
-    total_in: int
-    total_out: int
+    total_in: int | None
+    """What increased the account over the whole period; ``None`` when read without totals."""
+    total_out: int | None
+    """What decreased it (positive); ``None`` when read without totals."""
     movement_count: int
     """Movements in the whole period (every page), not only this page's."""
     movements: Page[StatementMovement]
@@ -59,25 +84,35 @@ class AccountStatement:
 
 @dataclass(frozen=True, slots=True)
 class _Bounds:
-    """The period as the account's sequence numbers ``(after_seq, last_seq]``, and the running
+    """One account's period as its sequence numbers ``(after_seq, last_seq]``, and the running
     balances (debit-positive) at either end."""
 
     after_seq: int
     opening: int
     last_seq: int
     closing: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The accounts read as one, the period, and where the page starts: after the posting
+    ``(at, account_id, seq)`` in the movements' order; ``(start, 0, 0)`` before the first."""
+
+    account_ids: list[int]
     start: datetime
     end: datetime
+    at: datetime
+    account_id: int = 0
+    seq: int = 0
 
-
-def _in_period(account_id: int, bounds: _Bounds) -> tuple[ColumnElement[bool], ...]:
-    """The account's movements of the period: one range of the index ``(account_id,
-    posted_at)``, the same postings as the sequence numbers ``(after_seq, last_seq]``."""
-    return (
-        PostingRow.account_id == account_id,
-        PostingRow.posted_at >= bounds.start,
-        PostingRow.posted_at < bounds.end,
-    )
+    def params(self) -> dict[str, Any]:
+        return {
+            "ids": self.account_ids,
+            "end": self.end,
+            "at": self.at,
+            "account": self.account_id,
+            "seq": self.seq,
+        }
 
 
 async def _last_before(
@@ -103,21 +138,25 @@ async def _bounds(
     last_seq, closing = await _last_before(session, account_id, end)
     if last_seq < after_seq:  # an empty period
         last_seq, closing = after_seq, opening
-    return _Bounds(after_seq, opening, last_seq, closing, start, end)
+    return _Bounds(after_seq, opening, last_seq, closing)
 
 
 async def _totals(
-    session: AsyncSession, account_id: int, normal_sign: int, bounds: _Bounds
+    session: AsyncSession, account_ids: list[int], normal_sign: int, start: datetime, end: datetime
 ) -> tuple[int, int]:
     """What went in and what went out (both positive, natural reading) over the whole period:
-    one range of the account's history index, as long as the period's movements."""
+    one range of the account's history index per account, as long as the period's movements."""
     natural = PostingRow.amount * normal_sign
     row = (
         await session.execute(
             select(
                 func.coalesce(func.sum(case((natural > 0, natural), else_=0)), 0),
                 func.coalesce(func.sum(case((natural < 0, -natural), else_=0)), 0),
-            ).where(*_in_period(account_id, bounds))
+            ).where(
+                PostingRow.account_id.in_(account_ids),
+                PostingRow.posted_at >= start,
+                PostingRow.posted_at < end,
+            )
         )
     ).one()
     return int(row[0]), int(row[1])
@@ -145,185 +184,83 @@ async def _counterparties(
     return {entry_id: tuple(codes) for entry_id, codes in found.items()}
 
 
+_AFTER_CURSOR = """
+    q.account_id = a.id AND q.posted_at >= :at AND q.posted_at < :end
+    AND (q.posted_at > :at OR (q.account_id, q.account_seq) > (:account, :seq))"""
+_PAGE = text(
+    "SELECT p.id, p.entry_id, p.posted_at, p.account_seq, p.amount, e.kind, e.memo"
+    "  FROM unnest(CAST(:ids AS bigint[])) AS a(id)"
+    " CROSS JOIN LATERAL (SELECT q.* FROM posting q"
+    f"                    WHERE {_AFTER_CURSOR}"
+    "                     ORDER BY q.posted_at, q.account_seq LIMIT :n) p"
+    "  JOIN journal_entry e ON e.id = p.entry_id"
+    " ORDER BY p.posted_at, p.account_id, p.account_seq LIMIT :n"
+)
+"""The page: each account's first movements after the cursor (one range of its history index,
+as long as the page), merged in the movements' order."""
+_BALANCE_AT = text(
+    "SELECT coalesce(sum(b.balance_after), 0) FROM unnest(CAST(:ids AS bigint[])) AS a(id)"
+    " CROSS JOIN LATERAL (SELECT q.balance_after FROM posting q"
+    "                     WHERE q.account_id = a.id AND q.posted_at <= :at"
+    "                       AND (q.posted_at < :at OR (q.account_id, q.account_seq)"
+    "                                              <= (:account, :seq))"
+    "                     ORDER BY q.posted_at DESC, q.account_seq DESC LIMIT 1) b"
+)
+"""The accounts' balance (debit-positive) right after the cursor's posting: each account's
+running balance at its last posting up to it in the movements' order, one probe each."""
+
+
+async def _window(
+    session: AsyncSession,
+    account_ids: list[int],
+    start: datetime,
+    end: datetime,
+    after: StatementCursor | None,
+) -> _Window:
+    """The page's window: where the cursor ``after`` is, in the movements' order (one probe of
+    the posting's key); :class:`UnknownCursor` for a posting not among the statement's."""
+    if after is None:
+        return _Window(account_ids, start, end, start)
+    instant, posting_id = after
+    found = (
+        await session.execute(
+            select(PostingRow.posted_at, PostingRow.account_id, PostingRow.account_seq).where(
+                PostingRow.id == posting_id
+            )
+        )
+    ).first()
+    if found is None or found.account_id not in account_ids or found.posted_at != instant:
+        raise UnknownCursor("'after' names no movement of this statement", field="after")
+    if not start <= instant < end:
+        raise UnknownCursor("'after' names a movement of another period", field="after")
+    return _Window(account_ids, start, end, instant, found.account_id, found.account_seq)
+
+
 async def _page(
     session: AsyncSession,
-    account: AccountRow,
-    bounds: _Bounds,
+    sign: int,
+    window: _Window,
+    opening: int | None,
     first: int,
-    after: int | None,
 ) -> Page[StatementMovement]:
-    size = page_size(first)
-    rows = (
-        await session.execute(
-            select(PostingRow, JournalEntryRow)
-            .join(JournalEntryRow, JournalEntryRow.id == PostingRow.entry_id)
-            .where(*_in_period(account.id, bounds), PostingRow.account_seq > (after or 0))
-            .order_by(PostingRow.posted_at, PostingRow.account_seq)
-            .limit(size + 1)
-        )
-    ).all()
-    shown = rows[:size]
-    others = await _counterparties(session, [account.id], sorted({e.id for _, e in shown}))
-    sign = account.normal_sign
-    items = [
-        StatementMovement(
-            seq=posting.account_seq,
-            entry_id=entry.id,
-            posted_at=entry.posted_at,
-            kind=entry.kind,
-            memo=entry.memo,
-            amount=posting.amount * sign,
-            balance_after=posting.balance_after * sign,
-            counterparties=others.get(entry.id, ()),
-        )
-        for posting, entry in shown
-    ]
-    return Page(items, len(rows) > size)
-
-
-async def account_statement(
-    session: AsyncSession,
-    account_code: str,
-    start: datetime,
-    end: datetime,
-    *,
-    first: int = 20,
-    after: int | None = None,
-) -> AccountStatement | None:
-    """The statement of ``account_code`` for ``[start, end)``, with one page of its movements
-    (oldest first, after the sequence number ``after``); ``None`` if the account was never
-    opened. The opening, closing and totals are the whole period's, whichever page is asked.
-    Its statements read one snapshot (it opens the session's transaction as repeatable read),
-    so the figures agree with each other while entries are being posted."""
-    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-    accounts = await _accounts_of(session, account_code)
-    if len(accounts) > 1:
-        return await _summed_statement(session, account_code, accounts, start, end, first, after)
-    if not accounts:
-        return None
-    account = accounts[0]
-    bounds = await _bounds(session, account.id, start, end)
-    total_in, total_out = await _totals(session, account.id, account.normal_sign, bounds)
-    return AccountStatement(
-        code=account.code,
-        commodity=account.commodity,
-        start=start,
-        end=end,
-        opening=bounds.opening * account.normal_sign,
-        closing=bounds.closing * account.normal_sign,
-        total_in=total_in,
-        total_out=total_out,
-        movement_count=bounds.last_seq - bounds.after_seq,  # sequence numbers have no gaps
-        movements=await _page(session, account, bounds, first, after),
-    )
-
-
-async def later_movements(
-    session: AsyncSession,
-    account_code: str,
-    start: datetime,
-    end: datetime,
-    *,
-    after: int,
-    first: int = 20,
-) -> Page[StatementMovement]:
-    """The page of the statement's movements after the sequence number ``after`` (the last of
-    the page before), for a reader going through a long statement page by page: read in the
-    same transaction as :func:`account_statement`, it sees the same snapshot."""
-    accounts = await _accounts_of(session, account_code)
-    if len(accounts) > 1:
-        opening = sum([(await _bounds(session, a.id, start, end)).opening for a in accounts])
-        return await _summed_page(session, accounts, start, end, opening, first, after)
-    if not accounts:
-        return Page([], False)
-    bounds = await _bounds(session, accounts[0].id, start, end)
-    return await _page(session, accounts[0], bounds, first, after)
-
-
-# --- a platform account with sub-accounts: their sum ------------------------------------------
-
-
-async def _accounts_of(session: AsyncSession, code: str) -> list[AccountRow]:
-    """The account ``code``, or a platform account and the sub-accounts it has."""
-    found = await session.scalars(
-        select(AccountRow).where(AccountRow.code.in_(with_sub_accounts(code))).order_by("id")
-    )
-    return list(found.all())
-
-
-async def _summed_statement(
-    session: AsyncSession,
-    code: str,
-    accounts: list[AccountRow],
-    start: datetime,
-    end: datetime,
-    first: int,
-    after: int | None,
-) -> AccountStatement:
-    """The statement of a platform account split into sub-accounts, as one account: each
-    figure the sum of the sub-accounts', the movements of all of them in time order. A
-    movement's ``seq`` is then its place among the period's movements (the cursor), and its
-    ``balance_after`` the sum of the sub-accounts' after it."""
-    sign = accounts[0].normal_sign
-    bounds = [await _bounds(session, account.id, start, end) for account in accounts]
-    totals = [
-        await _totals(session, account.id, sign, bound)
-        for account, bound in zip(accounts, bounds, strict=True)
-    ]
-    opening = sum(bound.opening for bound in bounds)
-    return AccountStatement(
-        code=code,
-        commodity=accounts[0].commodity,
-        start=start,
-        end=end,
-        opening=opening * sign,
-        closing=sum(bound.closing for bound in bounds) * sign,
-        total_in=sum(total[0] for total in totals),
-        total_out=sum(total[1] for total in totals),
-        movement_count=sum(bound.last_seq - bound.after_seq for bound in bounds),
-        movements=await _summed_page(session, accounts, start, end, opening, first, after),
-    )
-
-
-_FAMILY_MOVEMENTS = """
-    SELECT p.entry_id, p.amount, p.posted_at, p.account_id, p.account_seq FROM posting p
-     WHERE p.account_id = ANY(CAST(:ids AS bigint[]))
-       AND p.posted_at >= :start AND p.posted_at < :end
-     ORDER BY p.posted_at, p.account_id, p.account_seq"""
-_MOVED_BEFORE = text(f"SELECT coalesce(sum(amount), 0) FROM ({_FAMILY_MOVEMENTS} LIMIT :n) m")
-_FAMILY_PAGE = text(
-    "SELECT m.entry_id, m.posted_at, e.kind, e.memo, m.amount"
-    f"  FROM ({_FAMILY_MOVEMENTS} OFFSET :n LIMIT :size) m"
-    "  JOIN journal_entry e ON e.id = m.entry_id"
-    " ORDER BY m.posted_at, m.account_id, m.account_seq"
-)
-
-
-async def _summed_page(
-    session: AsyncSession,
-    accounts: list[AccountRow],
-    start: datetime,
-    end: datetime,
-    opening: int,
-    first: int,
-    after: int | None,
-) -> Page[StatementMovement]:
-    """One page of the sub-accounts' movements, after the ``after``-th of the period: what moved
-    before it is summed, so each movement's running balance is the whole account's."""
-    size, skipped = page_size(first), after or 0
-    window = {"ids": [a.id for a in accounts], "start": start, "end": end, "n": skipped}
-    balance = opening + int(await session.scalar(_MOVED_BEFORE, window) or 0)
-    rows = (await session.execute(_FAMILY_PAGE, {**window, "size": size + 1})).all()
+    """One page of the movements after the window's cursor, each with the balance after it:
+    from the ``opening`` balance (debit-positive) for the first page, else from the balance
+    right after the cursor's posting."""
+    size, params = page_size(first), window.params()
+    if opening is None:
+        opening = int(await session.scalar(_BALANCE_AT, params) or 0)
+    rows = (await session.execute(_PAGE, {**params, "n": size + 1})).all()
     shown = rows[:size]
     others = await _counterparties(
-        session, [a.id for a in accounts], sorted({row.entry_id for row in shown})
+        session, window.account_ids, sorted({row.entry_id for row in shown})
     )
-    sign, items = accounts[0].normal_sign, []
-    for place, row in enumerate(shown, start=skipped + 1):
+    balance, items = opening, []
+    for row in shown:
         balance += row.amount
         items.append(
             StatementMovement(
-                seq=place,
+                seq=row.account_seq,
+                posting_id=row.id,
                 entry_id=row.entry_id,
                 posted_at=row.posted_at,
                 kind=row.kind,
@@ -334,3 +271,78 @@ async def _summed_page(
             )
         )
     return Page(items, len(rows) > size)
+
+
+async def _snapshot(session: AsyncSession) -> None:
+    """One snapshot for all of a statement's reads: the session's transaction, opened here as
+    repeatable read (a caller that opened it already chose its isolation)."""
+    if not session.in_transaction():
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+
+
+async def account_statement(
+    session: AsyncSession,
+    account_code: str,
+    start: datetime,
+    end: datetime,
+    *,
+    first: int = 20,
+    after: StatementCursor | None = None,
+    totals: bool = True,
+) -> AccountStatement | None:
+    """The statement of ``account_code`` for ``[start, end)`` (a platform account: the sum of
+    its sub-accounts), with one page of its movements (oldest first, after the cursor
+    ``after``); ``None`` if the account was never opened. The opening, closing, totals and
+    movement count are the whole period's, whichever page is asked; the totals, the one
+    figure that reads every movement of the period, only with ``totals``. Its reads share one
+    snapshot, so the figures agree with each other while entries are being posted."""
+    await _snapshot(session)
+    accounts = await _accounts_of(session, account_code)
+    if not accounts:
+        return None
+    ids, sign = [a.id for a in accounts], accounts[0].normal_sign
+    window = await _window(session, ids, start, end, after)
+    bounds = [await _bounds(session, account_id, start, end) for account_id in ids]
+    opening = sum(bound.opening for bound in bounds)
+    total_in = total_out = None
+    if totals:
+        total_in, total_out = await _totals(session, ids, sign, start, end)
+    return AccountStatement(
+        code=accounts[0].code if len(accounts) == 1 else account_code,
+        commodity=accounts[0].commodity,
+        start=start,
+        end=end,
+        opening=opening * sign,
+        closing=sum(bound.closing for bound in bounds) * sign,
+        total_in=total_in,
+        total_out=total_out,
+        movement_count=sum(b.last_seq - b.after_seq for b in bounds),  # no gaps in sequences
+        movements=await _page(session, sign, window, opening if after is None else None, first),
+    )
+
+
+async def later_movements(
+    session: AsyncSession,
+    account_code: str,
+    start: datetime,
+    end: datetime,
+    *,
+    after: StatementCursor,
+    first: int = 20,
+) -> Page[StatementMovement]:
+    """The page of the statement's movements after the cursor ``after`` (of the page before's
+    last movement), for a reader going through a long statement page by page: read in the
+    same transaction as :func:`account_statement`, it sees the same snapshot."""
+    accounts = await _accounts_of(session, account_code)
+    if not accounts:
+        return Page([], False)
+    window = await _window(session, [a.id for a in accounts], start, end, after)
+    return await _page(session, accounts[0].normal_sign, window, None, first)
+
+
+async def _accounts_of(session: AsyncSession, code: str) -> list[AccountRow]:
+    """The account ``code``, or a platform account and the sub-accounts it has."""
+    found = await session.scalars(
+        select(AccountRow).where(AccountRow.code.in_(with_sub_accounts(code))).order_by("id")
+    )
+    return list(found.all())

@@ -16,6 +16,7 @@ answers FORBIDDEN whether or not it exists, as wallet() answers for another user
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -253,3 +254,66 @@ async def test_a_period_before_any_movement_is_empty_over_http(
     found = ok(reply)
     assert (found["opening"]["units"], found["closing"]["units"]) == ("0", "0")
     assert found["movements"]["edges"] == []
+
+
+async def test_a_cursor_of_the_previous_release_or_of_another_statement_is_refused(
+    gql: GraphQLClient, day: Day
+) -> None:
+    """Cursors hold the movement's instant and posting: one that held its number alone
+    ("statement:3"), or one of another account's statement, is BAD_USER_INPUT."""
+    old = base64.urlsafe_b64encode(b"statement:3").decode()
+    reply = await ask(gql, day, "user:ana:coins", "fin", "finance", first=1, after=old)
+    assert code_of(reply) == "BAD_USER_INPUT"
+    assert reply["errors"][0]["message"] == "'after' is not a cursor from this list"
+
+    value = ok(await ask(gql, day, "user:ana:coins_value", "fin", "finance", first=1))
+    other = value["movements"]["pageInfo"]["endCursor"]
+    reply = await ask(gql, day, "user:ana:coins", "fin", "finance", first=1, after=other)
+    assert code_of(reply) == "BAD_USER_INPUT"
+
+
+PAGE_WITHOUT_TOTALS = """
+query Page($code: String!, $from: DateTime!, $to: DateTime!, $after: String) {
+  accountStatement(accountCode: $code, from: $from, to: $to, first: 2, after: $after) {
+    opening { units } closing { units } movementCount
+    movements { edges { node { amount { units } balanceAfter { units } } }
+                pageInfo { hasNextPage endCursor } }
+  }
+}
+"""
+TOTALS_IN_A_FRAGMENT = """
+query Totals($code: String!, $from: DateTime!, $to: DateTime!) {
+  accountStatement(accountCode: $code, from: $from, to: $to, first: 1) { ...Totals }
+}
+fragment Totals on AccountStatement { ... on AccountStatement { totalIn { units } }
+                                      totalOut { units } }
+"""
+
+
+async def test_pages_read_without_totals_and_totals_asked_in_a_fragment(
+    gql: GraphQLClient, day: Day
+) -> None:
+    """Ana's coins: 350 in, then 5, 100 and 10 out. Pages of two that do not ask for the
+    totals (the one figure that reads the whole period) give the rest as always; the totals
+    asked through fragments are 350 in and 5 + 100 + 10 = 115 out."""
+    variables = period(day, code="user:ana:coins")
+    one = ok(await gql(PAGE_WITHOUT_TOTALS, variables, user="ana", roles=("viewer",)))
+    after = one["movements"]["pageInfo"]["endCursor"]
+    two = ok(await gql(PAGE_WITHOUT_TOTALS, {**variables, "after": after}, user="ana"))
+    for page in (one, two):
+        assert (page["opening"], page["closing"], page["movementCount"]) == (
+            {"units": "0"},
+            {"units": "235"},
+            "4",
+        )
+    walked = [e["node"] for page in (one, two) for e in page["movements"]["edges"]]
+    assert [(n["amount"]["units"], n["balanceAfter"]["units"]) for n in walked] == [
+        ("350", "350"),
+        ("-5", "345"),
+        ("-100", "245"),
+        ("-10", "235"),
+    ]
+    assert not two["movements"]["pageInfo"]["hasNextPage"]
+
+    totals = ok(await gql(TOTALS_IN_A_FRAGMENT, variables, user="ana", roles=("viewer",)))
+    assert totals == {"totalIn": {"units": "350"}, "totalOut": {"units": "115"}}

@@ -30,7 +30,12 @@ from accounting.gifts.streams import start_stream
 from accounting.ledger.posting import in_transaction
 from accounting.ledger.tables import JournalEntryRow
 from accounting.purchases.service import PurchaseRequest, PurchaseService
-from accounting.reads.statements import AccountStatement, StatementMovement, account_statement
+from accounting.reads.statements import (
+    AccountStatement,
+    StatementCursor,
+    StatementMovement,
+    account_statement,
+)
 
 PURCHASE_ACCOUNTS = (
     "platform:clearing:paypal:USD",
@@ -99,7 +104,7 @@ async def statement(
     end: datetime,
     *,
     first: int = 20,
-    after: int | None = None,
+    after: StatementCursor | None = None,
 ) -> AccountStatement:
     async with sessions() as session:
         found = await account_statement(session, code, start, end, first=first, after=after)
@@ -187,7 +192,7 @@ async def test_pages_put_together_are_the_whole_period_and_every_page_has_its_to
     whole = await statement(sessions, "user:ana:coins_value", day.start, day.end)
 
     pages: list[AccountStatement] = []
-    after: int | None = None
+    after: StatementCursor | None = None
     while True:
         page = await statement(
             sessions, "user:ana:coins_value", day.start, day.end, first=3, after=after
@@ -195,7 +200,7 @@ async def test_pages_put_together_are_the_whole_period_and_every_page_has_its_to
         pages.append(page)
         if not page.movements.has_next:
             break
-        after = page.movements.items[-1].seq
+        after = page.movements.items[-1].cursor
     walked: list[StatementMovement] = [m for p in pages for m in p.movements.items]
 
     assert [len(p.movements.items) for p in pages] == [3, 1]
