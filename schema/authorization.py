@@ -4,13 +4,18 @@ Each entry names the same predicate of :mod:`accounting.policy.access` that the 
 checks, so the roles a field admits are computed from the rule, not written a second time.
 ``tests/graphql/test_authorization.py`` calls every field of the committed SDL as every role
 (and with no token) over HTTP and holds each answer to this table; a field missing from it
-fails that test. The Roles section of ``docs/graphql.md`` is :func:`roles_markdown`'s output."""
+fails that test. The Roles section of ``docs/graphql.md`` is :func:`roles_markdown`'s output.
+
+Resolvers gate through the same rules: :func:`require` (one wording and code for every refusal),
+and for each Node type its :class:`NodeRule` in :data:`NODES`, which the type's own fields and
+its loader (what ``node(id:)`` answers with) both ask."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from accounting.policy.access import (
     Principal,
@@ -34,6 +39,9 @@ from accounting.policy.access import (
     may_stream,
     may_verify_identity,
 )
+from schema.context import Info
+from schema.errors import require_principal, require_role
+from schema.nodes import pk_of
 
 ROLES: tuple[Role, ...] = tuple(Role)
 CALLER = "caller"
@@ -125,6 +133,92 @@ def _any_books_or_wallet(principal: Principal, user_id: str) -> bool:
 
 
 FINANCE = only(may_read_books)
+RESOLVES_PAYOUTS = only(may_resolve_payouts)
+
+
+# --- the gate every resolver calls --------------------------------------------------------------
+
+
+def role_names(access: Access) -> str:
+    """The roles a ROLES rule admits, as its refusal names them: "finance", "support or finance"."""
+    return " or ".join(role.value for role in ROLES if access.admits(role))
+
+
+def require(info: Info, access: Access, what: str) -> Principal:
+    """The caller, when the ROLES rule ``access`` admits them; else ``FORBIDDEN``, worded alike
+    for every rule: "You may not <what> without the <roles> role", the roles read off the rule."""
+    return require_role(info, access.may, f"{what} without the {role_names(access)} role")
+
+
+READ_BOOKS = "read the books"
+"""What a caller without the finance role may not do with the reports, balances and journal."""
+
+
+def require_finance(info: Info, what: str) -> Principal:
+    """The caller, when they have the finance role (:data:`FINANCE`); else ``FORBIDDEN``."""
+    return require(info, FINANCE, what)
+
+
+# --- who sees each Node type: its own lookup and node(id:) ask the one rule ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRule:
+    """Who may see the objects of one Node type. ROLES: those roles see every one, any other
+    caller is FORBIDDEN (``reading`` says what they may not do). OBJECT: any signed-in caller may
+    ask and sees those ``access.may_see`` lets them; another's answers as a missing one (null)."""
+
+    access: Access
+    reading: str = ""
+
+    def caller(self, info: Info) -> Principal:
+        """The caller, past the type's gate (signed in; with a role that reads the type)."""
+        if self.access.kind is Kind.ROLES:
+            return require(info, self.access, self.reading)
+        return require_principal(info)
+
+    def sees(self, principal: Principal, owner: str) -> bool:
+        """Whether the caller (past :meth:`caller`) sees an object of the type that is
+        ``owner``'s: the buyer's, the creator's."""
+        return self.access.kind is Kind.ROLES or self.access.may_see(principal, owner)
+
+
+PURCHASES = NodeRule(seen(may_read_wallet))
+REFUNDS = PURCHASES
+"""A refund is seen as the purchase it refunds is."""
+PAYOUTS = NodeRule(seen(may_read_payouts))
+STREAMS = NodeRule(SIGNED_IN)
+SETTLEMENT_REPORTS = NodeRule(FINANCE, "read settlement reports")
+JOURNAL_ENTRIES = NodeRule(FINANCE, READ_BOOKS)
+CHARGEBACKS = NodeRule(only(may_read_chargebacks), "read chargebacks")
+ADJUSTMENT_PROPOSALS = NodeRule(FINANCE, "read adjustment proposals")
+RECONCILIATION_EXCEPTIONS = NodeRule(FINANCE, "read reconciliation exceptions")
+
+NODES: Mapping[str, NodeRule] = {
+    "Purchase": PURCHASES,
+    "Refund": REFUNDS,
+    "Payout": PAYOUTS,
+    "Stream": STREAMS,
+    "SettlementReport": SETTLEMENT_REPORTS,
+    "JournalEntry": JOURNAL_ENTRIES,
+    "Chargeback": CHARGEBACKS,
+    "AdjustmentProposal": ADJUSTMENT_PROPOSALS,
+    "ReconciliationException": RECONCILIATION_EXCEPTIONS,
+}
+"""Every Node type's rule: its loader (what node(id:) answers with) and its own fields ask it."""
+
+Found = TypeVar("Found")
+
+
+async def look_up(
+    info: Info, id: str, type_name: str, load: Callable[[Info, int], Awaitable[Found | None]]
+) -> Found | None:
+    """A Node type's own lookup by id: the type's gate first, whatever the id, then the loader
+    node(id:) answers with; an id that names nothing of the type is null."""
+    NODES[type_name].caller(info)
+    pk = pk_of(id, type_name)
+    return None if pk is None else await load(info, pk)
+
 
 QUERIES: Mapping[str, Access] = {
     "node": SIGNED_IN,
@@ -133,8 +227,8 @@ QUERIES: Mapping[str, Access] = {
     "wallet": whose("userId", may_read_wallet),
     "transactions": whose("userId", may_read_wallet),
     "purchases": whose("userId", may_read_wallet),
-    "purchase": seen(may_read_wallet),
-    "refundCheck": seen(may_read_wallet),
+    "purchase": PURCHASES.access,
+    "refundCheck": PURCHASES.access,
     "appAccountToken": only(may_buy_coins),
     "trialBalance": FINANCE,
     "integrityReport": FINANCE,
@@ -142,7 +236,7 @@ QUERIES: Mapping[str, Access] = {
     "balanceSheet": FINANCE,
     "incomeStatement": FINANCE,
     "rollForwards": FINANCE,
-    "stream": SIGNED_IN,
+    "stream": STREAMS.access,
     "liveStreams": SIGNED_IN,
     "giftCatalog": PUBLIC,
     "featureCatalog": PUBLIC,
@@ -156,20 +250,20 @@ QUERIES: Mapping[str, Access] = {
     "payoutMethods": earnings_of("creatorId"),
     "payoutControls": earnings_of("creatorId"),
     "payouts": earnings_of("creatorId"),
-    "payout": seen(may_read_payouts),
-    "payoutsInFlight": only(may_resolve_payouts),
+    "payout": PAYOUTS.access,
+    "payoutsInFlight": RESOLVES_PAYOUTS,
     "auditLog": only(may_read_audit_log),
-    "chargebacks": only(may_read_chargebacks),
+    "chargebacks": CHARGEBACKS.access,
     "providerEvents": only(may_read_provider_events),
     "refusedDeliveries": only(may_read_provider_events),
-    "adjustmentProposals": FINANCE,
-    "reconciliationExceptions": FINANCE,
-    "settlementReports": FINANCE,
-    "settlementReport": FINANCE,
+    "adjustmentProposals": ADJUSTMENT_PROPOSALS.access,
+    "reconciliationExceptions": RECONCILIATION_EXCEPTIONS.access,
+    "settlementReports": SETTLEMENT_REPORTS.access,
+    "settlementReport": SETTLEMENT_REPORTS.access,
     "closedPeriods": FINANCE,
     "verifyChain": FINANCE,
-    "journal": FINANCE,
-    "journalEntry": FINANCE,
+    "journal": JOURNAL_ENTRIES.access,
+    "journalEntry": JOURNAL_ENTRIES.access,
     "accountStatement": whose("accountCode", _any_books_or_wallet),
 }
 
@@ -188,11 +282,11 @@ MUTATIONS: Mapping[str, Access] = {
     "enrolSecondFactor": only(may_request_payouts),
     "confirmSecondFactor": only(may_request_payouts),
     "requestPayout": only(may_request_payouts),
-    "rejectPayout": only(may_resolve_payouts),
-    "markPayoutSent": only(may_resolve_payouts),
-    "markPayoutPaid": only(may_resolve_payouts),
-    "markPayoutFailed": only(may_resolve_payouts),
-    "markPayoutReturned": only(may_resolve_payouts),
+    "rejectPayout": RESOLVES_PAYOUTS,
+    "markPayoutSent": RESOLVES_PAYOUTS,
+    "markPayoutPaid": RESOLVES_PAYOUTS,
+    "markPayoutFailed": RESOLVES_PAYOUTS,
+    "markPayoutReturned": RESOLVES_PAYOUTS,
     "setKycVerified": only(may_verify_identity),
     "reverseEntry": FINANCE,
     "proposeAdjustment": FINANCE,

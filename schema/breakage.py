@@ -11,9 +11,9 @@ from accounting.breakage import service
 from accounting.breakage.errors import BreakageDateNotEnded
 from accounting.breakage.reads import BrokenWallet
 from accounting.ledger.errors import IdempotencyKeyReused, InvalidIdempotencyKey
-from accounting.policy.access import may_read_books
+from schema.authorization import require_finance
 from schema.context import Info
-from schema.errors import MutationError, error_type, errors_in_payload, require_role
+from schema.errors import MutationError, error_type, errors_in_payload
 from schema.payloads import null_on_error, replayed_field
 from schema.scalars import BigInt, Money
 
@@ -115,9 +115,7 @@ class BreakageMutations:
     async def recognise_breakage(
         self, info: Info, input: RecogniseBreakageInput
     ) -> RecogniseBreakagePayload:
-        principal = require_role(
-            info, may_read_books, "recognise breakage without the finance role"
-        )
+        principal = require_finance(info, "recognise breakage")
         services = info.context.services
         run = await service.recognise_breakage(
             services.sessions,

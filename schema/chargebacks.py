@@ -19,8 +19,9 @@ from accounting.chargebacks.tables import (
 from accounting.ledger.chart import check_user_id
 from accounting.ledger.errors import InvalidIdempotencyKey, InvalidReason, InvalidUserId
 from accounting.ledger.money import minor_to_micros
-from accounting.policy.access import may_read_books, may_read_chargebacks, may_read_provider_events
+from accounting.policy.access import may_read_provider_events
 from accounting.policy.separation import SelfApprovalForbidden
+from schema.authorization import CHARGEBACKS, require_finance
 from schema.context import Info
 from schema.errors import (
     BAD_USER_INPUT,
@@ -211,13 +212,10 @@ def refused_delivery_of(row: WebhookRefusalRow) -> RefusedDelivery:
     )
 
 
-READ_CHARGEBACKS = "read chargebacks without the support or finance role"
-
-
 async def load_chargeback(info: Info, pk: int) -> Chargeback | None:
     """Chargeback ``pk`` for support and finance (FORBIDDEN to other roles, as the list is);
     None when there is none. ``node(id:)`` answers with it."""
-    require_role(info, may_read_chargebacks, READ_CHARGEBACKS)
+    CHARGEBACKS.caller(info)
     async with info.context.services.reads() as session:
         row = await session.get(ChargebackRow, pk)
         if row is None:
@@ -234,7 +232,7 @@ class ChargebackQueries:
     async def chargebacks(
         self, info: Info, user_id: str | None = None, first: int = 20, after: str | None = None
     ) -> Connection[Chargeback]:
-        require_role(info, may_read_chargebacks, READ_CHARGEBACKS)
+        CHARGEBACKS.caller(info)
         check_first(first)
         if user_id is not None:
             try:
@@ -345,9 +343,7 @@ class ChargebackMutations:
     async def write_off_receivable(
         self, info: Info, input: WriteOffReceivableInput
     ) -> WriteOffReceivablePayload:
-        principal = require_role(
-            info, may_read_books, "write off receivables without the finance role"
-        )
+        principal = require_finance(info, "write off receivables")
         services = info.context.services
         done = await receivables.write_off_receivable(
             services.sessions,

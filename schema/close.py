@@ -20,9 +20,9 @@ from accounting.close.errors import (
 from accounting.close.rules import month_name
 from accounting.close.tables import ClosedPeriodRow
 from accounting.ledger.errors import InvalidReason
-from accounting.policy.access import may_read_books
+from schema.authorization import require_finance
 from schema.context import Info
-from schema.errors import MutationError, error_type, errors_in_payload, require_role
+from schema.errors import MutationError, error_type, errors_in_payload
 from schema.payloads import null_on_error
 
 
@@ -121,7 +121,7 @@ class CloseMutations:
     )
     @errors_in_payload(ClosePeriodPayload, ClosePeriodError)
     async def close_period(self, info: Info, input: ClosePeriodInput) -> ClosePeriodPayload:
-        principal = require_role(info, may_read_books, "close periods without the finance role")
+        principal = require_finance(info, "close periods")
         row = await service.close_period(
             info.context.services.sessions,
             service.CloseRequest(
@@ -139,7 +139,7 @@ class CloseMutations:
 class CloseQueries:
     @strawberry.field(description="The months closed, newest first (finance role).")
     async def closed_periods(self, info: Info) -> list[ClosedPeriod]:
-        require_role(info, may_read_books, "read closed periods without the finance role")
+        require_finance(info, "read closed periods")
         async with info.context.services.sessions() as session:
             rows = await reads.closed_periods(session)
         return [closed_period_of(row) for row in rows]
@@ -149,7 +149,7 @@ class CloseQueries:
         "the first entry that differs. Reads the whole journal."
     )
     async def verify_chain(self, info: Info) -> ChainVerification:
-        require_role(info, may_read_books, "verify the chain without the finance role")
+        require_finance(info, "verify the chain")
         async with info.context.services.sessions() as session:
             result = await reads.verify_chain(session)
         return ChainVerification(

@@ -37,17 +37,13 @@ from accounting.ledger.errors import (
     UnbalancedEntry,
     UnknownCommodity,
 )
-from accounting.policy.access import Principal, may_read_books
 from accounting.policy.separation import SelfApprovalForbidden
+from schema.authorization import ADJUSTMENT_PROPOSALS, require_finance
 from schema.context import Info
-from schema.errors import MutationError, error_type, errors_in_payload, require_role
+from schema.errors import MutationError, error_type, errors_in_payload
 from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
-
-
-def require_finance(info: Info, what: str) -> Principal:
-    return require_role(info, may_read_books, f"{what} without the finance role")
 
 
 def entry_id_of(id: strawberry.ID) -> int:
@@ -376,13 +372,10 @@ class CorrectionMutations:
         return RejectAdjustmentPayload(proposal=proposal_of(row), errors=[])
 
 
-READ_PROPOSALS = "read adjustment proposals"
-
-
 async def load_adjustment_proposal(info: Info, pk: int) -> AdjustmentProposal | None:
     """Proposal ``pk`` for finance (FORBIDDEN to other roles, as adjustmentProposals is); None
     when there is none. ``node(id:)`` answers with it."""
-    require_finance(info, READ_PROPOSALS)
+    ADJUSTMENT_PROPOSALS.caller(info)
     async with info.context.services.sessions() as session:
         row = await session.get(AdjustmentProposalRow, pk)
     return None if row is None else proposal_of(row)
@@ -401,7 +394,7 @@ class CorrectionQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[AdjustmentProposal]:
-        require_finance(info, READ_PROPOSALS)
+        ADJUSTMENT_PROPOSALS.caller(info)
         before = page_start("adjustment_proposal", first, after)
         async with info.context.services.sessions() as session:
             page = await service.adjustment_proposals(

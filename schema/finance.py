@@ -8,10 +8,9 @@ import strawberry
 
 from accounting import integrity
 from accounting.ledger import balances
-from accounting.policy.access import may_read_books
 from accounting.reads import reports
+from schema.authorization import READ_BOOKS, require_finance
 from schema.context import Info
-from schema.errors import require_role
 from schema.scalars import CASH, BigInt, Money, money_of
 
 
@@ -77,15 +76,11 @@ class AccountBalance:
     posting_count: BigInt
 
 
-def require_finance(info: Info) -> None:
-    require_role(info, may_read_books, "read the books without the finance role")
-
-
 @strawberry.type
 class FinanceQueries:
     @strawberry.field(description="Debits equal credits per commodity, at any instant.")
     async def trial_balance(self, info: Info, as_of: datetime | None = None) -> TrialBalance:
-        require_finance(info)
+        require_finance(info, READ_BOOKS)
         async with info.context.services.sessions() as session:
             found = await reports.trial_balance(session, as_of)
         return TrialBalance(
@@ -118,7 +113,7 @@ class FinanceQueries:
 
     @strawberry.field(description="Re-checks every invariant from the raw postings.")
     async def integrity_report(self, info: Info) -> IntegrityReport:
-        require_finance(info)
+        require_finance(info, READ_BOOKS)
         async with info.context.services.sessions() as session:
             found = await integrity.check_integrity(session)
         return IntegrityReport(
@@ -141,7 +136,7 @@ class FinanceQueries:
     async def account_balance(
         self, info: Info, code: str, as_of: datetime | None = None
     ) -> AccountBalance | None:
-        require_finance(info)
+        require_finance(info, READ_BOOKS)
         async with info.context.services.sessions() as session:
             found = await balances.account_balance(session, code, as_of)
         if found is None:

@@ -10,10 +10,10 @@ import strawberry
 
 from accounting.ledger.money import COIN, DIAMOND, format_micros
 from accounting.reads import financials
+from schema.authorization import READ_BOOKS, require_finance
 from schema.context import Info
 from schema.enums import Currency
 from schema.errors import BAD_USER_INPUT, ClientError
-from schema.finance import require_finance
 from schema.scalars import CASH, BigInt, Money, money_of
 
 
@@ -157,7 +157,7 @@ def check_period(start: datetime, end: datetime) -> None:
 class FinancialQueries:
     @strawberry.field(description="The balance sheet as of an instant (default: now).")
     async def balance_sheet(self, info: Info, as_of: datetime | None = None) -> BalanceSheet:
-        require_finance(info)
+        require_finance(info, READ_BOOKS)
         services = info.context.services
         async with services.sessions() as session:
             found = await financials.balance_sheet(session, services.functional_currency, as_of)
@@ -191,7 +191,7 @@ class FinancialQueries:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> IncomeStatement:
-        require_finance(info)
+        require_finance(info, READ_BOOKS)
         check_period(from_, to)
         services = info.context.services
         async with services.sessions() as session:
@@ -217,7 +217,7 @@ class FinancialQueries:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> list[RollForward]:
-        require_finance(info)
+        require_finance(info, READ_BOOKS)
         check_period(from_, to)
         services = info.context.services
         async with services.sessions() as session:

@@ -12,9 +12,9 @@ from strawberry.scalars import JSON
 
 from accounting.ledger.errors import LedgerError
 from accounting.reads import journal
+from schema.authorization import JOURNAL_ENTRIES, look_up
 from schema.context import Info
 from schema.errors import BAD_USER_INPUT, ClientError
-from schema.finance import require_finance
 from schema.nodes import Node, global_id, pk_of
 from schema.pagination import (
     Connection,
@@ -192,7 +192,7 @@ class JournalQueries:
         first: int = 20,
         after: Annotated[str | None, strawberry.argument(description="An endCursor.")] = None,
     ) -> Connection[JournalEntry]:
-        require_finance(info)
+        JOURNAL_ENTRIES.caller(info)
         check_first(first)
         wanted, start = _filter(filter), decode_instant_cursor(CURSOR_KIND, after)
         try:
@@ -222,14 +222,12 @@ class JournalQueries:
 
     @strawberry.field(description="One journal entry by id; null when there is none.")
     async def journal_entry(self, info: Info, id: strawberry.ID) -> JournalEntry | None:
-        require_finance(info)
-        entry_id = pk_of(id, "JournalEntry")
-        return await load_journal_entry(info, entry_id) if entry_id is not None else None
+        return await look_up(info, id, "JournalEntry", load_journal_entry)
 
 
 async def load_journal_entry(info: Info, pk: int) -> JournalEntry | None:
     """Journal entry ``pk``, for finance; None when there is none."""
-    require_finance(info)
+    JOURNAL_ENTRIES.caller(info)
     async with info.context.services.sessions() as session:
         found = await journal.journal_entry(session, pk)
     return _entry(found) if found is not None else None

@@ -34,7 +34,8 @@ LOADERS: Mapping[str, Loader] = {
     "AdjustmentProposal": load_adjustment_proposal,
     "ReconciliationException": load_reconciliation_exception,
 }
-"""Every type that implements Node, and the loader its own lookup answers with."""
+"""Every type that implements Node, and the loader its own lookup answers with: each gates by
+the type's rule in :data:`schema.authorization.NODES`, as the type's own fields do."""
 
 
 async def _load(info: Info, id: str) -> Node | None:

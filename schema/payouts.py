@@ -50,20 +50,18 @@ from accounting.policy import audit, standing
 from accounting.policy.access import (
     Principal,
     may_read_audit_log,
-    may_read_payouts,
     may_request_payouts,
-    may_resolve_payouts,
     may_verify_identity,
 )
 from accounting.policy.separation import SelfApprovalForbidden
 from accounting.policy.tables import AuditRow, CreatorKycRow
+from schema.authorization import PAYOUTS, RESOLVES_PAYOUTS, look_up, require
 from schema.context import Info, Services
 from schema.earnings import readable_creator
 from schema.errors import (
     MutationError,
     error_type,
     errors_in_payload,
-    require_principal,
     require_role,
     seen,
 )
@@ -241,10 +239,6 @@ def audit_record_of(row: AuditRow) -> AuditRecord:
 
 def require_creator(info: Info, what: str) -> Principal:
     return require_role(info, may_request_payouts, f"{what} without the creator role")
-
-
-def require_finance(info: Info, what: str) -> Principal:
-    return require_role(info, may_resolve_payouts, f"{what} without the finance role")
 
 
 def second_factor_of(info: Info) -> SecondFactor:
@@ -429,7 +423,7 @@ class PayoutActionInput:
 
 @errors_in_payload(PayoutActionPayload, PayoutActionError)
 async def _advance(info: Info, input: PayoutActionInput, phase: PayoutPhase) -> PayoutActionPayload:
-    principal = require_finance(info, f"mark payouts {phase}")
+    principal = require(info, RESOLVES_PAYOUTS, f"mark payouts {phase}")
     payout_id = pk_of(input.payout_id, "Payout")
     if payout_id is None:
         raise PayoutNotFound(f"No payout {input.payout_id}", field="payoutId")
@@ -656,8 +650,7 @@ class PayoutQueries:
         "when there is no such payout."
     )
     async def payout(self, info: Info, id: strawberry.ID) -> Payout | None:
-        payout_id = pk_of(id, "Payout")
-        return await load_payout(info, payout_id) if payout_id is not None else None
+        return await look_up(info, id, "Payout", load_payout)
 
     @strawberry.field(
         description="Every payout requested or sent and not yet resolved, newest first "
@@ -666,7 +659,7 @@ class PayoutQueries:
     async def payouts_in_flight(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Payout]:
-        require_finance(info, "see every payout in flight")
+        require(info, RESOLVES_PAYOUTS, "see every payout in flight")
         before = page_start("payout_in_flight", first, after)
         async with info.context.services.sessions() as session:
             page = await payouts.payouts_in_flight(session, first=first, before_id=before)
@@ -695,10 +688,10 @@ class PayoutQueries:
 async def load_payout(info: Info, pk: int) -> Payout | None:
     """Payout ``pk`` with its history, for its creator, support and finance; else None, the
     same for one that does not exist."""
-    principal = require_principal(info)
+    principal = PAYOUTS.caller(info)
     async with info.context.services.sessions() as session:
         found = await payouts.payout_by_id(session, pk)
-        row = seen(found, lambda row: may_read_payouts(principal, row.creator_id))
+        row = seen(found, lambda row: PAYOUTS.sees(principal, row.creator_id))
         if row is None:
             return None
         [payout] = await payouts_of(session, [row])

@@ -19,7 +19,7 @@ from accounting.ledger.errors import (
     LedgerError,
 )
 from accounting.ledger.money import minor_to_micros
-from accounting.policy.access import may_buy_coins, may_read_wallet, may_refund
+from accounting.policy.access import may_buy_coins, may_refund
 from accounting.policy.separation import SelfApprovalForbidden
 from accounting.purchases.errors import (
     CustomAmountOutOfRange,
@@ -35,6 +35,7 @@ from accounting.reads.history import purchases
 from accounting.refunds import service as refunds
 from accounting.refunds.errors import RefundNotAllowed
 from accounting.refunds.tables import RefundRow
+from schema.authorization import PURCHASES, REFUNDS, look_up
 from schema.context import Info
 from schema.enums import Channel, Currency, PaymentProvider, PurchaseStatus
 from schema.errors import (
@@ -42,7 +43,6 @@ from schema.errors import (
     error_type,
     errors_in_payload,
     payload_error,
-    require_principal,
     require_role,
     seen,
 )
@@ -357,8 +357,7 @@ class PurchaseQueries:
         "there is no such purchase (or it is not yours to see)."
     )
     async def purchase(self, info: Info, id: strawberry.ID) -> Purchase | None:
-        pk = pk_of(id, "Purchase")
-        return await load_purchase(info, pk) if pk is not None else None
+        return await look_up(info, id, "Purchase", load_purchase)
 
     @strawberry.field(
         description="Whether a purchase may be refunded now, every reason if not, and what a "
@@ -366,14 +365,14 @@ class PurchaseQueries:
         "there is no such purchase. Read-only."
     )
     async def refund_check(self, info: Info, purchase_id: strawberry.ID) -> RefundCheck | None:
-        principal = require_principal(info)
+        principal = PURCHASES.caller(info)
         services = info.context.services
         wanted = pk_of(purchase_id, "Purchase")
         if wanted is None:
             return None
         async with services.sessions() as session, session.begin():
             found = await session.get(PurchaseRow, wanted)
-            row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
+            row = seen(found, lambda row: PURCHASES.sees(principal, row.user_id))
             if row is None:
                 return None
             check = await refunds.check_refund(
@@ -411,12 +410,12 @@ def purchase_id_of(id: strawberry.ID) -> int:
 async def load_refund(info: Info, pk: int) -> Refund | None:
     """Refund ``pk`` if the caller may see its purchase (the buyer's, or support's and
     finance's); else None, the same for one that does not exist. ``node(id:)`` answers with it."""
-    principal = require_principal(info)
+    principal = REFUNDS.caller(info)
     services = info.context.services
     async with services.sessions() as session:
         refund = await session.get(RefundRow, pk)
         found = None if refund is None else await session.get(PurchaseRow, refund.purchase_id)
-    purchase = seen(found, lambda row: may_read_wallet(principal, row.user_id))
+    purchase = seen(found, lambda row: REFUNDS.sees(principal, row.user_id))
     if refund is None or purchase is None:
         return None
     return refund_of(refund, purchase, services.functional_currency)
@@ -425,8 +424,8 @@ async def load_refund(info: Info, pk: int) -> Refund | None:
 async def load_purchase(info: Info, pk: int) -> Purchase | None:
     """Purchase ``pk`` if the caller may see it (theirs, or support's and finance's); else None,
     the same for one that does not exist. ``purchase(id:)`` and ``node(id:)`` answer with it."""
-    principal = require_principal(info)
+    principal = PURCHASES.caller(info)
     async with info.context.services.sessions() as session:
         found = await session.get(PurchaseRow, pk)
-    row = seen(found, lambda row: may_read_wallet(principal, row.user_id))
+    row = seen(found, lambda row: PURCHASES.sees(principal, row.user_id))
     return purchase_of(row) if row is not None else None

@@ -18,7 +18,6 @@ from accounting.ledger.errors import (
     LedgerError,
     Overdraft,
 )
-from accounting.policy.access import Principal, may_read_books
 from accounting.policy.separation import SelfApprovalForbidden
 from accounting.settlement import service
 from accounting.settlement.errors import (
@@ -33,16 +32,18 @@ from accounting.settlement.tables import (
     SettlementLineRow,
     SettlementReportRow,
 )
+from schema.authorization import (
+    RECONCILIATION_EXCEPTIONS,
+    SETTLEMENT_REPORTS,
+    look_up,
+    require_finance,
+)
 from schema.context import Info
-from schema.errors import MutationError, error_type, errors_in_payload, require_role
+from schema.errors import MutationError, error_type, errors_in_payload
 from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
 from schema.scalars import Money
-
-
-def require_finance(info: Info, what: str) -> Principal:
-    return require_role(info, may_read_books, f"{what} without the finance role")
 
 
 def _id(value: int | None) -> strawberry.ID | None:
@@ -349,7 +350,7 @@ class SettlementQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[ReconciliationException]:
-        require_finance(info, READ_EXCEPTIONS)
+        RECONCILIATION_EXCEPTIONS.caller(info)
         before = page_start("reconciliation_exception", first, after)
         async with info.context.services.sessions() as session:
             page = await service.reconciliation_exceptions(
@@ -366,7 +367,7 @@ class SettlementQueries:
     async def settlement_reports(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[SettlementReport]:
-        require_finance(info, "read settlement reports")
+        SETTLEMENT_REPORTS.caller(info)
         before = page_start("settlement_report", first, after)
         async with info.context.services.sessions() as session:
             page = await service.settlement_reports(session, first=first, before_id=before)
@@ -378,18 +379,13 @@ class SettlementQueries:
         "null if there is none."
     )
     async def settlement_report(self, info: Info, id: strawberry.ID) -> SettlementReport | None:
-        require_finance(info, "read settlement reports")
-        report_pk = pk_of(id, "SettlementReport")
-        return await load_settlement_report(info, report_pk) if report_pk is not None else None
-
-
-READ_EXCEPTIONS = "read reconciliation exceptions"
+        return await look_up(info, id, "SettlementReport", load_settlement_report)
 
 
 async def load_reconciliation_exception(info: Info, pk: int) -> ReconciliationException | None:
     """Reconciliation exception ``pk`` for finance (FORBIDDEN to other roles, as
     reconciliationExceptions is); None when there is none. ``node(id:)`` answers with it."""
-    require_finance(info, READ_EXCEPTIONS)
+    RECONCILIATION_EXCEPTIONS.caller(info)
     async with info.context.services.sessions() as session:
         row = await session.get(ReconciliationExceptionRow, pk)
     return None if row is None else exception_of(row)
@@ -397,7 +393,7 @@ async def load_reconciliation_exception(info: Info, pk: int) -> ReconciliationEx
 
 async def load_settlement_report(info: Info, pk: int) -> SettlementReport | None:
     """Settlement report ``pk`` with its lines, for finance; None when there is none."""
-    require_finance(info, "read settlement reports")
+    SETTLEMENT_REPORTS.caller(info)
     async with info.context.services.sessions() as session:
         row = await session.get(SettlementReportRow, pk)
         if row is None:

@@ -17,6 +17,7 @@ from accounting.gifts.errors import (
 )
 from accounting.gifts.tables import StreamRow
 from accounting.policy.access import may_stream
+from schema.authorization import STREAMS, look_up
 from schema.context import Info
 from schema.errors import (
     NOT_FOUND,
@@ -60,7 +61,7 @@ def stream_of(row: StreamRow) -> Stream:
 
 async def load_stream(info: Info, pk: int) -> Stream | None:
     """Stream ``pk``, live or ended, for any signed-in caller; None when there is none."""
-    require_principal(info)
+    STREAMS.caller(info)
     async with info.context.services.sessions() as session:
         found = await streams.streams_by_id(session, [pk])
     return stream_of(found[pk]) if pk in found else None
@@ -139,8 +140,7 @@ class StreamQueries:
         description="One stream, live or ended (any signed-in caller); null when there is none."
     )
     async def stream(self, info: Info, id: strawberry.ID) -> Stream | None:
-        pk = pk_of(id, "Stream")
-        return await load_stream(info, pk) if pk is not None else None
+        return await look_up(info, id, "Stream", load_stream)
 
     @strawberry.field(description="Streams live now, newest first (any signed-in caller).")
     async def live_streams(

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounting.purchases.service import PurchaseService
 from schema import build_schema
+from schema.authorization import NODES as NODE_RULES
 from schema.node_queries import LOADERS, MAX_NODES
 from schema.nodes import decode_global_id, global_id
 from tests.chargebacks.deliveries import deliver, dispute, reference_of
 from tests.conftest import GraphQLClient
 from tests.graphql.test_graphql_corrections import PROPOSE, REJECT, as_finance, fee_input
+from tests.graphql.test_graphql_payouts import ready_bo, request
 from tests.graphql.test_graphql_refunds import buy
 from tests.settlement.test_graphql_settlement import IMPORT, RESOLVE, book
 from tests.settlement.test_graphql_settlement import as_finance as as_settlement_finance
@@ -191,12 +193,12 @@ async def test_many_pages_of_nodes_are_too_costly(gql: GraphQLClient) -> None:
     assert error["extensions"] == {"code": "QUERY_TOO_COSTLY", "cost": 1200, "limit": 1000}
 
 
-def test_every_node_type_of_the_schema_has_a_loader() -> None:
+def test_every_node_type_of_the_schema_has_a_loader_and_a_rule() -> None:
     schema = build_schema()._schema
     node = schema.get_type("Node")
     assert isinstance(node, GraphQLInterfaceType)
     implementing = {t.name for t in schema.get_possible_types(node)}
-    assert implementing == set(LOADERS)
+    assert implementing == set(LOADERS) == set(NODE_RULES)
 
 
 async def test_nodes_naming_a_type_the_roles_may_not_read_is_refused_whole(
@@ -330,3 +332,140 @@ async def test_a_reconciliation_exception_is_a_node_for_finance(
               "idempotencyKey": "node-accept-ghost-1"}  # fmt: skip
     resolved = await as_settlement_finance(gql, RESOLVE, {"input": accept})
     assert (resolved["errors"], resolved["exception"]["id"]) == ([], ghost)
+
+
+# --- one rule per Node type: its own field and node(id:) answer alike --------------------------
+
+Caller = tuple[str, tuple[str, ...]] | None
+"""A user and their roles, or None for no token."""
+
+EDGES = "{ edges { node { id } } }"
+OWN_FIELDS: dict[str, str] = {
+    # each Node type: its own field (aliased found), asked with $id: the object's id, or for a
+    # list a filter that holds it; a refund has no lookup of its own and is seen as its purchase
+    "Purchase": "query($id: ID!) { found: purchase(id: $id) { id } }",
+    "Refund": "query($id: ID!) { found: purchase(id: $id) { id } }",
+    "Payout": "query($id: ID!) { found: payout(id: $id) { id } }",
+    "Stream": "query($id: ID!) { found: stream(id: $id) { id } }",
+    "SettlementReport": "query($id: ID!) { found: settlementReport(id: $id) { id } }",
+    "JournalEntry": "query($id: ID!) { found: journalEntry(id: $id) { id } }",
+    "Chargeback": f"query($id: String) {{ found: chargebacks(userId: $id) {EDGES} }}",
+    "AdjustmentProposal": f"{{ found: adjustmentProposals {EDGES} }}",
+    "ReconciliationException": f"{{ found: reconciliationExceptions(status: null) {EDGES} }}",
+}
+OWNERS: dict[str, Caller] = {
+    # whose each object of the world is: its buyer, its creator, or the finance person who made it
+    "Purchase": ("ana", ("viewer",)),
+    "Refund": ("ana", ("viewer",)),
+    "Payout": ("bo", ("creator",)),
+    "Stream": ("bo", ("creator",)),
+    "SettlementReport": ("fiona", ("finance",)),
+    "JournalEntry": ("ana", ("viewer",)),
+    "Chargeback": ("ana", ("viewer",)),
+    "AdjustmentProposal": ("fin-a", ("finance",)),
+    "ReconciliationException": ("fiona", ("finance",)),
+}
+ASKERS: dict[str, Caller] = {
+    "another viewer": ("eve", ("viewer",)),
+    "another creator": ("cy", ("creator",)),
+    "support": ("sue", ("support",)),
+    "finance": ("fin-c", ("finance",)),
+    "signed out": None,
+}
+PURCHASE = "query($id: ID!) { purchase(id: $id) { entryId } }"
+REPORTS = "{ settlementReports { edges { node { id } } } }"
+
+
+async def every_node(
+    gql: GraphQLClient, client: httpx.AsyncClient, world: tuple[PurchaseService, Any]
+) -> dict[str, tuple[str, str | None]]:
+    """One object of every Node type: its global id, and the $id its own field is asked with.
+    Ana buys 7,000 coins and gifts Bo (live) four Galaxies; Bo, verified, requests a payout;
+    finance imports a card report (ch_ghost is missing in the ledger) and proposes an adjusting
+    entry; Ana buys twice more: support refunds one, her bank disputes the other."""
+    purchases, sessions = world
+    secret, method = await ready_bo(gql)
+    payout = (await request(gql, secret, method))["payout"]["id"]
+    live = await gql("{ liveStreams { edges { node { id } } } }", user="bo")
+    imported = await as_settlement_finance(
+        gql, IMPORT, {"input": {"report": await book(purchases)}}
+    )
+    reports = await gql(REPORTS, user="fiona", roles=("finance",))
+    proposal = (await as_finance(gql, PROPOSE, {"input": fee_input()}))["proposal"]["id"]
+    refunded, disputed = await buy(gql), await buy(gql)
+    refund = {"purchaseId": refunded, "idempotencyKey": "parity-1", "reason": "asked"}
+    done = await gql(REFUND, {"input": refund}, user="sam", roles=("support",))
+    reference = await reference_of(sessions, disputed)
+    assert (await deliver(client, "card", dispute(reference, amount=499))).status_code == 200
+    listed = await gql(CHARGEBACKS, user="sam", roles=("support",))
+    entry = (await gql(PURCHASE, {"id": disputed}, user="ana"))["data"]["purchase"]["entryId"]
+    stream = live["data"]["liveStreams"]["edges"][0]["node"]["id"]
+    report = reports["data"]["settlementReports"]["edges"][0]["node"]["id"]
+    return {
+        "Purchase": (disputed, disputed),
+        "Refund": (done["data"]["refundPurchase"]["refund"]["id"], refunded),
+        "Payout": (payout, payout),
+        "Stream": (stream, stream),
+        "SettlementReport": (report, report),
+        "JournalEntry": (global_id("JournalEntry", int(entry)), entry),
+        "Chargeback": (listed["data"]["chargebacks"]["edges"][0]["node"]["id"], "ana"),
+        "AdjustmentProposal": (proposal, None),
+        "ReconciliationException": (
+            {x["providerReference"]: x for x in imported["exceptions"]}["ch_ghost"]["id"],
+            None,
+        ),
+    }
+
+
+def answer(reply: dict[str, Any], name: str, id: str) -> tuple[bool, list[str]]:
+    """Whether a reply holds the object ``id`` (a list: among its nodes), and its error codes."""
+    found = (reply.get("data") or {}).get(name)
+    if isinstance(found, dict) and "edges" in found:
+        found = [edge for edge in found["edges"] if edge["node"]["id"] == id] or None
+    return found is not None, [error["extensions"]["code"] for error in reply.get("errors", [])]
+
+
+@pytest.mark.parametrize("type_name", sorted(LOADERS))
+async def test_a_nodes_own_field_and_node_answer_every_caller_alike(
+    gql: GraphQLClient,
+    client: httpx.AsyncClient,
+    purchases: PurchaseService,
+    sessions: async_sessionmaker[AsyncSession],
+    type_name: str,
+) -> None:
+    """For each Node type, one object asked through its own field and through node(id:) by its
+    owner, another viewer and creator, support, finance and no one signed in: the same answer
+    (the object or none, the same error codes). A Node type without a field here fails."""
+    world = await every_node(gql, client, (purchases, sessions))
+    id, field_id = world[type_name]
+    field = OWN_FIELDS[type_name]
+    variables = {} if field_id is None else {"id": field_id}
+    answers = {}
+    for asker, caller in {"owner": OWNERS[type_name], **ASKERS}.items():
+        user, roles = caller or (None, ("viewer",))
+        by_field = answer(await gql(field, variables, user=user, roles=roles), "found", id)
+        by_node = answer(await gql(NODE, {"id": id}, user=user, roles=roles), "node", id)
+        assert by_node == by_field, (type_name, asker, by_node, by_field)
+        answers[asker] = by_node
+    assert (answers["finance"], answers["signed out"]) == ((True, []), (False, ["UNAUTHENTICATED"]))
+
+
+LOOKUPS = ["purchase", "payout", "stream", "settlementReport", "journalEntry"]
+
+
+@pytest.mark.parametrize("id", ["abc", encoded("Wallet:1"), encoded("Refund:1"), "987654"])
+@pytest.mark.parametrize("lookup", LOOKUPS)
+async def test_a_lookup_by_id_refuses_no_token_as_node_does_whatever_the_id(
+    gql: GraphQLClient, lookup: str, id: str
+) -> None:
+    """Signed out, a lookup by id is UNAUTHENTICATED as node(id:) is, before the id is read: an
+    id that names nothing of the type (not an id, another type's global id) was answered null."""
+    by_field = await gql(f"query($id: ID!) {{ {lookup}(id: $id) {{ id }} }}", {"id": id})
+    by_node = await gql(NODE, {"id": id})
+
+    def refusals(reply: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(e["extensions"]["code"], e["message"]) for e in reply.get("errors", [])]
+
+    assert [code for code, _ in refusals(by_node)] == ["UNAUTHENTICATED"]
+    assert refusals(by_field) == refusals(by_node)
+    assert by_field["data"] == {lookup: None}
