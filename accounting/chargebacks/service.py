@@ -40,10 +40,11 @@ from accounting.chargebacks.tables import ChargebackClawbackRow, ChargebackRow, 
 from accounting.chargebacks.tracing import (
     Trace,
     clawbacks_by_creator,
-    creators_in_hold,
+    creators_of,
+    lock_gifts_in_hold,
     trace_spent_coins,
 )
-from accounting.gifts.reads import lock_gifts
+from accounting.gifts.reads import Gift, lock_gifts
 from accounting.ledger import chart
 from accounting.ledger.money import format_micros, minor_to_micros
 from accounting.ledger.pages import Page, newest_first
@@ -152,10 +153,12 @@ async def charge_back(
 ) -> ChargebackResult:
     """Post a chargeback of ``claim.purchase_id`` inside the caller's transaction, once: the
     purchase is locked first (a refund of it, or a second chargeback, queues and then finds
-    this one), then every account it may post to, in one statement (the buyer's wallet, the
-    platform's, and those of the creators of the buyer's gifts in their hold since the
-    purchase: accounting/ledger/locks.py), then the gifts traced to it."""
+    this one), then the buyer's gifts in their hold since the purchase (in id order, in one
+    statement: those a trace may claw back from), then every account it may post to, in one
+    statement (the buyer's wallet, the platform's, and those of the creators of those gifts:
+    accounting/ledger/locks.py); docs/accounting.md, "Lock order"."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
+    held = await lock_gifts_in_hold(session, purchase)
     await lock_accounts(
         session,
         chargeback_accounts(
@@ -163,7 +166,7 @@ async def charge_back(
             purchase.provider,
             purchase.currency,
             functional_currency,
-            creators=await creators_in_hold(session, purchase),
+            creators=creators_of(held),
             loss_policy=loss_policy,
             receivable_repaid=purchase.receivable_repaid_micros > 0,
         ),
@@ -180,6 +183,7 @@ async def charge_back(
         taken_before_minor=sum(c.cash_minor for c in earlier),
         amount_minor=amount_minor,
         functional_currency=functional_currency,
+        held=held,
     )
     case = f"{claim.kind} {claim.case_id}" + (f" ({claim.reason})" if claim.reason else "")
     facts = ChargebackFacts(
@@ -311,12 +315,13 @@ async def _what_it_takes_back(
     taken_before_minor: int,
     amount_minor: int,
     functional_currency: str,
+    held: dict[int, Gift],
 ) -> _Takeback:
     """Lock the buyer's wallet and read it. The provider takes back ``amount_minor`` of the
     price, after earlier pieces took ``taken_before_minor``: the same share of the purchase's
     coins and of the value it paid comes back (``partial_share``: all of them for the whole
     price). Of those coins, as many as the wallet holds come back from it; the rest were spent
-    and are traced (locking the traced gifts still in their hold)."""
+    and are traced to what they bought (``held``: the buyer's gifts in their hold, locked)."""
     coins_account = chart.user_coins(purchase.user_id)
     value_account = chart.user_coins_value(purchase.user_id, functional_currency)
     accounts = await lock_accounts(session, (coins_account, value_account))
@@ -329,7 +334,7 @@ async def _what_it_takes_back(
     # The repayment's share is what the price's share is worth beyond the wallet's share: the
     # pieces of a purchase add up to exactly what it repaid.
     restored = partial_share(wallet_paid + purchase.receivable_repaid_micros, **share) - paid
-    traces = await trace_spent_coins(session, purchase, coins - min(coins, wallet_coins))
+    traces = await trace_spent_coins(session, purchase, coins - min(coins, wallet_coins), held)
     clawbacks = clawbacks_by_creator([trace for trace in traces if trace.clawed])
     amounts = chargeback_amounts(
         coins=coins,
@@ -431,8 +436,7 @@ async def resolve_dispute(
     never reached us). Won: the chargeback is undone, and the buyer's freeze stays until support
     lifts it. Either happens once."""
     purchase = await purchase_of(session, claim.purchase_id, lock=True)
-    if won:
-        await _lock_for_undoing(session, purchase, functional_currency)
+    gifts = await _lock_for_undoing(session, purchase, functional_currency) if won else {}
     dispute = await _open_dispute(
         session,
         claim,
@@ -447,7 +451,7 @@ async def resolve_dispute(
     if not won:
         await _resolve(session, dispute, status="lost", resolved_at=now)
         return ChargebackResult(Outcome.DISPUTE_LOST, dispute, "The chargeback stands")
-    undone = await _undo_chargeback(session, claim, purchase, dispute)
+    undone = await _undo_chargeback(session, claim, purchase, dispute, gifts)
     await _resolve(session, dispute, status="won", won_entry_id=undone.id, resolved_at=now)
     return ChargebackResult(
         Outcome.DISPUTE_WON,
@@ -459,16 +463,20 @@ async def resolve_dispute(
 
 async def _lock_for_undoing(
     session: AsyncSession, purchase: Purchase, functional_currency: str
-) -> None:
-    """Every account a dispute won may post to, locked in one statement: its fee's, and those
-    of the purchase's chargebacks with their clawed-back creators' available diamonds (what
-    undoing one posts to). A chargeback opened by this very claim locks its own."""
+) -> dict[int, Gift]:
+    """Lock what a dispute won may change, non-account rows before accounts (docs/accounting.md,
+    "Lock order"; a hold release locks a gift, then its creator's diamonds): the gifts the
+    purchase's chargebacks clawed back from, in id order, in one statement, returned by id;
+    then every account it may post to, in one statement: its fee's, and those of the
+    purchase's chargebacks with their clawed-back creators' available diamonds (what undoing
+    one posts to)."""
     chargebacks = await _chargebacks_of(session, purchase.id)
     accounts = [
         chart.dispute_fees(purchase.currency),
         chart.provider_clearing(purchase.provider, purchase.currency),
     ]
     clawed = await clawbacks_of(session, [chargeback.id for chargeback in chargebacks])
+    gifts = await lock_gifts(session, [c.gift_id for found in clawed.values() for c in found])
     for chargeback in chargebacks:
         accounts += [p.account for p in await entry_postings(session, chargeback.entry_id)]
         accounts += [
@@ -478,6 +486,7 @@ async def _lock_for_undoing(
         ]
     if chargebacks:
         await lock_accounts(session, accounts, open_missing=False)
+    return gifts
 
 
 async def _open_dispute(
@@ -521,10 +530,15 @@ async def _open_dispute(
 
 
 async def _undo_chargeback(
-    session: AsyncSession, claim: ChargebackClaim, purchase: Purchase, chargeback: ChargebackRow
+    session: AsyncSession,
+    claim: ChargebackClaim,
+    purchase: Purchase,
+    chargeback: ChargebackRow,
+    gifts: dict[int, Gift],
 ) -> PostedEntry:
-    """Post the entry that undoes the chargeback: its clawed-back gifts are locked, and the
-    diamonds of those that have left their hold since go back to available."""
+    """Post the entry that undoes the chargeback: the diamonds of its clawed-back gifts
+    (``gifts``, locked by ``_lock_for_undoing``) that have left their hold since go back to
+    available."""
     clawed = (
         await session.scalars(
             select(ChargebackClawbackRow).where(
@@ -532,7 +546,6 @@ async def _undo_chargeback(
             )
         )
     ).all()
-    gifts = await lock_gifts(session, [clawback.gift_id for clawback in clawed])
     released: dict[str, int] = defaultdict(int)
     for clawback in clawed:
         if gifts[clawback.gift_id].release_entry_id is not None:

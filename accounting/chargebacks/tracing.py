@@ -10,13 +10,14 @@ hold, the traced share of their diamonds and payable comes back (a clawback)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.chargebacks.rules import CreatorClawback
-from accounting.gifts.reads import lock_gifts
+from accounting.gifts.reads import Gift, gifts_in_hold, lock_gifts
 from accounting.purchases.reads import Purchase
 
 _SPENDING = text(
@@ -39,12 +40,6 @@ _SPENDING = text(
      ORDER BY created_at, id"""
 )
 _PURCHASE_POSTED_AT = text("SELECT posted_at FROM journal_entry WHERE id = :id")
-_CREATORS_IN_HOLD = text(
-    "SELECT DISTINCT g.creator_id FROM gift g"
-    " WHERE g.sender_id = :user_id AND g.created_at >= :since"
-    "   AND g.release_entry_id IS NULL AND g.diamonds > 0"
-    " ORDER BY g.creator_id"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,35 +82,46 @@ def share(total: int, traced_before: int, taken: int, coins: int) -> int:
 
 
 async def trace_spent_coins(
-    session: AsyncSession, purchase: Purchase, coins_spent: int
+    session: AsyncSession, purchase: Purchase, coins_spent: int, held: Mapping[int, Gift]
 ) -> list[Trace]:
     """The purchase's ``coins_spent`` spent coins, traced from the time its entry was posted
-    (none spent: nothing to trace)."""
+    (none spent: nothing to trace); ``held`` are the gifts ``lock_gifts_in_hold`` locked."""
     posted_at = await session.scalar(_PURCHASE_POSTED_AT, {"id": purchase.entry_id})
-    return await _trace_spending(session, purchase, posted_at, coins_spent) if coins_spent else []
-
-
-async def creators_in_hold(session: AsyncSession, purchase: Purchase) -> list[str]:
-    """The creators of the buyer's gifts since the purchase that are still in their hold: every
-    creator a trace of its spent coins may claw back from (read, not locked: a chargeback locks
-    their accounts with its others, in one statement, before it traces)."""
-    if purchase.entry_id is None:
+    if not coins_spent:
         return []
+    return await _trace_spending(session, purchase, posted_at, coins_spent, held)
+
+
+async def lock_gifts_in_hold(session: AsyncSession, purchase: Purchase) -> dict[int, Gift]:
+    """The buyer's gifts since the purchase that are still in their hold, by id, locked ``FOR
+    UPDATE`` in id order, in one statement: every gift a trace of its spent coins may claw back
+    from. A chargeback locks them before its accounts (docs/accounting.md, "Lock order": a hold
+    release locks a gift, then its creator's diamonds), and their creators' accounts with its
+    others, in one statement, before it traces."""
+    if purchase.entry_id is None:
+        return {}
     posted_at = await session.scalar(_PURCHASE_POSTED_AT, {"id": purchase.entry_id})
-    rows = await session.scalars(
-        _CREATORS_IN_HOLD, {"user_id": purchase.user_id, "since": posted_at}
-    )
-    return list(rows)
+    return await gifts_in_hold(session, purchase.user_id, posted_at)
+
+
+def creators_of(gifts: Mapping[int, Gift]) -> list[str]:
+    """The creators of ``gifts`` that carry diamonds, in order: those a trace may claw back from."""
+    return sorted({gift.creator_id for gift in gifts.values() if gift.diamonds > 0})
 
 
 async def _trace_spending(
-    session: AsyncSession, purchase: Purchase, posted_at: object, coins_spent: int
+    session: AsyncSession,
+    purchase: Purchase,
+    posted_at: object,
+    coins_spent: int,
+    held: Mapping[int, Gift],
 ) -> list[Trace]:
     """The purchase's ``coins_spent`` spent coins, traced to what they bought: the buyer's
     gifts and unlocks from the purchase on, earliest first, skipping coins that standing
-    chargebacks already traced. The gifts still in their hold are locked, so no hold release
-    moves their diamonds meanwhile (the buyer's wallet is locked already, so no other
-    chargeback of theirs traces meanwhile)."""
+    chargebacks already traced. The gifts still in their hold are locked (``held``), so no hold
+    release moves their diamonds meanwhile (the buyer's wallet is locked already, so no other
+    chargeback of theirs traces meanwhile); one sent after they were locked and before the
+    wallet was is locked here."""
     rows = (
         await session.execute(_SPENDING, {"user_id": purchase.user_id, "since": posted_at})
     ).mappings()
@@ -132,7 +138,8 @@ async def _trace_spending(
         pieces.append(
             _Piece(str(row["what"]), int(row["id"]), taken, traced, bool(row["released"]))
         )
-    locked = await lock_gifts(session, [p.spending_id for p in pieces if p.held_gift])
+    late = [p.spending_id for p in pieces if p.held_gift and p.spending_id not in held]
+    locked = {**held, **await lock_gifts(session, late)}
     traces: list[Trace] = []
     for piece in pieces:
         gift = locked.get(piece.spending_id) if piece.spending == "gift" else None
