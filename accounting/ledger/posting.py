@@ -13,10 +13,10 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import structlog
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -273,10 +273,31 @@ def check_overdraft(entry: Entry, accounts: Mapping[str, LockedAccount]) -> None
             )
 
 
-async def find_entry(session: AsyncSession, event_key: str) -> JournalEntryRow | None:
-    row: JournalEntryRow | None = await session.scalar(
-        select(JournalEntryRow).where(JournalEntryRow.event_key == event_key)
+_FIND_ENTRY = select(JournalEntryRow).where(JournalEntryRow.event_key == bindparam("event_key"))
+_ENTRY_COLUMNS = (
+    "kind",
+    "event_key",
+    "fingerprint",
+    "actor",
+    "rates",
+    "refs",
+    "memo",
+    "reverses_entry_id",
+)
+_JOURNAL_ENTRY = cast(Table, JournalEntryRow.__table__)
+_INSERT_ENTRY = (
+    pg_insert(_JOURNAL_ENTRY)  # the table's: a Core insert, not the ORM's bulk one
+    .values(
+        {**{name: bindparam(name) for name in _ENTRY_COLUMNS}, "posted_at": func.clock_timestamp()}
     )
+    .on_conflict_do_nothing(index_elements=["event_key"])
+    .returning(_JOURNAL_ENTRY.c.id, _JOURNAL_ENTRY.c.posted_at)
+)
+"""An entry's row (unless its event key is taken), built once: only its values change."""
+
+
+async def find_entry(session: AsyncSession, event_key: str) -> JournalEntryRow | None:
+    row: JournalEntryRow | None = await session.scalar(_FIND_ENTRY, {"event_key": event_key})
     return row
 
 
@@ -290,15 +311,18 @@ def _replay(existing: JournalEntryRow, entry: Entry, print_: str) -> PostedEntry
     return PostedEntry(existing.id, existing.event_key, existing.posted_at, replayed=True)
 
 
-async def post_entry(session: AsyncSession, entry: Entry) -> PostedEntry:
+async def post_entry(session: AsyncSession, entry: Entry, *, new: bool = False) -> PostedEntry:
     """Write ``entry`` (already checked when it was built) inside the caller's transaction.
 
     The same event key with the same postings returns the first entry and writes nothing; with
     different postings it is refused. Accounts are locked in ascending id order, so concurrent
-    entries over the same accounts serialise instead of deadlocking.
+    entries over the same accounts serialise instead of deadlocking. ``new``: the caller holds
+    the lock on what the event key stands for and knows it unposted (a pending purchase's row),
+    so the key is not looked up first; an entry found there after all is still answered as a
+    replay, from the insert's conflict.
     """
     print_ = fingerprint(entry)
-    existing = await find_entry(session, entry.event_key)
+    existing = None if new else await find_entry(session, entry.event_key)
     if existing is not None:
         return _replay(existing, entry, print_)
 
@@ -315,20 +339,17 @@ async def post_entry(session: AsyncSession, entry: Entry) -> PostedEntry:
 
     inserted = (
         await session.execute(
-            pg_insert(JournalEntryRow)
-            .values(
-                kind=str(entry.kind),
-                event_key=entry.event_key,
-                fingerprint=print_,
-                posted_at=func.clock_timestamp(),
-                actor=entry.actor,
-                rates=dict(entry.rates),
-                refs=dict(entry.refs),
-                memo=entry.memo,
-                reverses_entry_id=entry.reverses_entry_id,
-            )
-            .on_conflict_do_nothing(index_elements=["event_key"])
-            .returning(JournalEntryRow.id, JournalEntryRow.posted_at)
+            _INSERT_ENTRY,
+            {
+                "kind": str(entry.kind),
+                "event_key": entry.event_key,
+                "fingerprint": print_,
+                "actor": entry.actor,
+                "rates": dict(entry.rates),
+                "refs": dict(entry.refs),
+                "memo": entry.memo,
+                "reverses_entry_id": entry.reverses_entry_id,
+            },
         )
     ).first()
     if inserted is None:  # a concurrent request posted the same event first

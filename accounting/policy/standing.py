@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, ScalarSelect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +29,18 @@ async def is_frozen(session: AsyncSession, user_id: str) -> bool:
 
 
 async def check_not_frozen(session: AsyncSession, user_id: str, *, doing: str) -> None:
-    if await is_frozen(session, user_id):
+    refuse_frozen(user_id, await is_frozen(session, user_id), doing=doing)
+
+
+def frozen_of(user_id: ColumnElement[str]) -> ScalarSelect[bool]:
+    """Whether the user is frozen, as a column of a larger read (NULL: never frozen), so a flow
+    that reads anyway learns it without a round trip of its own."""
+    return select(UserStatusRow.frozen).where(UserStatusRow.user_id == user_id).scalar_subquery()
+
+
+def refuse_frozen(user_id: str, frozen: bool | None, *, doing: str) -> None:
+    """Refuse what the user is ``doing`` if :func:`frozen_of` said they are frozen."""
+    if frozen:
         raise AccountFrozen(f"Account {user_id} is frozen: it may not {doing}", user_id=user_id)
 
 

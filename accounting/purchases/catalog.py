@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.ledger.money import fiat, minor_to_micros, round_fraction
@@ -65,23 +65,33 @@ async def list_offers(session: AsyncSession, currency: str, channel: str) -> lis
     return sorted(offers, key=lambda o: (o.cost_per_coin, -o.total_coins))
 
 
+_PACKAGE_PRICE = select(
+    CoinPackageRow,
+    select(PackagePriceRow.price_minor)
+    .where(
+        PackagePriceRow.package_id == CoinPackageRow.id,
+        PackagePriceRow.currency == bindparam("currency"),
+        PackagePriceRow.channel == bindparam("channel"),
+    )
+    .scalar_subquery(),
+).where(CoinPackageRow.code == bindparam("code"))
+"""A package and its price in one currency and channel (NULL: none), in one statement built
+once."""
+
+
 async def package_offer(
     session: AsyncSession, package_code: str, currency: str, channel: str
 ) -> Offer:
-    package = await session.scalar(
-        select(CoinPackageRow).where(CoinPackageRow.code == package_code)
-    )
+    found = (
+        await session.execute(
+            _PACKAGE_PRICE, {"code": package_code, "currency": currency, "channel": channel}
+        )
+    ).first()
+    package, price = found if found is not None else (None, None)
     if package is None or not package.active:
         raise PackageNotFound(
             f"No coin package {package_code!r}", field="packageCode", package=package_code
         )
-    price = await session.scalar(
-        select(PackagePriceRow.price_minor).where(
-            PackagePriceRow.package_id == package.id,
-            PackagePriceRow.currency == currency,
-            PackagePriceRow.channel == channel,
-        )
-    )
     if price is None:
         raise PriceNotAvailable(
             f"Package {package_code} has no {channel} price in {currency}",

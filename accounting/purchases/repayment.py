@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounting.ledger import chart
@@ -54,10 +54,13 @@ def repayment_of(owed_micros: int, value_micros: int, total_coins: int) -> Repay
     return Repayment(repaid, total_coins - granted)
 
 
+_BALANCE = select(AccountRow.balance).where(AccountRow.code == bindparam("code"))
+
+
 async def owed(session: AsyncSession, user_id: str, functional_currency: str) -> int:
     """What the user owes now, read without a lock (zero when they never owed anything)."""
     code = chart.user_receivable(user_id, functional_currency).code
-    balance = await session.scalar(select(AccountRow.balance).where(AccountRow.code == code))
+    balance = await session.scalar(_BALANCE, {"code": code})
     return int(balance or 0)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +47,18 @@ configured by default (``COINBOOKS_PURCHASE_DAILY_COIN_LIMIT``)."""
 COUNTED_AGAINST_LIMIT = ("pending", "completed")
 """A failed purchase granted nothing: it does not count against the daily limit. A pending one
 may still grant its coins, so it does."""
+_PENDING_COLUMNS = (
+    "user_id",
+    "idempotency_key",
+    "request_hash",
+    "package_code",
+    "coins",
+    "bonus_coins",
+    "channel",
+    "provider",
+    "currency",
+    "price_minor",
+)
 _LOCK_BUYER = text(
     "SELECT pg_advisory_xact_lock(hashtextextended('purchase:' || CAST(:user_id AS text), 0))"
 )
@@ -180,16 +192,14 @@ class PurchaseService:
             # the lock, sees every purchase recorded before it (and a racing request with
             # the same key, which it then returns).
             await session.execute(_LOCK_BUYER, {"user_id": request.user_id})
-        existing, bought_today = (
+        existing, bought_today, frozen = (
             await session.execute(
-                select(PurchaseRow, coins_bought_today(request.user_id))
-                .select_from(select(literal(1)).subquery())
-                .outerjoin(PurchaseRow, by_key(request.user_id, request.idempotency_key))
+                _RECORD_READ, {"user_id": request.user_id, "key": request.idempotency_key}
             )
         ).one()
         if existing is not None:
             return existing, True
-        await standing.check_not_frozen(session, request.user_id, doing="buy coins")
+        standing.refuse_frozen(request.user_id, frozen, doing="buy coins")
         if request.package_code is not None:
             offer = await catalog.package_offer(
                 session, request.package_code, request.currency, request.channel
@@ -211,21 +221,19 @@ class PurchaseService:
         """Insert the pending purchase, unless a concurrent request with the same key won the
         race (then its purchase, as a replay); the FX rate of its time is fixed now."""
         row = await session.scalar(
-            pg_insert(PurchaseRow)
-            .values(
-                user_id=request.user_id,
-                idempotency_key=request.idempotency_key,
-                request_hash=fingerprint,
-                package_code=offer.package_code,
-                coins=offer.coins,
-                bonus_coins=offer.bonus_coins,
-                channel=request.channel,
-                provider=request.provider,
-                currency=request.currency,
-                price_minor=request.paid_minor or offer.price_minor,
-            )
-            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-            .returning(PurchaseRow)
+            _INSERT_PENDING,
+            {
+                "user_id": request.user_id,
+                "idempotency_key": request.idempotency_key,
+                "request_hash": fingerprint,
+                "package_code": offer.package_code,
+                "coins": offer.coins,
+                "bonus_coins": offer.bonus_coins,
+                "channel": request.channel,
+                "provider": request.provider,
+                "currency": request.currency,
+                "price_minor": request.paid_minor or offer.price_minor,
+            },
         )
         if row is None:  # a concurrent request with the same key won the race
             raced = await self._by_key(session, request.user_id, request.idempotency_key)
@@ -349,8 +357,8 @@ class PurchaseService:
         if result.outcome is ChargeOutcome.SUCCEEDED:
             facts = await self._facts(session, purchase, result.reference or "")
             facts = await self._repay_first(session, facts)
-            posted = await post_entry(
-                session, purchase_entry(facts, actor=f"user:{purchase.user_id}")
+            posted = await post_entry(  # the pending purchase, locked: its entry is not posted
+                session, purchase_entry(facts, actor=f"user:{purchase.user_id}"), new=True
             )
             purchase.status = "completed"
             purchase.entry_id = posted.id
@@ -395,12 +403,7 @@ class PurchaseService:
         self, session: AsyncSession, completions: Sequence[tuple[int, ChargeResult]]
     ) -> list[PurchaseRow | Exception]:
         ids = sorted({purchase_id for purchase_id, _ in completions})
-        rows = await session.scalars(
-            select(PurchaseRow)
-            .where(PurchaseRow.id.in_(ids))
-            .order_by(PurchaseRow.id)
-            .with_for_update()
-        )
+        rows = await session.scalars(_LOCK_PURCHASES, {"ids": ids})
         purchases = {row.id: row for row in rows}
         await lock_accounts(session, await self._accounts_of(session, purchases.values()))
         outcomes: list[PurchaseRow | Exception] = []
@@ -430,11 +433,8 @@ class PurchaseService:
             receivable = chart.user_receivable(purchase.user_id, self.functional_currency)
             receivables[receivable.code] = receivable
         if self.receivable_policy is not ReceivablePolicy.NONE and receivables:
-            owing = await session.scalars(  # the buyers who owe, in one read
-                select(AccountRow.code).where(
-                    AccountRow.code.in_(list(receivables)), AccountRow.balance > 0
-                )
-            )
+            # the buyers who owe, in one read
+            owing = await session.scalars(_OWING, {"codes": list(receivables)})
             accounts.update((code, receivables[code]) for code in owing)
         return list(accounts.values())
 
@@ -508,11 +508,11 @@ class PurchaseService:
         return row
 
 
-def by_key(user_id: str, key: str) -> ColumnElement[bool]:
+def by_key(user_id: str | ColumnElement[str], key: str | ColumnElement[str]) -> ColumnElement[bool]:
     return and_(PurchaseRow.user_id == user_id, PurchaseRow.idempotency_key == key)
 
 
-def coins_bought_today(user_id: str) -> ScalarSelect[int]:
+def coins_bought_today(user_id: str | ColumnElement[str]) -> ScalarSelect[int]:
     """Coins, bonus coins included, of the user's purchases created since midnight UTC that
     completed or may still complete (pending)."""
     return (
@@ -524,6 +524,37 @@ def coins_bought_today(user_id: str) -> ScalarSelect[int]:
         )
         .scalar_subquery()
     )
+
+
+_RECORD_READ = (
+    select(
+        PurchaseRow,
+        coins_bought_today(bindparam("user_id")),
+        standing.frozen_of(bindparam("user_id")),
+    )
+    .select_from(select(literal(1)).subquery())
+    .outerjoin(PurchaseRow, by_key(bindparam("user_id"), bindparam("key")))
+)
+"""The purchase already recorded under the key (or NULL), the coins the buyer bought today and
+whether the buyer is frozen: one statement, built once, that a new purchase reads first."""
+_INSERT_PENDING = (
+    pg_insert(PurchaseRow)
+    .values({name: bindparam(name) for name in _PENDING_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+    .returning(PurchaseRow)
+    .execution_options(dml_strategy="orm")  # one row, not the ORM's bulk insert
+)
+"""A pending purchase, unless its key is taken; built once."""
+_LOCK_PURCHASES = (
+    select(PurchaseRow)
+    .where(PurchaseRow.id.in_(bindparam("ids", expanding=True)))
+    .order_by(PurchaseRow.id)
+    .with_for_update()
+)
+_OWING = select(AccountRow.code).where(
+    AccountRow.code.in_(bindparam("codes", expanding=True)), AccountRow.balance > 0
+)
+"""Which of the receivables asked for are owed."""
 
 
 def merchant_reference(purchase_id: int) -> str:
