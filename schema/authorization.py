@@ -170,6 +170,9 @@ class NodeRule:
 
     access: Access
     reading: str = ""
+    receiver: Callable[[Principal, str], bool] | None = None
+    """For a type with two parties (a gift: its sender, and the creator who received it): the
+    rule for the second, who sees the object as well as its owner does."""
 
     def caller(self, info: Info) -> Principal:
         """The caller, past the type's gate (signed in; with a role that reads the type)."""
@@ -177,16 +180,25 @@ class NodeRule:
             return require(info, self.access, self.reading)
         return require_principal(info)
 
-    def sees(self, principal: Principal, owner: str) -> bool:
+    def sees(self, principal: Principal, owner: str, receiver: str | None = None) -> bool:
         """Whether the caller (past :meth:`caller`) sees an object of the type that is
-        ``owner``'s: the buyer's, the creator's."""
-        return self.access.kind is Kind.ROLES or self.access.may_see(principal, owner)
+        ``owner``'s (the buyer's, the creator's, the sender's), or ``receiver``'s."""
+        if self.access.kind is Kind.ROLES or self.access.may_see(principal, owner):
+            return True
+        if self.receiver is None or receiver is None:
+            return False
+        return self.receiver(principal, receiver)
 
 
 PURCHASES = NodeRule(seen(may_read_wallet))
 REFUNDS = PURCHASES
 """A refund is seen as the purchase it refunds is."""
 PAYOUTS = NodeRule(seen(may_read_payouts))
+PAYOUT_METHODS = PAYOUTS
+"""A payout method is seen as its creator's payouts are."""
+GIFTS = NodeRule(seen(may_read_wallet), receiver=may_read_earnings)
+"""A gift is seen as its sender's wallet history (giftsSent) and as its creator's takings
+(streamGifts): by the sender, the creator, support and finance."""
 STREAMS = NodeRule(SIGNED_IN)
 SETTLEMENT_REPORTS = NodeRule(FINANCE, "read settlement reports")
 JOURNAL_ENTRIES = NodeRule(FINANCE, READ_BOOKS)
@@ -198,6 +210,8 @@ NODES: Mapping[str, NodeRule] = {
     "Purchase": PURCHASES,
     "Refund": REFUNDS,
     "Payout": PAYOUTS,
+    "PayoutMethod": PAYOUT_METHODS,
+    "Gift": GIFTS,
     "Stream": STREAMS,
     "SettlementReport": SETTLEMENT_REPORTS,
     "JournalEntry": JOURNAL_ENTRIES,
@@ -240,6 +254,7 @@ QUERIES: Mapping[str, Access] = {
     "liveStreams": SIGNED_IN,
     "giftCatalog": PUBLIC,
     "featureCatalog": PUBLIC,
+    "gift": GIFTS.access,
     "giftByKey": only(may_spend_coins),
     "giftsSent": whose("userId", may_read_wallet),
     "streamGifts": seen(may_read_earnings),
@@ -248,6 +263,7 @@ QUERIES: Mapping[str, Access] = {
     "creatorEarnings": earnings_of("creatorId"),
     "earningsOverTime": earnings_of("creatorId"),
     "payoutMethods": earnings_of("creatorId"),
+    "payoutMethod": PAYOUT_METHODS.access,
     "payoutControls": earnings_of("creatorId"),
     "payouts": earnings_of("creatorId"),
     "payout": PAYOUTS.access,

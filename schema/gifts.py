@@ -24,7 +24,7 @@ from accounting.gifts.errors import (
     StreamNotLive,
 )
 from accounting.gifts.posting import GiftRequest, SentGift
-from accounting.gifts.service import FeatureRequest, gift_by_key
+from accounting.gifts.service import FeatureRequest, gift_by_id, gift_by_key
 from accounting.gifts.tables import FeatureRow, FeatureUnlockRow, GiftRow, GiftTypeRow
 from accounting.ledger import balances
 from accounting.ledger.errors import (
@@ -43,6 +43,7 @@ from accounting.reads.earnings import (
     stream_totals,
     top_gifters,
 )
+from schema.authorization import GIFTS, look_up
 from schema.context import Info
 from schema.errors import (
     BAD_USER_INPUT,
@@ -56,7 +57,7 @@ from schema.errors import (
     require_role,
     seen,
 )
-from schema.nodes import pk_of
+from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import null_on_error, replayed_field
 from schema.scalars import BigInt, Money
@@ -132,8 +133,7 @@ def feature_of(row: FeatureRow) -> Feature:
 @strawberry.type(
     description="A gift sent in a stream, with the prices and rates of the moment it was sent."
 )
-class Gift:
-    id: strawberry.ID
+class Gift(Node):
     sender_id: str
     creator_id: str
     stream: Stream
@@ -161,7 +161,7 @@ class Gift:
 
 def gift_of(row: GiftRow | SentGift, name: str, stream: Stream, currency: str) -> Gift:
     return Gift(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("Gift", row.id),
         sender_id=row.sender_id,
         creator_id=row.creator_id,
         stream=stream,
@@ -383,6 +383,13 @@ class GiftQueries:
         return [feature_of(row) for row in rows]
 
     @strawberry.field(
+        description="One gift: for its sender, its creator, support and finance; null when "
+        "there is no such gift (or it is not yours to see)."
+    )
+    async def gift(self, info: Info, id: strawberry.ID) -> Gift | None:
+        return await look_up(info, id, "Gift", load_gift)
+
+    @strawberry.field(
         description="Your gift sent with this idempotency key: delivered, or null if it never "
         "was (then sending it again with the same key is safe)."
     )
@@ -482,3 +489,17 @@ class GiftQueries:
             ),
             gifters=totals.gifters,
         )
+
+
+async def load_gift(info: Info, pk: int) -> Gift | None:
+    """Gift ``pk`` for its sender, its creator, support and finance; else None, the same for
+    one that does not exist."""
+    principal = GIFTS.caller(info)
+    services = info.context.services
+    async with services.sessions() as session:
+        found = await gift_by_id(session, pk)
+        row = seen(found, lambda row: GIFTS.sees(principal, row.sender_id, row.creator_id))
+        if row is None:
+            return None
+        [gift] = await gifts_of(session, [row], services.functional_currency)
+    return gift

@@ -170,7 +170,7 @@ def _filter(given: JournalFilter | None) -> journal.JournalFilter:
         user_id=given.user_id,
         actor=given.actor,
         purchase_id=_id(given.purchase_id, "purchaseId", "Purchase"),
-        gift_id=_id(given.gift_id, "giftId", ""),
+        gift_id=_id(given.gift_id, "giftId", "Gift"),
         payout_id=_id(given.payout_id, "payoutId", "Payout"),
         refund_id=_id(given.refund_id, "refundId", ""),
         chargeback_id=_id(given.chargeback_id, "chargebackId", ""),

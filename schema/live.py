@@ -13,13 +13,15 @@ from accounting.gifts.events import GiftEvent
 from accounting.gifts.tables import StreamRow
 from schema.context import GiftSubscription, Info, LiveFeedEnded
 from schema.errors import BAD_USER_INPUT, NOT_FOUND, ClientError, require_principal
-from schema.nodes import pk_of
+from schema.nodes import global_id, pk_of
 from schema.scalars import BigInt
 
 
 @strawberry.type(description="A gift just committed in a live stream.")
 class LiveGift:
-    id: strawberry.ID = strawberry.field(description="The gift's id, as in giftByKey/streamGifts.")
+    id: strawberry.ID = strawberry.field(
+        description="The gift's global id, as in gift(id:), giftByKey, streamGifts."
+    )
     stream_id: strawberry.ID
     sender_id: str
     creator_id: str
@@ -32,7 +34,7 @@ class LiveGift:
 
 def live_gift_of(event: GiftEvent) -> LiveGift:
     return LiveGift(
-        id=strawberry.ID(str(event.gift_id)),
+        id=global_id("Gift", event.gift_id),
         stream_id=strawberry.ID(str(event.stream_id)),
         sender_id=event.sender_id,
         creator_id=event.creator_id,

@@ -11,9 +11,10 @@ from schema.chargebacks import load_chargeback
 from schema.context import Info
 from schema.corrections import load_adjustment_proposal
 from schema.errors import BAD_USER_INPUT, ClientError, require_principal
+from schema.gifts import load_gift
 from schema.journal import load_journal_entry
 from schema.nodes import Node, decode_global_id
-from schema.payouts import load_payout
+from schema.payouts import load_payout, load_payout_method
 from schema.purchases import load_purchase, load_refund
 from schema.settlement import load_reconciliation_exception, load_settlement_report
 from schema.streams import load_stream
@@ -27,6 +28,8 @@ LOADERS: Mapping[str, Loader] = {
     "Purchase": load_purchase,
     "Stream": load_stream,
     "Payout": load_payout,
+    "PayoutMethod": load_payout_method,
+    "Gift": load_gift,
     "SettlementReport": load_settlement_report,
     "JournalEntry": load_journal_entry,
     "Refund": load_refund,

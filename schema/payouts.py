@@ -55,7 +55,7 @@ from accounting.policy.access import (
 )
 from accounting.policy.separation import SelfApprovalForbidden
 from accounting.policy.tables import AuditRow, CreatorKycRow
-from schema.authorization import PAYOUTS, RESOLVES_PAYOUTS, look_up, require
+from schema.authorization import PAYOUT_METHODS, PAYOUTS, RESOLVES_PAYOUTS, look_up, require
 from schema.context import Info, Services
 from schema.earnings import readable_creator
 from schema.errors import (
@@ -68,7 +68,7 @@ from schema.errors import (
 from schema.nodes import Node, global_id, pk_of
 from schema.pagination import Connection, connection, page_start
 from schema.payloads import AS_STORED, null_on_error, replayed_field
-from schema.scalars import BigInt, Money, parse_id
+from schema.scalars import BigInt, Money
 
 # --- types --------------------------------------------------------------------------------------
 
@@ -83,8 +83,7 @@ class PayoutMethodType(Enum):
     description="Where a creator's payouts go, as it may be shown: the full account number or "
     "address is never stored or shown back."
 )
-class PayoutMethod:
-    id: strawberry.ID
+class PayoutMethod(Node):
     kind: PayoutMethodType
     masked: str = strawberry.field(description='"****6789" or "b***@example.com".')
     holder_name: str
@@ -93,7 +92,7 @@ class PayoutMethod:
 
 def method_of(row: PayoutMethodRow) -> PayoutMethod:
     return PayoutMethod(
-        id=strawberry.ID(str(row.id)),
+        id=global_id("PayoutMethod", row.id),
         kind=PayoutMethodType(row.kind),
         masked=row.masked,
         holder_name=row.holder_name,
@@ -514,7 +513,7 @@ class PayoutMutations:
     @errors_in_payload(RequestPayoutPayload, RequestPayoutError)
     async def request_payout(self, info: Info, input: RequestPayoutInput) -> RequestPayoutPayload:
         principal = require_creator(info, "request payouts")
-        method_id = parse_id(input.payout_method_id)
+        method_id = pk_of(input.payout_method_id, "PayoutMethod")
         if method_id is None:
             raise PayoutMethodNotFound(
                 f"No payout method {input.payout_method_id}", field="payoutMethodId"
@@ -600,6 +599,13 @@ class PayoutQueries:
         async with info.context.services.sessions() as session:
             rows = await payout_methods.methods_of(session, wanted)
         return [method_of(row) for row in rows]
+
+    @strawberry.field(
+        description="One payout method, masked: for its creator, support and finance; null "
+        "when there is no such method (or it is not yours to see)."
+    )
+    async def payout_method(self, info: Info, id: strawberry.ID) -> PayoutMethod | None:
+        return await look_up(info, id, "PayoutMethod", load_payout_method)
 
     @strawberry.field(
         description="Whether a creator may request payouts, and how much more today: yours "
@@ -696,3 +702,15 @@ async def load_payout(info: Info, pk: int) -> Payout | None:
             return None
         [payout] = await payouts_of(session, [row])
     return payout
+
+
+async def load_payout_method(info: Info, pk: int) -> PayoutMethod | None:
+    """Payout method ``pk``, masked, for its creator, support and finance; else None, the same
+    for one that does not exist."""
+    principal = PAYOUT_METHODS.caller(info)
+    async with info.context.services.sessions() as session:
+        found = await payout_methods.methods_by_id(session, {pk})
+    row = seen(
+        found[0] if found else None, lambda row: PAYOUT_METHODS.sees(principal, row.creator_id)
+    )
+    return None if row is None else method_of(row)

@@ -201,3 +201,8 @@ async def gift_by_key(session: AsyncSession, sender_id: str, key: str) -> GiftRo
         select(GiftRow).where(GiftRow.sender_id == sender_id, GiftRow.idempotency_key == key)
     )
     return found
+
+
+async def gift_by_id(session: AsyncSession, gift_id: int) -> GiftRow | None:
+    """Gift ``gift_id`` as it is stored, or None when there is none."""
+    return await session.get(GiftRow, gift_id)

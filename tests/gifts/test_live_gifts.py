@@ -38,6 +38,7 @@ from api.database import libpq_url
 from api.gift_feed import FeedLimits, PostgresGiftFeed
 from api.settings import Settings
 from schema.context import FeedEnd, LiveFeedEnded
+from schema.nodes import global_id
 from tests.conftest import without_cost
 from tests.serving import served_in_process
 
@@ -203,7 +204,7 @@ async def send(
 def as_received(gift: SentGift) -> dict[str, Any]:
     """What a subscriber receives for ``gift`` (createdAt parsed, to compare instants)."""
     return {
-        "id": str(gift.id),
+        "id": global_id("Gift", gift.id),
         "streamId": str(gift.stream_id),
         "senderId": gift.sender_id,
         "creatorId": gift.creator_id,
@@ -405,7 +406,7 @@ async def test_a_gift_is_delivered_only_once_committed_and_never_when_rolled_bac
             await admin.execute("SELECT pg_notify($1, $2)", GIFT_CHANNEL, json.dumps(probe))
         finally:
             await admin.close()
-        assert (await dee.next_gift())["id"] == str(probe["gift_id"])
+        assert (await dee.next_gift())["id"] == global_id("Gift", 10**12)
         await dee.stays_quiet()  # and nothing of Ana's open gift
         await rolled_back_transaction.rollback()
         await dee.stays_quiet()
@@ -529,7 +530,7 @@ async def test_a_viewer_who_does_not_read_does_not_hold_up_one_who_does(
         sending = asyncio.create_task(sender())
         received = [await fast.next_gift() for _ in range(30)]  # while Eve reads nothing
         sent = await asyncio.wait_for(sending, WAIT_SECONDS)
-        assert [g["id"] for g in received] == [str(g.id) for g in sent]
+        assert [g["id"] for g in received] == [global_id("Gift", g.id) for g in sent]
 
         late = [await slow.next_gift() for _ in range(30)]  # Eve's were waiting for her
         assert late == received

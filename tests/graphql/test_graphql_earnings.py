@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from api.settings import Settings
+from schema.nodes import pk_of
 from tests.conftest import GraphQLClient
 from tests.gifts.streaming import (
     ADMIN,
@@ -232,11 +233,13 @@ async def gifts_at_known_times(
     stream_id = await start_stream(gql, "bo")
     for at, (code, quantity) in GIFT_TIMES.items():
         gift = await gift_sent(gql, stream_id, code, quantity)
+        row_id = pk_of(gift["id"], "Gift")
+        assert row_id is not None
         async with sessions() as session, session.begin():
             await session.execute(text("SET LOCAL session_replication_role = replica"))
             await session.execute(
                 text("UPDATE gift SET created_at = :at, release_at = :at WHERE id = :id"),
-                {"at": datetime.fromisoformat(at), "id": int(gift["id"])},
+                {"at": datetime.fromisoformat(at), "id": row_id},
             )
 
 

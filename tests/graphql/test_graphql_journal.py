@@ -168,6 +168,8 @@ async def test_finance_filters_the_journal(gql: GraphQLClient, book: Book) -> No
     assert await listed(gql, filter={"userId": "bo"}) == ["5", "4", "2"]
     assert await listed(gql, filter={"purchaseId": "3"}) == ["6", "3"]
     assert await listed(gql, filter={"giftId": "1"}, order="OLDEST_FIRST") == ["4", "5"]
+    by_global_id = {"giftId": global_id("Gift", 1)}
+    assert await listed(gql, filter=by_global_id, order="OLDEST_FIRST") == ["4", "5"]
     assert await listed(gql, filter={"refundId": "1"}) == ["6"]
     assert await listed(gql, filter={"account": "creator:bo:", "kind": "gift"}) == ["4"]
     assert await listed(gql, filter={"actor": "user:fin"}) == ["8", "7"]

@@ -23,7 +23,7 @@ from schema.nodes import decode_global_id, global_id
 from tests.chargebacks.deliveries import deliver, dispute, reference_of
 from tests.conftest import GraphQLClient
 from tests.graphql.test_graphql_corrections import PROPOSE, REJECT, as_finance, fee_input
-from tests.graphql.test_graphql_payouts import ready_bo, request
+from tests.graphql.test_graphql_payouts import bo_earns_4000_diamonds, ready_bo, request
 from tests.graphql.test_graphql_refunds import buy
 from tests.settlement.test_graphql_settlement import IMPORT, RESOLVE, book
 from tests.settlement.test_graphql_settlement import as_finance as as_settlement_finance
@@ -334,6 +334,65 @@ async def test_a_reconciliation_exception_is_a_node_for_finance(
     assert (resolved["errors"], resolved["exception"]["id"]) == ([], ghost)
 
 
+GIFT = "query($id: ID!) { gift(id: $id) { id senderId creatorId coins } }"
+PAYOUT_METHOD = "query($id: ID!) { payoutMethod(id: $id) { id masked } }"
+
+
+async def test_a_gift_is_a_node_for_its_sender_its_creator_support_and_finance(
+    gql: GraphQLClient,
+) -> None:
+    """Ana sends Bo four Galaxies (one gift of 4 x 1,000 = 4,000 coins): gift 1, seen by Ana
+    and Bo, and by nobody else of their roles (Eve's and Cy's node(id:) answer as for gift
+    987654); support and finance see it. gift(id:) takes its global id and its row id alike,
+    and streamGifts gives Bo the same id."""
+    await bo_earns_4000_diamonds(gql)
+    sent = await gql(f"{{ giftsSent {EDGES} }}", user="ana")
+    [edge] = sent["data"]["giftsSent"]["edges"]
+    gift = edge["node"]["id"]
+
+    assert gift == encoded("Gift:1")
+    await assert_node_answers_as_its_lookup(gql, gift, ("ana", ("viewer",)), ("eve", ("viewer",)))
+    await assert_node_answers_as_its_lookup(gql, gift, ("bo", ("creator",)), ("cy", ("creator",)))
+    for reader in (("sue", ("support",)), ("fin", ("finance",))):
+        await assert_node_answers_as_its_lookup(gql, gift, reader)
+    expected = {"id": gift, "senderId": "ana", "creatorId": "bo", "coins": "4000"}
+    for id in (gift, "1"):
+        assert await gql(GIFT, {"id": id}, user="bo", roles=("creator",)) == {
+            "data": {"gift": expected}
+        }
+    assert await gql(GIFT, {"id": encoded("Stream:1")}, user="ana") == {"data": {"gift": None}}
+    received = await gql(
+        f"query($s: ID!) {{ streamGifts(streamId: $s) {EDGES} }}",
+        {"s": encoded("Stream:1")},
+        user="bo",
+        roles=("creator",),
+    )
+    assert received["data"]["streamGifts"]["edges"] == [{"node": {"id": gift}}]
+
+
+async def test_a_payout_method_is_a_node_for_its_creator_support_and_finance(
+    gql: GraphQLClient,
+) -> None:
+    """Bo registers his bank account: payout method 1, seen by Bo, support and finance, and
+    by nobody else (Cy's node(id:) answers as for method 987654). payoutMethod(id:) and
+    requestPayout take its global id and, this release, its row id: two payouts of 2,000 of
+    Bo's 4,000 diamonds, one by each."""
+    secret, method = await ready_bo(gql)
+
+    assert method == encoded("PayoutMethod:1")
+    await assert_node_answers_as_its_lookup(gql, method, ("bo", ("creator",)), ("cy", ("creator",)))
+    for reader in (("sue", ("support",)), ("fin", ("finance",))):
+        await assert_node_answers_as_its_lookup(gql, method, reader)
+    for id in (method, "1"):
+        assert await gql(PAYOUT_METHOD, {"id": id}, user="bo", roles=("creator",)) == {
+            "data": {"payoutMethod": {"id": method, "masked": "****6789"}}
+        }
+    by_global = await request(gql, secret, method, "2000", "node-method-global")
+    by_row = await request(gql, secret, "1", "2000", "node-method-row")
+    for payload in (by_global, by_row):
+        assert payload["errors"] == [], payload
+
+
 # --- one rule per Node type: its own field and node(id:) answer alike --------------------------
 
 Caller = tuple[str, tuple[str, ...]] | None
@@ -346,6 +405,8 @@ OWN_FIELDS: dict[str, str] = {
     "Purchase": "query($id: ID!) { found: purchase(id: $id) { id } }",
     "Refund": "query($id: ID!) { found: purchase(id: $id) { id } }",
     "Payout": "query($id: ID!) { found: payout(id: $id) { id } }",
+    "PayoutMethod": "query($id: ID!) { found: payoutMethod(id: $id) { id } }",
+    "Gift": "query($id: ID!) { found: gift(id: $id) { id } }",
     "Stream": "query($id: ID!) { found: stream(id: $id) { id } }",
     "SettlementReport": "query($id: ID!) { found: settlementReport(id: $id) { id } }",
     "JournalEntry": "query($id: ID!) { found: journalEntry(id: $id) { id } }",
@@ -358,6 +419,8 @@ OWNERS: dict[str, Caller] = {
     "Purchase": ("ana", ("viewer",)),
     "Refund": ("ana", ("viewer",)),
     "Payout": ("bo", ("creator",)),
+    "PayoutMethod": ("bo", ("creator",)),
+    "Gift": ("ana", ("viewer",)),
     "Stream": ("bo", ("creator",)),
     "SettlementReport": ("fiona", ("finance",)),
     "JournalEntry": ("ana", ("viewer",)),
@@ -387,6 +450,8 @@ async def every_node(
     secret, method = await ready_bo(gql)
     payout = (await request(gql, secret, method))["payout"]["id"]
     live = await gql("{ liveStreams { edges { node { id } } } }", user="bo")
+    sent = await gql(f"{{ giftsSent {EDGES} }}", user="ana")
+    gift = sent["data"]["giftsSent"]["edges"][0]["node"]["id"]
     imported = await as_settlement_finance(
         gql, IMPORT, {"input": {"report": await book(purchases)}}
     )
@@ -405,6 +470,8 @@ async def every_node(
         "Purchase": (disputed, disputed),
         "Refund": (done["data"]["refundPurchase"]["refund"]["id"], refunded),
         "Payout": (payout, payout),
+        "PayoutMethod": (method, method),
+        "Gift": (gift, gift),
         "Stream": (stream, stream),
         "SettlementReport": (report, report),
         "JournalEntry": (global_id("JournalEntry", int(entry)), entry),
@@ -450,7 +517,15 @@ async def test_a_nodes_own_field_and_node_answer_every_caller_alike(
     assert (answers["finance"], answers["signed out"]) == ((True, []), (False, ["UNAUTHENTICATED"]))
 
 
-LOOKUPS = ["purchase", "payout", "stream", "settlementReport", "journalEntry"]
+LOOKUPS = [
+    "purchase",
+    "payout",
+    "payoutMethod",
+    "gift",
+    "stream",
+    "settlementReport",
+    "journalEntry",
+]
 
 
 @pytest.mark.parametrize("id", ["abc", encoded("Wallet:1"), encoded("Refund:1"), "987654"])

@@ -9,7 +9,7 @@ from typing import Any
 import pyotp
 import pytest
 
-from schema.nodes import pk_of
+from schema.nodes import global_id, pk_of
 from tests.conftest import GraphQLClient
 from tests.gifts.streaming import (
     ADMIN,
@@ -245,12 +245,12 @@ async def test_bo_registers_a_bank_account_and_sees_it_only_masked(gql: GraphQLC
 
     assert payload["errors"] == []
     assert payload["payoutMethod"] == {
-        "id": "1",
+        "id": global_id("PayoutMethod", 1),
         "kind": "BANK_ACCOUNT",
         "masked": "****6789",
         "holderName": "Bo Example",
     }
-    assert again["payoutMethod"]["id"] == "1"  # the same account, spaces aside
+    assert again["payoutMethod"]["id"] == global_id("PayoutMethod", 1)  # spaces aside
     paypal = await register(
         gql,
         secret,
@@ -371,6 +371,7 @@ async def test_bo_requests_a_payout_and_his_diamonds_are_reserved(gql: GraphQLCl
         ({"code": "12345x"}, "INVALID_TOTP_CODE", "totpCode"),
         ({"method_id": "99"}, "PAYOUT_METHOD_NOT_FOUND", "payoutMethodId"),
         ({"method_id": "x"}, "PAYOUT_METHOD_NOT_FOUND", "payoutMethodId"),
+        ({"method_id": global_id("Stream", 1)}, "PAYOUT_METHOD_NOT_FOUND", "payoutMethodId"),
         ({"key": "short"}, "INVALID_IDEMPOTENCY_KEY", "idempotencyKey"),
     ],
 )

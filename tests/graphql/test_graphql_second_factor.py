@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from api.app import create_app
 from api.database import libpq_url
 from api.settings import Settings
+from schema.nodes import global_id
 from tests.conftest import GraphQLClient
 from tests.gifts.streaming import CREATOR, data, earnings, the_only_payload_error
 from tests.graphql.test_graphql_payouts import (
@@ -178,7 +179,8 @@ async def test_a_new_payout_method_waits_out_its_cooling_off(
 
     error = the_only_payload_error(early)
     assert (error["code"], error["field"]) == ("PAYOUT_METHOD_COOLING_OFF", "payoutMethodId")
-    assert error["message"].startswith(f"Payout method {method} is new: it can be paid to from ")
+    assert method == global_id("PayoutMethod", 1)  # messages name the row, as a payout's do
+    assert error["message"].startswith("Payout method 1 is new: it can be paid to from ")
     controls = data(await gql(CONTROLS, user="bo", roles=CREATOR), "payoutControls")
     assert controls["methodCoolingOffHours"] == 1.0
     await sql(db_url, "UPDATE payout_method SET created_at = created_at - interval '1 hour'")
