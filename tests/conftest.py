@@ -5,12 +5,14 @@ Each test gets a database of its own, cloned from a migrated template, and dropp
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import os
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -172,7 +174,7 @@ def db_url(stock: Stock) -> Iterator[URL]:
 
 @pytest.fixture
 async def engine(db_url: URL) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(db_url, pool_size=20, max_overflow=20)
+    engine = create_engine(db_url, pool_size=10, max_overflow=10)
     yield engine
     await engine.dispose()
 
@@ -272,25 +274,46 @@ def gifts(sessions: async_sessionmaker[AsyncSession]) -> GiftService:
     return GiftService(sessions, functional_currency="USD", hold=ZERO)
 
 
-CONNECTIONS = 64
-"""Requests in flight at once: the engine's pool, every connection opened before the race."""
+CONNECTIONS = 40
+"""Requests in flight at once: the engine's pool, every connection opened before the race.
+
+The suite stays within PostgreSQL's default ``max_connections`` of 100 with two workers: one
+race runs at a time across the workers (``one_race_at_a_time``), so at most one race's 40
+connections meet the other worker's ordinary pools (``engine`` 20, the app's 20)."""
+
+
+@contextmanager
+def one_race_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An exclusive lock on a file every worker of the run shares (their temporary folders'
+    parent): a race waits for the other worker's to end."""
+    shared = tmp_path_factory.getbasetemp().parent / "races.lock"
+    with shared.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture
-async def racing(db_url: URL) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on an engine of this test's own, big enough for the race, pool warmed."""
-    engine = create_engine(db_url, pool_size=CONNECTIONS, max_overflow=0)
-    sessions = session_factory(engine)
-    ready = asyncio.Barrier(CONNECTIONS)
+async def racing(
+    db_url: URL, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an engine of this test's own, big enough for the race, pool warmed; one race
+    at a time across the run's workers."""
+    with one_race_at_a_time(tmp_path_factory):
+        engine = create_engine(db_url, pool_size=CONNECTIONS, max_overflow=0)
+        sessions = session_factory(engine)
+        ready = asyncio.Barrier(CONNECTIONS)
 
-    async def hold() -> None:
-        async with sessions() as session:
-            await session.execute(text("SELECT 1"))
-            await ready.wait()
+        async def hold() -> None:
+            async with sessions() as session:
+                await session.execute(text("SELECT 1"))
+                await ready.wait()
 
-    await asyncio.gather(*(hold() for _ in range(CONNECTIONS)))
-    yield sessions
-    await engine.dispose()
+        await asyncio.gather(*(hold() for _ in range(CONNECTIONS)))
+        yield sessions
+        await engine.dispose()
 
 
 async def race(work: Iterable[Callable[[], Awaitable[T]]]) -> list[T | LedgerError]:

@@ -66,17 +66,12 @@ async def post(sessions: async_sessionmaker[AsyncSession], entry: Entry) -> Post
     return await in_transaction(sessions, lambda session: post_entry(session, entry))
 
 
-async def warm_pool(sessions: async_sessionmaker[AsyncSession], connections: int = 40) -> None:
-    """Open the pool's connections before a race, so that its requests really run at once
-    instead of queueing behind connection set-up."""
-    ready = asyncio.Barrier(connections)
-
-    async def hold() -> None:
-        async with sessions() as session:
-            await session.execute(text("SELECT 1"))
-            await ready.wait()
-
-    await asyncio.gather(*(hold() for _ in range(connections)))
+@pytest.fixture
+def sessions(racing: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Every test here races: its sessions (and so its services') are ``racing``'s warmed pool
+    (tests/conftest.py), so that the requests really run at once instead of queueing behind
+    connection set-up."""
+    return racing
 
 
 async def integrity(sessions: async_sessionmaker[AsyncSession]) -> IntegrityReport:
@@ -107,7 +102,6 @@ async def test_racing_identical_purchase_requests_grant_coins_once(
     provider takes 50 ms to answer: one purchase, one charge, one entry, 350 coins."""
     purchases = PurchaseService(sessions, SlowSandboxGateway(sessions))
     request = buy("key-race-000001")
-    await warm_pool(sessions)
     results: list[PurchaseResult] = await asyncio.gather(
         *(purchases.purchase_coins(request) for _ in range(50))
     )
@@ -172,7 +166,6 @@ async def test_concurrent_purchases_with_distinct_keys_all_complete(
     holds the sum of them."""
     packages = {"coins_70": (70, 109), "coins_350": (350, 499), "coins_700": (700, 989)}
     codes = [list(packages)[n % 3] for n in range(50)]
-    await warm_pool(sessions)
     results = await asyncio.gather(
         *(
             purchases.purchase_coins(buy(f"key-many-{n:06d}", package_code=code))
@@ -206,7 +199,6 @@ async def test_concurrent_spending_never_overdraws_a_wallet(
     paid, 40 are refused for insufficient coins, and the wallet ends at exactly zero without
     ever going below it."""
     await post(sessions, grant("ana", 100, "grant:ana"))
-    await warm_pool(sessions)
 
     async def attempt(number: int) -> PostedEntry | InsufficientCoins:
         try:
@@ -242,7 +234,6 @@ async def test_concurrent_replays_of_a_draining_spend_return_the_first_entry(
     """Ana spends her last 5 coins and the request is retried 20 times at once: each retry is
     the first result, none of them an overdraft."""
     await post(sessions, grant("ana", 5, "grant:ana"))
-    await warm_pool(sessions)
     entry = spend("ana", 5, "spend:ana:last")
     outcomes = await asyncio.gather(*(post(sessions, entry) for _ in range(20)))
     assert {o.id for o in outcomes} == {outcomes[0].id}
@@ -256,7 +247,6 @@ async def test_concurrent_reversals_reverse_once(
 ) -> None:
     await post(sessions, grant("ana", 100, "grant:ana"))
     spent = await post(sessions, spend("ana", 40, "spend:ana:1"))
-    await warm_pool(sessions)
 
     async def attempt() -> PostedEntry | AlreadyReversed:
         try:
@@ -296,7 +286,6 @@ async def test_timed_out_purchase_settled_by_many_at_once_resolves_once(
     pending = (await purchases.purchase_coins(request)).purchase
     assert pending.status == "pending"
     assert await count(sessions, JournalEntryRow) == 0
-    await warm_pool(sessions)
 
     settled, job, retried = await asyncio.gather(
         asyncio.gather(*(purchases.settle(pending.id) for _ in range(5))),
