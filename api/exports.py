@@ -5,7 +5,8 @@ default, or ``format=json``), streamed as it is read.
   size. Parameters (all optional): ``from`` and ``to`` (ISO 8601 instants, [from, to); without
   an offset, UTC), ``kind``, ``account`` (a code, or a prefix ending with ``:``), ``userId``,
   ``actor``, ``purchaseId``, ``giftId``, ``payoutId``, ``refundId``, ``chargebackId``,
-  ``providerReference``: the journal query's filter.
+  ``providerReference``: the journal query's filter (an id is the global id, or for this
+  release the row id).
 - ``GET /exports/statement?account=CODE&from=T&to=T``: one account's statement over [from, to),
   an ``opening`` row, a ``movement`` row per posting, then ``total_in``, ``total_out`` and
   ``closing`` (see :mod:`accounting.reads.report_rows`); its movements read a page at a time.
@@ -39,6 +40,7 @@ from accounting.reads import export, financials, journal, report_rows, statement
 from accounting.settlement import service as settlement
 from api.auth import InvalidToken, principal_from_header
 from api.settings import Settings
+from schema.nodes import pk_of
 
 PROGRESS_EVERY = 1000
 """Rows between two reports to ``progress``."""
@@ -51,12 +53,14 @@ _TEXT_PARAMS = {
     "providerReference": "provider_reference",
 }
 _ID_PARAMS = {
-    "purchaseId": "purchase_id",
-    "giftId": "gift_id",
-    "payoutId": "payout_id",
-    "refundId": "refund_id",
-    "chargebackId": "chargeback_id",
+    "purchaseId": ("purchase_id", "Purchase"),
+    "giftId": ("gift_id", "Gift"),
+    "payoutId": ("payout_id", "Payout"),
+    "refundId": ("refund_id", "Refund"),
+    "chargebackId": ("chargeback_id", "Chargeback"),
 }
+"""Each id parameter's filter field and node type: it takes the global id, as the journal
+query's filter does, and for this release the row id."""
 
 
 class BadExportRequest(LedgerError):
@@ -80,12 +84,12 @@ def journal_filter(params: Mapping[str, str | None]) -> journal.JournalFilter:
     for name, field in _TEXT_PARAMS.items():
         if params.get(name) is not None:
             given[field] = params[name]
-    for name, field in _ID_PARAMS.items():
+    for name, (field, type_name) in _ID_PARAMS.items():
         value = params.get(name)
         if value is not None:
-            if not value.isascii() or not value.isdigit() or len(value) > 18:
+            given[field] = pk_of(value, type_name)
+            if given[field] is None:
                 raise BadExportRequest(f"{name} is not an id", field=name)
-            given[field] = int(value)
     for name, field in (("from", "start"), ("to", "end")):
         value = params.get(name)
         if value is not None:

@@ -25,7 +25,7 @@ from schema.pagination import (
     encode_cursor,
     instant_position,
 )
-from schema.scalars import BigInt, Money, money_of, parse_id
+from schema.scalars import BigInt, Money, money_of
 
 CURSOR_KIND = "journal"
 
@@ -151,7 +151,7 @@ def _entry(line: journal.JournalLine) -> JournalEntry:
 def _id(value: strawberry.ID | None, field: str, type_name: str) -> int | None:
     if value is None:
         return None
-    parsed = pk_of(value, type_name) if type_name else parse_id(value)
+    parsed = pk_of(value, type_name)
     if parsed is None:
         raise ClientError(BAD_USER_INPUT, f"'{field}' is not an id")
     return parsed
@@ -172,8 +172,8 @@ def _filter(given: JournalFilter | None) -> journal.JournalFilter:
         purchase_id=_id(given.purchase_id, "purchaseId", "Purchase"),
         gift_id=_id(given.gift_id, "giftId", "Gift"),
         payout_id=_id(given.payout_id, "payoutId", "Payout"),
-        refund_id=_id(given.refund_id, "refundId", ""),
-        chargeback_id=_id(given.chargeback_id, "chargebackId", ""),
+        refund_id=_id(given.refund_id, "refundId", "Refund"),
+        chargeback_id=_id(given.chargeback_id, "chargebackId", "Chargeback"),
         provider_reference=given.provider_reference,
     )
 

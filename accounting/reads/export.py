@@ -30,7 +30,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 ROWS_PER_CHUNK = 1000
 COPIED_CHUNK_BYTES = 256 * 1024
@@ -148,7 +150,7 @@ async def copied(
     compiled = statement.compile(
         dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
     )
-    args = [compiled.params[name] for name in compiled.positiontup or ()]
+    args = _driver_args(compiled, connection.dialect)
     options = (
         {"format": "csv", "header": True}
         if export_format is ExportFormat.CSV
@@ -184,6 +186,18 @@ async def copied(
                 await task
             await connection.invalidate()
             """A copy cut short leaves its connection mid-protocol: it is closed, not pooled."""
+
+
+def _driver_args(compiled: SQLCompiler, dialect: Dialect) -> list[Any]:
+    """The statement's parameters in their order, each through its type's bind processor, as
+    an execution through SQLAlchemy sends them to the driver (a JSONB value as its JSON text:
+    a journal filter on ``refs``)."""
+    args: list[Any] = []
+    for name in compiled.positiontup or ():
+        value, bind = compiled.params[name], compiled.binds.get(name)
+        process = None if bind is None else bind.type.dialect_impl(dialect).bind_processor(dialect)
+        args.append(value if process is None else process(value))
+    return args
 
 
 async def _gathered(pieces: asyncio.Queue[bytes | None]) -> AsyncIterator[str]:

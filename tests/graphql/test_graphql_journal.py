@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounting.chargebacks.rules import LossPolicy
+from accounting.chargebacks.service import ChargebackClaim, ChargebackKind, charge_back
 from accounting.gifts.service import GiftService
+from accounting.ledger.posting import in_transaction
 from accounting.purchases.service import PurchaseService
 from schema.nodes import decode_global_id, global_id
 from tests.conftest import GraphQLClient
@@ -177,6 +180,110 @@ async def test_finance_filters_the_journal(gql: GraphQLClient, book: Book) -> No
     assert (
         await listed(gql, filter={"from": "2000-01-01T00:00:00Z", "to": "2001-01-01T00:00Z"}) == []
     )
+
+
+JOURNAL_POSTINGS = """
+query Journal($filter: JournalFilter) {
+  journal(filter: $filter, first: 100) {
+    edges { node { id kind postings { accountCode side units } } }
+    pageInfo { hasNextPage }
+  }
+}
+"""
+
+
+async def entries(gql: GraphQLClient, **filter: str) -> list[tuple[str, str, list[Any]]]:
+    """The entries the filter gives: row id, kind and (account, side, units) of each posting."""
+    found = (await finance(gql, JOURNAL_POSTINGS, filter=filter))["journal"]
+    assert found["pageInfo"]["hasNextPage"] is False
+    return [
+        (
+            row_id(edge["node"]["id"]),
+            edge["node"]["kind"],
+            [(p["accountCode"], p["side"], int(p["units"])) for p in edge["node"]["postings"]],
+        )
+        for edge in found["edges"]
+    ]
+
+
+async def test_the_filter_takes_a_refunds_global_id_or_its_row_id(
+    gql: GraphQLClient, book: Book
+) -> None:
+    """Refund 1 is entry 6: Sue refunds Cy's EUR 4.99 purchase of 500 coins. The 500 coins go
+    back to the platform; the EUR 4.99 (4,990,000 micro-units) leaves PayPal's EUR clearing
+    account through the FX accounts, where it is worth 4.99 x 1.08 = $5.3892, 5,389,200
+    micro-units: the value Cy's wallet held for those coins."""
+    refund = [
+        (
+            "6",
+            "refund",
+            [
+                ("user:cy:coins", "DEBIT", 500),
+                ("platform:coins:issued", "CREDIT", -500),
+                ("platform:clearing:paypal:EUR", "CREDIT", -4_990_000),
+                ("platform:fx:EUR", "DEBIT", 4_990_000),
+                ("platform:fx:USD", "CREDIT", -5_389_200),
+                ("user:cy:coins_value", "DEBIT", 5_389_200),
+            ],
+        )
+    ]
+    assert await entries(gql, refundId=global_id("Refund", 1)) == refund
+    assert await entries(gql, refundId="1") == refund
+    assert await entries(gql, refundId=global_id("Refund", 2)) == []
+
+
+async def test_the_filter_takes_a_chargebacks_global_id_or_its_row_id(
+    gql: GraphQLClient, sessions: async_sessionmaker[AsyncSession], book: Book
+) -> None:
+    """Apple refunds Bo's $5.49 purchase of 350 coins (purchase 2), none of them spent: chargeback
+    1, entry 9. The $5.49 he paid, 5,490,000 micro-units, goes back to Apple out of its USD
+    clearing account (no FX: the purchase was in dollars), his 350 coins go back to the
+    platform, and their value, the same 5,490,000, leaves his wallet: nothing is owed again."""
+    claim = ChargebackClaim(
+        purchase_id=2,
+        kind=ChargebackKind.APP_STORE_REFUND,
+        case_id="journal-apple-1",
+        reason="refunded by Apple",
+        actor="provider:apple",
+    )
+    await in_transaction(
+        sessions,
+        lambda s: charge_back(
+            s, claim, functional_currency="USD", loss_policy=LossPolicy.RECEIVABLE
+        ),
+    )
+    chargeback = [
+        (
+            "9",
+            "chargeback",
+            [
+                ("platform:clearing:apple:USD", "CREDIT", -5_490_000),
+                ("user:bo:coins", "DEBIT", 350),
+                ("platform:coins:issued", "CREDIT", -350),
+                ("user:bo:coins_value", "DEBIT", 5_490_000),
+            ],
+        )
+    ]
+    assert await entries(gql, chargebackId=global_id("Chargeback", 1)) == chargeback
+    assert await entries(gql, chargebackId="1") == chargeback
+    assert await entries(gql, chargebackId=global_id("Chargeback", 2)) == []
+
+
+@pytest.mark.parametrize("field", ["giftId", "refundId", "chargebackId"])
+async def test_another_types_global_id_is_refused_as_the_gift_id_is(
+    gql: GraphQLClient, book: Book, field: str
+) -> None:
+    """Refund 1, gift 1 and purchase 1 exist: another type's global id names none of them."""
+    for other in ("Purchase", "Gift", "Refund", "Chargeback"):
+        if other.lower() == field.removesuffix("Id"):
+            continue
+        reply = await gql(
+            JOURNAL, {"filter": {field: global_id(other, 1)}}, user="fin", roles=("finance",)
+        )
+        assert reply["data"] is None
+        (error,) = reply["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["message"] == f"'{field}' is not an id"
 
 
 @pytest.mark.parametrize(

@@ -35,8 +35,9 @@ from accounting.purchases.service import PurchaseRequest, PurchaseService
 from accounting.reads import export
 from accounting.reads.journal import EXPORT_COLUMNS, JournalFilter, amount_text, export_statement
 from api.database import libpq_url
-from api.exports import journal_chunks
+from api.exports import BadExportRequest, journal_chunks, journal_filter
 from bench.history import HistorySeeder
+from schema.nodes import global_id
 
 COINBOOKS = Path(sys.executable).parent / "coinbooks"
 MEMO = 'card settlement, "batch 1"'
@@ -189,6 +190,39 @@ async def test_signed_out_callers_are_refused_with_401(client: httpx.AsyncClient
     assert anonymous.json()["error"]["message"] == "Sign in: send 'Authorization: Bearer <token>'"
 
 
+async def test_the_export_takes_an_id_as_its_global_id_or_its_row_id(
+    client: httpx.AsyncClient,
+    token: Callable[..., str],
+    sessions: async_sessionmaker[AsyncSession],
+    purchases: PurchaseService,
+) -> None:
+    """Purchase 1's rows are the header and the purchase's 6 postings, whichever id names it."""
+    lines = (await book(sessions, purchases)).splitlines(keepends=True)
+    by_global_id = await exported(client, token, purchaseId=global_id("Purchase", 1))
+    assert by_global_id.text == "".join(lines[:7])
+    assert (await exported(client, token, purchaseId="1")).text == by_global_id.text
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "type_name"),
+    [
+        ("purchaseId", "purchase_id", "Purchase"),
+        ("giftId", "gift_id", "Gift"),
+        ("payoutId", "payout_id", "Payout"),
+        ("refundId", "refund_id", "Refund"),
+        ("chargebackId", "chargeback_id", "Chargeback"),
+    ],
+)
+def test_each_id_filter_takes_the_global_id_or_the_row_id_as_the_journal_query_does(
+    name: str, field: str, type_name: str
+) -> None:
+    by_global_id = journal_filter({name: global_id(type_name, 7)})
+    assert getattr(by_global_id, field) == 7
+    assert journal_filter({name: "7"}) == by_global_id
+    with pytest.raises(BadExportRequest, match=f"^{name} is not an id$"):
+        journal_filter({name: global_id("Stream", 7)})
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -197,6 +231,7 @@ async def test_signed_out_callers_are_refused_with_401(client: httpx.AsyncClient
         ({"from": "yesterday"}, "from is not an ISO 8601 instant"),
         ({"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "'to' must be after"),
         ({"purchaseId": "1; drop"}, "purchaseId is not an id"),
+        ({"refundId": global_id("Chargeback", 1)}, "refundId is not an id"),
     ],
 )
 async def test_a_bad_parameter_is_refused_with_400(
