@@ -192,22 +192,28 @@ _PAGE = text(
     "  FROM unnest(CAST(:ids AS bigint[])) AS a(id)"
     " CROSS JOIN LATERAL (SELECT q.* FROM posting q"
     f"                    WHERE {_AFTER_CURSOR}"
-    "                     ORDER BY q.posted_at, q.account_seq LIMIT :n) p"
+    "                     ORDER BY q.posted_at FETCH FIRST (:n) ROWS WITH TIES) p"
     "  JOIN journal_entry e ON e.id = p.entry_id"
     " ORDER BY p.posted_at, p.account_id, p.account_seq LIMIT :n"
 )
 """The page: each account's first movements after the cursor (one range of its history index,
-as long as the page), merged in the movements' order."""
+as long as the page), merged in the movements' order. Each account's range is taken in the
+index's own order (instant) with the movements tied at the last instant (``WITH TIES``), not
+sorted by (instant, number): PostgreSQL 15 sorts the whole rest of the period for that, where
+18 sorts incrementally."""
 _BALANCE_AT = text(
     "SELECT coalesce(sum(b.balance_after), 0) FROM unnest(CAST(:ids AS bigint[])) AS a(id)"
-    " CROSS JOIN LATERAL (SELECT q.balance_after FROM posting q"
-    "                     WHERE q.account_id = a.id AND q.posted_at <= :at"
-    "                       AND (q.posted_at < :at OR (q.account_id, q.account_seq)"
-    "                                              <= (:account, :seq))"
-    "                     ORDER BY q.posted_at DESC, q.account_seq DESC LIMIT 1) b"
+    " CROSS JOIN LATERAL (SELECT t.balance_after FROM"
+    "                     (SELECT q.balance_after, q.account_seq FROM posting q"
+    "                       WHERE q.account_id = a.id AND q.posted_at <= :at"
+    "                         AND (q.posted_at < :at OR (q.account_id, q.account_seq)"
+    "                                                <= (:account, :seq))"
+    "                       ORDER BY q.posted_at DESC FETCH FIRST 1 ROWS WITH TIES) t"
+    "                     ORDER BY t.account_seq DESC LIMIT 1) b"
 )
 """The accounts' balance (debit-positive) right after the cursor's posting: each account's
-running balance at its last posting up to it in the movements' order, one probe each."""
+running balance at its last posting up to it in the movements' order, one probe each (the
+postings of the last instant, then the highest number among them, for the reason above)."""
 
 
 async def _window(
