@@ -5,10 +5,8 @@ access line too, through a real uvicorn), and the request id's round trip."""
 from __future__ import annotations
 
 import io
-import json
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,39 +16,10 @@ from api.app import create_app
 from api.logs import handler, log_format_of
 from api.settings import Settings
 from tests.conftest import GraphQLClient
+from tests.graphql.conftest import Lines
 from tests.serving import served_in_process
 
 WALLET = "query MyWallet { wallet { coins } }"
-
-
-class Lines:
-    def __init__(self, stream: io.StringIO) -> None:
-        self.stream = stream
-
-    def all(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.all() if line["event"] == event]
-
-    def of_logger(self, name: str) -> list[dict[str, Any]]:
-        return [line for line in self.all() if line["logger"] == name]
-
-
-@pytest.fixture
-def json_lines() -> Iterator[Lines]:
-    """What the service writes, as the JSON handler of production renders it."""
-    stream = io.StringIO()
-    writer = handler("json", stream)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(writer)
-    root.setLevel(logging.INFO)
-    try:
-        yield Lines(stream)
-    finally:
-        root.removeHandler(writer)
-        root.setLevel(level)
 
 
 async def test_one_json_line_per_operation_with_request_id_caller_duration_and_outcome(

@@ -6,10 +6,7 @@ cannot be used keeps the last good keys with a warning and a count in /metrics."
 
 from __future__ import annotations
 
-import io
-import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -19,8 +16,7 @@ from sqlalchemy.engine import URL
 from accounting.policy.access import Role
 from api import auth
 from api.auth import issue_token
-from api.logs import handler
-from tests.graphql.test_logs import Lines
+from tests.graphql.conftest import Lines
 from tests.graphql.test_metrics import scrape, value
 from tests.graphql.test_token_keys import (
     KeyPair,
@@ -41,22 +37,6 @@ OUTCOMES = ("loaded", "unchanged", "failed")
 
 def sign(pair: KeyPair, kid: str) -> str:
     return jwt.encode(claims(), pair.private, algorithm="ES256", headers={"kid": kid})
-
-
-@pytest.fixture
-def json_lines() -> Iterator[Lines]:
-    """What the service writes, as the JSON handler of production renders it."""
-    stream = io.StringIO()
-    writer = handler("json", stream)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(writer)
-    root.setLevel(logging.INFO)
-    try:
-        yield Lines(stream)
-    finally:
-        root.removeHandler(writer)
-        root.setLevel(level)
 
 
 async def test_a_key_published_after_the_start_verifies_without_a_restart(

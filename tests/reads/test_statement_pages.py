@@ -36,19 +36,11 @@ from accounting.reads.statements import (
     account_statement,
     later_movements,
 )
+from tests.ledger.test_concurrency import grant
 
 T = TypeVar("T")
 RETURNED = text("SELECT pg_stat_get_xact_tuples_returned('ix_posting_account_history'::regclass)")
 SNAPSHOT = text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-
-
-def grant(user_id: str, coins: int, event_key: str) -> Entry:
-    return Entry(
-        kind=EntryKind.TRANSFER,
-        event_key=event_key,
-        postings=(Posting(chart.coins_issued(), coins), Posting(chart.user_coins(user_id), -coins)),
-        actor="test:grant",
-    )
 
 
 def spend(user_id: str, coins: int, event_key: str) -> Entry:
